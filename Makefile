@@ -1,0 +1,31 @@
+# Two commands set everything up on a fresh Debian/Ubuntu machine:
+#   make run   - virtual environment, dependencies, then the app on the built-in demo
+#   make test  - the same plus test tools, then ruff and the whole suite, headless
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint system-deps clean
+
+system-deps:
+	@bash packaging/system_deps.sh
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: system-deps $(VENV)/.installed
+	$(BIN)/medvis info /usr/share/doc/invesalius-examples/examples/Cranium.inv3
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check medvis_desktop tests benchmarks tools
+
+test: system-deps $(VENV)/.installed lint
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV)

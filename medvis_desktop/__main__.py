@@ -1,0 +1,3 @@
+from medvis_desktop.cli import main
+
+raise SystemExit(main())

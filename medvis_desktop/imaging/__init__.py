@@ -1,0 +1,52 @@
+"""Volumes and images: DICOM, NIfTI/MHA/NRRD, InVesalius, raster images. No Qt, no TensorFlow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medvis_desktop.errors import LoadError
+from medvis_desktop.imaging import dicom, invesalius, itk, planar
+from medvis_desktop.imaging.dicom import SeriesInfo, list_series
+from medvis_desktop.imaging.volume import Volume, Window
+from medvis_desktop.imaging.windowing import CT_PRESETS, default_window, presets, to_display
+
+__all__ = [
+    "CT_PRESETS",
+    "LoadError",
+    "SeriesInfo",
+    "Volume",
+    "Window",
+    "default_window",
+    "list_series",
+    "load",
+    "presets",
+    "save",
+    "to_display",
+]
+
+
+def load(path: Path | str, *, series_uid: str | None = None) -> Volume:
+    """Open a study: a DICOM folder, DICOMDIR or file, a NIfTI/MHA/NRRD, an .inv3, an image."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise LoadError(f"Nothing found at {path}")
+    if path.is_dir() or dicom.is_dicom_file(path):
+        return dicom.load_dicom(path, series_uid=series_uid)
+    if itk.handles(path):
+        return itk.load_itk(path)
+    if invesalius.handles(path):
+        return invesalius.load_inv3(path)
+    if planar.handles(path):
+        return planar.load_raster(path)
+    raise LoadError(
+        f"{path.name} is neither a DICOM file nor a supported image "
+        "(NIfTI .nii/.nii.gz, MHA/MHD, NRRD, InVesalius .inv3, PNG, JPEG, TIFF)"
+    )
+
+
+def save(volume: Volume, path: Path | str) -> None:
+    """Write the volume with its geometry (NIfTI, MHA or NRRD by the file suffix)."""
+    path = Path(path)
+    if not path.name.lower().endswith(itk.SUFFIXES):
+        raise LoadError(f"Cannot write {path.name}: use .nii, .nii.gz, .mha or .nrrd")
+    itk.save_itk(volume, path)

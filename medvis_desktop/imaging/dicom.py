@@ -1,0 +1,596 @@
+"""DICOM folders, files and DICOMDIRs → series → Volume.
+
+Two passes keep memory near the size of the result: headers first (no pixels) to find the
+series, order the slices and size the array; then pixels, one file or frame at a time,
+written straight into the preallocated volume.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import get_decoder, pixel_array
+
+from medvis_desktop.errors import LoadError
+from medvis_desktop.imaging.volume import Volume, Window
+
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+# A gap this many times the usual slice step means slices are missing.
+MISSING_SLICE_FACTOR = 1.5
+# Slice steps differing from the usual one by more than this fraction are "uneven".
+UNEVEN_TOLERANCE = 0.01
+# A slice stack leaning more than this off its normal was acquired with a gantry tilt.
+TILT_TOLERANCE_DEGREES = 0.1
+ORIENTATION_DECIMALS = 3
+# Outside the scanner's field of view CT padding is shown as air.
+CT_PADDING_FILL_HU = -1024
+
+
+@dataclass
+class Frame:
+    """One 2D image of a series: a single-frame file, or one frame of a multi-frame file."""
+
+    path: Path
+    frame_index: int | None
+    position: np.ndarray | None
+    orientation: np.ndarray | None
+    pixel_spacing: tuple[float, float] | None
+    rescale: tuple[float, float]
+    instance_number: int
+    windows: list[Window]
+
+
+@dataclass
+class Series:
+    """The images of one series that share a grid, in the order they will be stacked."""
+
+    uid: str
+    description: str
+    modality: str
+    rows: int
+    columns: int
+    header: Dataset
+    frames: list[Frame] = field(default_factory=list)
+
+    @property
+    def image_count(self) -> int:
+        return len(self.frames)
+
+
+@dataclass
+class SeriesInfo:
+    """What `list_series` reports to a caller choosing among the series in a folder."""
+
+    uid: str
+    description: str
+    modality: str
+    image_count: int
+    rows: int
+    columns: int
+
+
+@dataclass
+class Scan:
+    """Everything a folder held: the series found, and what was skipped and why."""
+
+    series: list[Series]
+    not_dicom: list[Path]
+    damaged: dict[Path, str]
+    without_image: list[Path]
+
+    def skipped_warnings(self) -> list[str]:
+        warnings = []
+        if self.not_dicom:
+            warnings.append(f"{len(self.not_dicom)} file(s) that are not DICOM were skipped")
+        warnings.extend(f"Damaged file skipped: {path.name} ({why})" for path, why in self.damaged.items())
+        return warnings
+
+
+def is_dicom_file(path: Path) -> bool:
+    """True when the file carries the DICOM preamble ('DICM' at byte 128)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(128)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _files_below(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file())
+
+
+def _dicomdir_files(dicomdir: Dataset) -> list[Path]:
+    from pydicom.fileset import FileSet
+
+    return [Path(instance.path) for instance in FileSet(dicomdir)]
+
+
+def _float_list(value: object) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        return [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+
+
+def _windows(item: Dataset) -> list[Window]:
+    """The VOI windows a DICOM object recommends (WindowCenter/Width may be multi-valued)."""
+    centers = item.get("WindowCenter")
+    widths = item.get("WindowWidth")
+    if centers is None or widths is None:
+        return []
+    centers = list(centers) if isinstance(centers, pydicom.multival.MultiValue) else [centers]
+    widths = list(widths) if isinstance(widths, pydicom.multival.MultiValue) else [widths]
+    names = item.get("WindowCenterWidthExplanation") or []
+    names = list(names) if isinstance(names, pydicom.multival.MultiValue) else [names]
+    windows = []
+    for k, (center, width) in enumerate(zip(centers, widths, strict=False)):
+        if float(width) > 0:
+            name = str(names[k]) if k < len(names) and names[k] else f"DICOM {k + 1}"
+            windows.append(Window(name, float(center), float(width)))
+    return windows
+
+
+def _nested(item: Dataset | None, sequence: str, keyword: str) -> object:
+    """`item.sequence[0].keyword`, or None where any step is absent."""
+    if item is None or sequence not in item or not item[sequence].value:
+        return None
+    return item[sequence].value[0].get(keyword)
+
+
+def _frames_of(ds: Dataset, path: Path) -> list[Frame]:
+    """The frames of one file, with the geometry of each (enhanced multi-frame included)."""
+    count = int(ds.get("NumberOfFrames", 1) or 1)
+    rescale = (float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0))
+    instance = int(ds.get("InstanceNumber", 0) or 0)
+    if count == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
+        spacing = _spacing(ds.get("PixelSpacing")) or _spacing(ds.get("ImagerPixelSpacing"))
+        return [
+            Frame(
+                path=path,
+                frame_index=None,
+                position=_array(ds.get("ImagePositionPatient"), 3),
+                orientation=_array(ds.get("ImageOrientationPatient"), 6),
+                pixel_spacing=spacing,
+                rescale=rescale,
+                instance_number=instance,
+                windows=_windows(ds),
+            )
+        ]
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    shared = shared[0] if shared else None
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or [None] * count
+    legacy_step = float(ds.get("SpacingBetweenSlices", 0) or ds.get("SliceThickness", 0) or 0)
+    frames = []
+    for index, item in enumerate(per_frame[:count]):
+
+        def functional(sequence: str, keyword: str, item: Dataset | None = item) -> object:
+            value = _nested(item, sequence, keyword)
+            return value if value is not None else _nested(shared, sequence, keyword)
+
+        position = _array(functional("PlanePositionSequence", "ImagePositionPatient"), 3)
+        orientation = _array(functional("PlaneOrientationSequence", "ImageOrientationPatient"), 6)
+        if position is None and legacy_step and ds.get("ImagePositionPatient") is not None:
+            orientation = _array(ds.get("ImageOrientationPatient"), 6)
+            if orientation is not None:
+                normal = np.cross(orientation[:3], orientation[3:])
+                position = _array(ds.ImagePositionPatient, 3) + index * legacy_step * normal
+        spacing = (
+            _spacing(functional("PixelMeasuresSequence", "PixelSpacing"))
+            or _spacing(ds.get("PixelSpacing"))
+            or _spacing(ds.get("ImagerPixelSpacing"))
+        )
+        slope = functional("PixelValueTransformationSequence", "RescaleSlope")
+        intercept = functional("PixelValueTransformationSequence", "RescaleIntercept")
+        voi = item["FrameVOILUTSequence"][0] if item is not None and "FrameVOILUTSequence" in item else None
+        if voi is None and shared is not None and "FrameVOILUTSequence" in shared:
+            voi = shared["FrameVOILUTSequence"][0]
+        frames.append(
+            Frame(
+                path=path,
+                frame_index=index,
+                position=position,
+                orientation=orientation if orientation is not None else _array(ds.get("ImageOrientationPatient"), 6),
+                pixel_spacing=spacing,
+                rescale=(
+                    float(slope) if slope is not None else rescale[0],
+                    float(intercept) if intercept is not None else rescale[1],
+                ),
+                instance_number=instance * 100000 + index,
+                windows=_windows(voi) if voi is not None else _windows(ds),
+            )
+        )
+    return frames
+
+
+def _spacing(value: object) -> tuple[float, float] | None:
+    """(row, column) spacing in mm; absent or zero (as some radiographs carry) is None."""
+    values = _float_list(value)
+    if values is None or len(values) != 2 or min(values) <= 0:
+        return None
+    return values[0], values[1]
+
+
+def _array(value: object, length: int) -> np.ndarray | None:
+    values = _float_list(value)
+    if values is None or len(values) != length:
+        return None
+    return np.asarray(values, dtype=np.float64)
+
+
+def _grid_key(frame: Frame) -> tuple:
+    orientation = None if frame.orientation is None else tuple(np.round(frame.orientation, ORIENTATION_DECIMALS))
+    return orientation
+
+
+def scan(path: Path | str) -> Scan:
+    """Read the headers (not the pixels) of every file below `path` and group them into series."""
+    path = Path(path)
+    if not path.exists():
+        raise LoadError(f"Nothing found at {path}")
+    files = _files_below(path)
+    if not files:
+        raise LoadError(f"The folder {path} is empty")
+    not_dicom: list[Path] = []
+    damaged: dict[Path, str] = {}
+    without_image: list[Path] = []
+    groups: dict[tuple, Series] = {}
+    queue = list(files)
+    seen: set[Path] = set()
+    while queue:
+        file = queue.pop(0)
+        if file in seen:
+            continue
+        seen.add(file)
+        if not is_dicom_file(file):
+            not_dicom.append(file)
+            continue
+        try:
+            ds = pydicom.dcmread(file, stop_before_pixels=True)
+        except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as error:
+            damaged[file] = _reason(error)
+            continue
+        media_class = ds.file_meta.get("MediaStorageSOPClassUID") or ds.get("SOPClassUID")
+        if media_class is None:
+            damaged[file] = "header unreadable: no SOP class"
+            continue
+        if media_class == MEDIA_STORAGE_DIRECTORY:
+            try:
+                queue.extend(p for p in _dicomdir_files(pydicom.dcmread(file)) if p not in seen)
+            except (ValueError, KeyError, OSError) as error:
+                damaged[file] = f"unreadable DICOMDIR: {_reason(error)}"
+            without_image.append(file)
+            continue
+        if "Rows" not in ds or "Columns" not in ds:
+            without_image.append(file)
+            continue
+        try:
+            frames = _frames_of(ds, file)
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            damaged[file] = _reason(error)
+            continue
+        uid = str(ds.get("SeriesInstanceUID", "")) or f"no-uid:{file.parent}"
+        # A multi-frame file is a series on its own: its frames carry their own geometry.
+        series_key = f"{uid}#{file.name}" if len(frames) > 1 else uid
+        key = (series_key, int(ds.Rows), int(ds.Columns))
+        if key not in groups:
+            groups[key] = Series(
+                uid=uid,
+                description=str(ds.get("SeriesDescription", "")),
+                modality=str(ds.get("Modality", "OT")),
+                rows=int(ds.Rows),
+                columns=int(ds.Columns),
+                header=ds,
+            )
+        groups[key].frames.extend(frames)
+    series = sorted(groups.values(), key=lambda s: s.image_count, reverse=True)
+    return Scan(series=series, not_dicom=not_dicom, damaged=damaged, without_image=without_image)
+
+
+def _reason(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def list_series(path: Path | str) -> list[SeriesInfo]:
+    """The image series below `path`, largest first."""
+    return [
+        SeriesInfo(s.uid, s.description, s.modality, s.image_count, s.rows, s.columns)
+        for s in _require_series(scan(path), Path(path))
+    ]
+
+
+def _require_series(found: Scan, path: Path) -> list[Series]:
+    if found.series:
+        return found.series
+    parts = []
+    if found.not_dicom:
+        parts.append(f"{len(found.not_dicom)} file(s) are not DICOM")
+    if found.without_image:
+        parts.append(f"{len(found.without_image)} DICOM file(s) hold no image (reports, directories)")
+    if found.damaged:
+        parts.append(f"{len(found.damaged)} file(s) are damaged")
+    raise LoadError(f"No DICOM images found in {path}: " + ", ".join(parts))
+
+
+def load_dicom(path: Path | str, series_uid: str | None = None) -> Volume:
+    """Load the largest image series below `path` (or the one with `series_uid`)."""
+    path = Path(path)
+    found = scan(path)
+    candidates = _require_series(found, path)
+    if series_uid is not None:
+        candidates = [s for s in candidates if s.uid == series_uid]
+        if not candidates:
+            available = ", ".join(f"{s.uid} ({s.image_count} images)" for s in found.series)
+            raise LoadError(f"No series {series_uid} in {path}; available: {available}")
+    chosen = candidates[0]
+    warnings = found.skipped_warnings()
+    others = [s for s in found.series if s is not chosen]
+    if others and series_uid is None:
+        warnings.append(
+            f"{len(others)} other series in this folder were not loaded; choose one by its UID"
+        )
+    frames, grid_warnings = _consistent_grid(chosen.frames)
+    warnings.extend(grid_warnings)
+    _check_decoder(chosen.header, path)
+    return _assemble(chosen, frames, warnings, path)
+
+
+def _consistent_grid(frames: list[Frame]) -> tuple[list[Frame], list[str]]:
+    """Keep the largest group of frames sharing one orientation and one position each."""
+    by_orientation: dict[tuple | None, list[Frame]] = defaultdict(list)
+    for frame in frames:
+        by_orientation[_grid_key(frame)].append(frame)
+    warnings = []
+    kept = max(by_orientation.values(), key=len)
+    if len(by_orientation) > 1:
+        warnings.append(
+            f"Mixed orientations: {len(frames) - len(kept)} image(s) with another orientation were left out"
+        )
+    if any(frame.position is None or frame.orientation is None for frame in kept):
+        kept = sorted(kept, key=lambda f: f.instance_number)
+        if len(kept) > 1:
+            warnings.append("No slice positions in the files: slices ordered by instance number")
+        return kept, warnings
+    normal = _normal(kept[0].orientation)
+    kept = sorted(kept, key=lambda f: (float(f.position @ normal), f.instance_number))
+    unique: list[Frame] = []
+    for frame in kept:
+        if unique and abs(float((frame.position - unique[-1].position) @ normal)) < 1e-3:
+            continue
+        unique.append(frame)
+    if len(unique) < len(kept):
+        warnings.append(f"{len(kept) - len(unique)} image(s) repeat a slice position and were left out")
+    return unique, warnings
+
+
+def _normal(orientation: np.ndarray) -> np.ndarray:
+    normal = np.cross(orientation[:3], orientation[3:])
+    return normal / np.linalg.norm(normal)
+
+
+def _check_decoder(header: Dataset, path: Path) -> None:
+    syntax = header.file_meta.get("TransferSyntaxUID") if hasattr(header, "file_meta") else None
+    if syntax is None:
+        return
+    try:
+        available = get_decoder(syntax).is_available
+    except NotImplementedError:
+        available = False
+    if not available:
+        raise LoadError(
+            f"The images in {path} are compressed as '{syntax.name}', which this installation "
+            "cannot decode"
+        )
+
+
+def _slice_geometry(frames: list[Frame], modality: str) -> tuple[float, list[str]]:
+    """Slice spacing from positions along the normal, with warnings on what looks wrong."""
+    warnings: list[str] = []
+    if len(frames) < 2 or frames[0].position is None:
+        return 1.0, warnings
+    normal = _normal(frames[0].orientation)
+    positions = np.array([f.position for f in frames])
+    along = positions @ normal
+    steps = np.diff(along)
+    step = float(np.median(steps))
+    gaps = np.nonzero(steps > MISSING_SLICE_FACTOR * step)[0]
+    for gap in gaps:
+        missing = round(steps[gap] / step) - 1
+        warnings.append(
+            f"Missing slices: a gap of {steps[gap]:.2f} mm between slice {gap} and {gap + 1} "
+            f"(about {missing} slice(s) missing)"
+        )
+    regular = np.delete(steps, gaps)
+    if regular.size and np.max(np.abs(regular - step)) > UNEVEN_TOLERANCE * step:
+        warnings.append(
+            f"Uneven slice spacing: steps from {regular.min():.3f} to {regular.max():.3f} mm "
+            f"(using {step:.3f} mm)"
+        )
+    travel = positions[-1] - positions[0]
+    cosine = abs(float(travel @ normal)) / max(float(np.linalg.norm(travel)), 1e-9)
+    tilt = float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
+    if tilt > TILT_TOLERANCE_DEGREES:
+        warnings.append(
+            f"Gantry tilt of {tilt:.1f}°: slices are shown unsheared, positions in mm are approximate"
+        )
+    return step, warnings
+
+
+def _output_dtype(series: Series, frames: list[Frame]) -> np.dtype:
+    """int16 when every rescaled value fits exactly, else float32."""
+    header = series.header
+    bits = int(header.get("BitsStored", 16) or 16)
+    signed = int(header.get("PixelRepresentation", 0) or 0) == 1
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    for slope, intercept in {f.rescale for f in frames}:
+        if slope != int(slope) or intercept != int(intercept):
+            return np.dtype(np.float32)
+        ends = (slope * low + intercept, slope * high + intercept)
+        if min(ends) < np.iinfo(np.int16).min or max(ends) > np.iinfo(np.int16).max:
+            return np.dtype(np.float32)
+    if int(header.get("SamplesPerPixel", 1) or 1) != 1:
+        return np.dtype(np.float32)
+    return np.dtype(np.int16)
+
+
+def _stored_range(header: Dataset) -> tuple[int, int]:
+    bits = int(header.get("BitsStored", 16) or 16)
+    if int(header.get("PixelRepresentation", 0) or 0) == 1:
+        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return 0, 2**bits - 1
+
+
+def _read_pixels(frames: list[Frame]) -> Iterator[tuple[Frame, np.ndarray | None, str]]:
+    """Pixels of each frame in order; a frame that cannot be decoded yields None and why."""
+    for frame in frames:
+        try:
+            if frame.frame_index is None:
+                pixels = pixel_array(frame.path)
+            else:
+                pixels = pixel_array(frame.path, index=frame.frame_index)
+            yield frame, pixels, ""
+        except Exception as error:  # noqa: BLE001 - any decoder failure means a damaged file
+            yield frame, None, _reason(error)
+
+
+def _to_grey(pixels: np.ndarray, header: Dataset) -> np.ndarray:
+    """Colour images (rare in this context, e.g. secondary captures) become luminance."""
+    if pixels.ndim == 3:
+        from pydicom.pixels import convert_color_space
+
+        if str(header.get("PhotometricInterpretation", "RGB")).startswith("YBR"):
+            pixels = convert_color_space(pixels, header.PhotometricInterpretation, "RGB")
+        return pixels @ np.array([0.299, 0.587, 0.114])
+    return pixels
+
+
+def _assemble(series: Series, frames: list[Frame], warnings: list[str], path: Path) -> Volume:
+    header = series.header
+    dtype = _output_dtype(series, frames)
+    voxels = np.empty((len(frames), series.rows, series.columns), dtype=dtype)
+    padding = _padding_range(header)
+    kept: list[Frame] = []
+    damaged: list[str] = []
+    for frame, pixels, why in _read_pixels(frames):
+        if pixels is None:
+            damaged.append(f"Damaged file skipped: {frame.path.name} ({why})")
+            continue
+        pixels = _to_grey(pixels, header)
+        slope, intercept = frame.rescale
+        target = voxels[len(kept)]
+        if padding is not None:
+            pad_mask = (pixels >= padding[0]) & (pixels <= padding[1])
+        if dtype == np.int16:
+            target[...] = pixels.astype(np.int32) * int(slope) + int(intercept)
+        else:
+            target[...] = pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+        if padding is not None:
+            target[pad_mask] = _padding_fill(series, target, pad_mask)
+        kept.append(frame)
+    if not kept:
+        reasons = "; ".join(damaged[:3])
+        raise LoadError(f"None of the images in {path} could be read: {reasons}")
+    warnings.extend(damaged)
+    voxels = voxels[: len(kept)]
+    spacing_z, geometry_warnings = _slice_geometry(kept, series.modality)
+    warnings.extend(geometry_warnings)
+    first = kept[0]
+    if first.pixel_spacing is None:
+        warnings.append("No pixel spacing in the file: distances are in pixels, not mm")
+        spacing_yx = (1.0, 1.0)
+    else:
+        spacing_yx = (first.pixel_spacing[0], first.pixel_spacing[1])
+    if first.orientation is not None:
+        row_dir, col_dir = first.orientation[:3], first.orientation[3:]
+        direction = np.column_stack([_normal(first.orientation), col_dir, row_dir])
+    else:
+        direction = np.eye(3)[:, ::-1]
+    origin = tuple(first.position) if first.position is not None else (0.0, 0.0, 0.0)
+    windows = list(first.windows)
+    meta = _meta(header, series)
+    if str(header.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        windows = _invert_monochrome1(voxels, windows, header, first.rescale)
+        meta["Photometric"] = "MONOCHROME1, inverted for display (bright = dense)"
+    if padding is not None:
+        meta["PixelPadding"] = f"stored values {padding[0]}..{padding[1]} masked"
+    return Volume(
+        voxels=voxels,
+        spacing=(spacing_z, *spacing_yx),
+        origin=origin,
+        direction=direction,
+        modality=series.modality,
+        meta=meta,
+        windows=windows,
+        warnings=warnings,
+        source=path,
+    )
+
+
+def _padding_range(header: Dataset) -> tuple[float, float] | None:
+    value = header.get("PixelPaddingValue")
+    if value is None:
+        return None
+    limit = header.get("PixelPaddingRangeLimit", value)
+    return float(min(value, limit)), float(max(value, limit))
+
+
+def _padding_fill(series: Series, target: np.ndarray, pad_mask: np.ndarray) -> float:
+    """What padded pixels show: air for CT, the darkest real value otherwise."""
+    if series.modality == "CT":
+        return CT_PADDING_FILL_HU
+    real = target[~pad_mask]
+    return float(real.min()) if real.size else 0.0
+
+
+def _invert_monochrome1(
+    voxels: np.ndarray, windows: list[Window], header: Dataset, rescale: tuple[float, float]
+) -> list[Window]:
+    """MONOCHROME1 stores dense as dark; flip values (and windows) so bright means dense."""
+    low, high = (rescale[0] * v + rescale[1] for v in _stored_range(header))
+    total = low + high
+    for z in range(voxels.shape[0]):
+        np.subtract(voxels.dtype.type(total), voxels[z], out=voxels[z])
+    return [Window(w.name, total - w.center, w.width) for w in windows]
+
+
+META_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyDescription",
+    "SeriesDescription",
+    "SeriesNumber",
+    "SeriesInstanceUID",
+    "StudyInstanceUID",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "BodyPartExamined",
+    "ViewPosition",
+    "ImageLaterality",
+    "Laterality",
+    "SliceThickness",
+    "KVP",
+    "ConvolutionKernel",
+    "InstitutionName",
+)
+
+
+def _meta(header: Dataset, series: Series) -> dict[str, str]:
+    meta = {key: str(header.get(key)) for key in META_KEYWORDS if header.get(key) not in (None, "")}
+    meta["SeriesInstanceUID"] = series.uid
+    return meta
+

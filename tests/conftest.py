@@ -1,0 +1,53 @@
+"""Real medical data installed by the set-up (Debian and PyPI packages), never downloaded."""
+
+from __future__ import annotations
+
+import io
+import plistlib
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HEAD_CT_INV3 = Path("/usr/share/doc/invesalius-examples/examples/Cranium.inv3")
+COLIN27_T1 = Path("/usr/share/mricron/templates/ch2.nii.gz")
+
+
+def _require(path: Path, package: str) -> Path:
+    if not path.exists():
+        pytest.fail(f"{path} is missing: the set-up installs it (Debian package {package})")
+    return path
+
+
+@pytest.fixture(scope="session")
+def head_ct_path() -> Path:
+    return _require(HEAD_CT_INV3, "invesalius-examples")
+
+
+@pytest.fixture(scope="session")
+def colin27_path() -> Path:
+    return _require(COLIN27_T1, "mricron-data")
+
+
+@pytest.fixture(scope="session")
+def head_ct_raw(head_ct_path: Path) -> tuple[np.ndarray, dict]:
+    """The InVesalius matrix exactly as stored (rows bottom-up) and its project record."""
+    with tarfile.open(head_ct_path, "r:gz") as archive:
+        members = {Path(m.name).name: m for m in archive.getmembers()}
+        project = plistlib.load(io.BytesIO(archive.extractfile(members["main.plist"]).read()))
+        raw = archive.extractfile(members["matrix.dat"]).read()
+    matrix = np.frombuffer(raw, dtype=np.int16).reshape(project["matrix"]["shape"])
+    return matrix, project
+
+
+@pytest.fixture(scope="session")
+def head_ct_hu(head_ct_raw: tuple[np.ndarray, dict]) -> np.ndarray:
+    """Real head CT in HU, rows front to back (108 × 256 × 256, int16)."""
+    return np.ascontiguousarray(head_ct_raw[0][:, ::-1, :])
+
+
+@pytest.fixture(scope="session")
+def head_ct_block(head_ct_hu: np.ndarray) -> np.ndarray:
+    """40 slices through the brain: enough anatomy, small enough to write often."""
+    return head_ct_hu[40:80]
