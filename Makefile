@@ -22,7 +22,7 @@ run: system-deps $(VENV)/.installed
 	$(BIN)/medvis info /usr/share/doc/invesalius-examples/examples/Cranium.inv3
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check medvis_desktop tests benchmarks tools
+	$(BIN)/ruff check .
 
 test: system-deps $(VENV)/.installed lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q

@@ -201,7 +201,9 @@ def _frames_of(ds: Dataset, path: Path) -> list[Frame]:
                 path=path,
                 frame_index=index,
                 position=position,
-                orientation=orientation if orientation is not None else _array(ds.get("ImageOrientationPatient"), 6),
+                orientation=orientation
+                if orientation is not None
+                else _array(ds.get("ImageOrientationPatient"), 6),
                 pixel_spacing=spacing,
                 rescale=(
                     float(slope) if slope is not None else rescale[0],
@@ -230,7 +232,9 @@ def _array(value: object, length: int) -> np.ndarray | None:
 
 
 def _grid_key(frame: Frame) -> tuple:
-    orientation = None if frame.orientation is None else tuple(np.round(frame.orientation, ORIENTATION_DECIMALS))
+    orientation = (
+        None if frame.orientation is None else tuple(np.round(frame.orientation, ORIENTATION_DECIMALS))
+    )
     return orientation
 
 
@@ -338,9 +342,7 @@ def load_dicom(path: Path | str, series_uid: str | None = None) -> Volume:
     warnings = found.skipped_warnings()
     others = [s for s in found.series if s is not chosen]
     if others and series_uid is None:
-        warnings.append(
-            f"{len(others)} other series in this folder were not loaded; choose one by its UID"
-        )
+        warnings.append(f"{len(others)} other series in this folder were not loaded; choose one by its UID")
     frames, grid_warnings = _consistent_grid(chosen.frames)
     warnings.extend(grid_warnings)
     _check_decoder(chosen.header, path)
@@ -390,8 +392,7 @@ def _check_decoder(header: Dataset, path: Path) -> None:
         available = False
     if not available:
         raise LoadError(
-            f"The images in {path} are compressed as '{syntax.name}', which this installation "
-            "cannot decode"
+            f"The images in {path} are compressed as '{syntax.name}', which this installation cannot decode"
         )
 
 
@@ -429,20 +430,20 @@ def _slice_geometry(frames: list[Frame], modality: str) -> tuple[float, list[str
 
 
 def _output_dtype(series: Series, frames: list[Frame]) -> np.dtype:
-    """int16 when every rescaled value fits exactly, else float32."""
-    header = series.header
-    bits = int(header.get("BitsStored", 16) or 16)
-    signed = int(header.get("PixelRepresentation", 0) or 0) == 1
-    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    """int16 or uint16 when every rescaled value fits exactly (HU, raw mammograms), else float32."""
+    if int(series.header.get("SamplesPerPixel", 1) or 1) != 1:
+        return np.dtype(np.float32)
+    stored = _stored_range(series.header)
+    low, high = np.inf, -np.inf
     for slope, intercept in {f.rescale for f in frames}:
         if slope != int(slope) or intercept != int(intercept):
             return np.dtype(np.float32)
-        ends = (slope * low + intercept, slope * high + intercept)
-        if min(ends) < np.iinfo(np.int16).min or max(ends) > np.iinfo(np.int16).max:
-            return np.dtype(np.float32)
-    if int(header.get("SamplesPerPixel", 1) or 1) != 1:
-        return np.dtype(np.float32)
-    return np.dtype(np.int16)
+        ends = (slope * stored[0] + intercept, slope * stored[1] + intercept)
+        low, high = min(low, *ends), max(high, *ends)
+    for dtype in (np.int16, np.uint16):
+        if np.iinfo(dtype).min <= low and high <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return np.dtype(np.float32)
 
 
 def _stored_range(header: Dataset) -> tuple[int, int]:
@@ -461,7 +462,7 @@ def _read_pixels(frames: list[Frame]) -> Iterator[tuple[Frame, np.ndarray | None
             else:
                 pixels = pixel_array(frame.path, index=frame.frame_index)
             yield frame, pixels, ""
-        except Exception as error:  # noqa: BLE001 - any decoder failure means a damaged file
+        except Exception as error:
             yield frame, None, _reason(error)
 
 
@@ -492,7 +493,7 @@ def _assemble(series: Series, frames: list[Frame], warnings: list[str], path: Pa
         target = voxels[len(kept)]
         if padding is not None:
             pad_mask = (pixels >= padding[0]) & (pixels <= padding[1])
-        if dtype == np.int16:
+        if dtype.kind in "iu":
             target[...] = pixels.astype(np.int32) * int(slope) + int(intercept)
         else:
             target[...] = pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
@@ -593,4 +594,3 @@ def _meta(header: Dataset, series: Series) -> dict[str, str]:
     meta = {key: str(header.get(key)) for key in META_KEYWORDS if header.get(key) not in (None, "")}
     meta["SeriesInstanceUID"] = series.uid
     return meta
-

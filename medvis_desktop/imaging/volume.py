@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+# A slice normal within about 25° of a patient axis names the plane after it.
+PLANE_TOLERANCE = 0.9
+
 
 @dataclass(frozen=True)
 class Window:
@@ -68,6 +71,15 @@ class Volume:
         """LPS millimetres of voxel indices (..., 3) given as (z, y, x)."""
         index = np.asarray(index_zyx, dtype=np.float64)
         return index @ (self.direction * np.asarray(self.spacing)).T + np.asarray(self.origin)
+
+    @property
+    def plane(self) -> str:
+        """The acquisition plane the slices lie in: axial, coronal, sagittal or oblique."""
+        normal = np.abs(self.direction[:, 0])
+        axis = int(np.argmax(normal))
+        if normal[axis] < PLANE_TOLERANCE:
+            return "oblique"
+        return ("sagittal", "coronal", "axial")[axis]
 
     def value_range(self) -> tuple[float, float]:
         return float(np.min(self.voxels)), float(np.max(self.voxels))

@@ -143,7 +143,10 @@ def write_enhanced_ct(hu: np.ndarray, path: Path, spec: SeriesSpec | None = None
     measures.PixelSpacing = list(spec.pixel_spacing)
     measures.SliceThickness = spec.slice_thickness
     orientation = Dataset()
-    orientation.ImageOrientationPatient = [*map(float, spec.row_direction), *map(float, spec.column_direction)]
+    orientation.ImageOrientationPatient = [
+        *map(float, spec.row_direction),
+        *map(float, spec.column_direction),
+    ]
     transform = Dataset()
     transform.RescaleSlope = spec.rescale_slope
     transform.RescaleIntercept = spec.rescale_intercept
@@ -166,4 +169,3 @@ def write_enhanced_ct(hu: np.ndarray, path: Path, spec: SeriesSpec | None = None
     ds.PixelData = stored_values(hu, spec)[order].tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
-
