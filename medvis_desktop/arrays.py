@@ -1,0 +1,35 @@
+"""Small array operations shared by the model card, the methods and the exports (numpy only)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def resize_linear(array: np.ndarray, shape: Sequence[int], axes: Sequence[int] | None = None) -> np.ndarray:
+    """Resize `array` along `axes` (default: the last len(shape)) by separable linear interpolation.
+
+    Sample centres are aligned (half-pixel convention, as tf.image.resize and ITK use), so a
+    map resized back and forth stays registered to the image it came from.
+    """
+    axes = list(range(array.ndim - len(shape), array.ndim)) if axes is None else list(axes)
+    result = np.asarray(array, dtype=np.float32)
+    for axis, size in zip(axes, shape, strict=True):
+        result = _resize_axis(result, axis, int(size))
+    return result
+
+
+def _resize_axis(array: np.ndarray, axis: int, size: int) -> np.ndarray:
+    old = array.shape[axis]
+    if old == size:
+        return array
+    centres = (np.arange(size, dtype=np.float64) + 0.5) * old / size - 0.5
+    centres = np.clip(centres, 0, old - 1)
+    below = np.floor(centres).astype(np.intp)
+    above = np.minimum(below + 1, old - 1)
+    weight = (centres - below).astype(np.float32)
+    shape = [1] * array.ndim
+    shape[axis] = size
+    weight = weight.reshape(shape)
+    return np.take(array, below, axis=axis) * (1 - weight) + np.take(array, above, axis=axis) * weight

@@ -1,0 +1,263 @@
+"""The model card: how a medical volume becomes this model's input, and its maps come back.
+
+It lives beside the model as `<model>.medvis.json`. Without one, `default_card` derives what
+it can from the model's input shape and says what it assumed, so the user can check it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from medvis_desktop.arrays import resize_linear
+from medvis_desktop.errors import MedvisError
+
+CARD_SUFFIX = ".medvis.json"
+CARD_VERSION = 1
+
+InputMode = Literal["2d", "2.5d", "3d"]
+IntensityKind = Literal["window", "minmax", "zscore", "scale"]
+ResizePolicy = Literal["resize", "crop_or_pad"]
+Task = Literal["classification", "segmentation"]
+Activation = Literal["softmax", "sigmoid", "linear"]
+
+INPUT_MODES = ("2d", "2.5d", "3d")
+INTENSITY_KINDS = ("window", "minmax", "zscore", "scale")
+RESIZE_POLICIES = ("resize", "crop_or_pad")
+TASKS = ("classification", "segmentation")
+ACTIVATIONS = ("softmax", "sigmoid", "linear")
+
+
+class CardError(MedvisError):
+    """A model card that cannot be read, or does not fit its model."""
+
+
+@dataclass
+class Intensity:
+    """Voxel values (HU for CT) → the numbers the network was trained on.
+
+    window: clip to [center ± width/2] and map to [0, 1]; minmax: the volume's own range to
+    [0, 1]; zscore: the volume's mean and standard deviation; scale: value * scale + offset.
+    """
+
+    kind: IntensityKind = "minmax"
+    center: float = 40.0
+    width: float = 80.0
+    scale: float = 1.0
+    offset: float = 0.0
+
+    def apply(self, values: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+        """Transform `values`; volume-wide statistics come from `reference` (default: values)."""
+        values = np.asarray(values, dtype=np.float32)
+        reference = values if reference is None else reference
+        if self.kind == "window":
+            low = self.center - self.width / 2
+            return np.clip((values - low) / self.width, 0.0, 1.0)
+        if self.kind == "minmax":
+            low, high = float(np.min(reference)), float(np.max(reference))
+            return (values - low) / max(high - low, 1e-6)
+        if self.kind == "zscore":
+            mean, std = float(np.mean(reference)), float(np.std(reference))
+            return (values - mean) / max(std, 1e-6)
+        return values * np.float32(self.scale) + np.float32(self.offset)
+
+
+@dataclass
+class ModelCard:
+    """What the network expects. `input_shape` excludes the batch: (H, W, C) or (D, H, W, C)."""
+
+    input_mode: InputMode
+    input_shape: tuple[int, ...]
+    intensity: Intensity = field(default_factory=Intensity)
+    resize: ResizePolicy = "resize"
+    task: Task = "classification"
+    class_names: list[str] = field(default_factory=list)
+    output: int = 0
+    output_activation: Activation = "softmax"
+    description: str = ""
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        return tuple(self.input_shape[:-1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.input_shape[-1])
+
+    def class_name(self, index: int) -> str:
+        return self.class_names[index] if index < len(self.class_names) else f"class {index}"
+
+    # --- volume → model input -------------------------------------------------------------
+
+    def slice_input(self, voxels: np.ndarray, slices: Sequence[int]) -> np.ndarray:
+        """A batch (N, H, W, C) for the 2D/2.5D modes: one sample per slice index."""
+        if self.input_mode == "3d":
+            raise CardError("This model takes whole volumes, not slices")
+        depth = voxels.shape[0]
+        half = self.channels // 2 if self.input_mode == "2.5d" else 0
+        samples = []
+        for index in slices:
+            neighbours = np.clip(np.arange(index - half, index + half + 1), 0, depth - 1)
+            stack = np.moveaxis(voxels[neighbours], 0, -1)  # (y, x, 1 or C)
+            samples.append(self._fit(stack, spatial_axes=(0, 1)))
+        batch = self.intensity.apply(np.stack(samples), reference=voxels)
+        if self.input_mode == "2d" and self.channels > 1:
+            batch = np.repeat(batch, self.channels, axis=-1)  # grey shown to an RGB network
+        return batch.astype(np.float32)
+
+    def volume_input(self, voxels: np.ndarray) -> np.ndarray:
+        """A batch (1, D, H, W, C) for the 3D mode: the whole volume fitted to the input."""
+        if self.input_mode != "3d":
+            raise CardError("This model takes slices, not whole volumes")
+        fitted = self._fit(voxels[..., np.newaxis], spatial_axes=(0, 1, 2))
+        batch = self.intensity.apply(fitted[np.newaxis], reference=voxels)
+        return np.repeat(batch, self.channels, axis=-1).astype(np.float32)
+
+    def _fit(self, array: np.ndarray, spatial_axes: tuple[int, ...]) -> np.ndarray:
+        target = self.spatial_shape[-len(spatial_axes) :]
+        if self.resize == "resize":
+            return resize_linear(array, target, axes=spatial_axes)
+        return crop_or_pad(array, target, spatial_axes)
+
+    # --- model maps → volume grid ----------------------------------------------------------
+
+    def to_grid(self, maps: np.ndarray, grid_shape: Sequence[int]) -> np.ndarray:
+        """Maps over the model input (N, *spatial) brought back onto the volume's own grid."""
+        grid_shape = tuple(grid_shape)
+        axes = tuple(range(1, maps.ndim))
+        if self.resize == "resize":
+            return resize_linear(maps, grid_shape, axes=axes)
+        return crop_or_pad(np.asarray(maps, dtype=np.float32), grid_shape, axes, fill=np.nan)
+
+    # --- checks and storage ----------------------------------------------------------------
+
+    def problems(self, model_input_shape: Sequence[int | None], class_count: int | None) -> list[str]:
+        """What does not fit the model (empty when the card is usable)."""
+        issues = []
+        rank = len(model_input_shape) - 1
+        expected_rank = 4 if self.input_mode == "3d" else 3
+        if rank != expected_rank:
+            issues.append(
+                f"input mode '{self.input_mode}' needs a model input of rank {expected_rank + 1}, "
+                f"the model's is {tuple(model_input_shape)}"
+            )
+        elif any(
+            want is not None and want != got
+            for want, got in zip(model_input_shape[1:], self.input_shape, strict=True)
+        ):
+            issues.append(f"input shape {self.input_shape} does not match the model's {model_input_shape}")
+        if self.input_mode == "2.5d" and (self.channels < 3 or self.channels % 2 == 0):
+            issues.append("a 2.5D stack needs an odd number (3 or more) of slices as channels")
+        if class_count is not None and self.class_names and len(self.class_names) != class_count:
+            issues.append(f"{len(self.class_names)} class names for {class_count} model outputs")
+        for name, allowed in (
+            ("input_mode", INPUT_MODES),
+            ("resize", RESIZE_POLICIES),
+            ("task", TASKS),
+            ("output_activation", ACTIVATIONS),
+        ):
+            if getattr(self, name) not in allowed:
+                issues.append(f"{name} must be one of {', '.join(allowed)}")
+        if self.intensity.kind not in INTENSITY_KINDS:
+            issues.append(f"intensity kind must be one of {', '.join(INTENSITY_KINDS)}")
+        if self.intensity.kind == "window" and self.intensity.width <= 0:
+            issues.append("the intensity window needs a positive width")
+        return issues
+
+    def to_json(self) -> str:
+        record = {"medvis_card": CARD_VERSION, **asdict(self)}
+        record["input_shape"] = list(self.input_shape)
+        return json.dumps(record, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelCard:
+        try:
+            record = json.loads(text)
+            record.pop("medvis_card", None)
+            known = {f.name for f in fields(cls)}
+            unknown = set(record) - known
+            if unknown:
+                raise CardError(f"unknown entries {', '.join(sorted(unknown))}")
+            record["intensity"] = Intensity(**record.get("intensity", {}))
+            record["input_shape"] = tuple(int(n) for n in record["input_shape"])
+            return cls(**record)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            raise CardError(f"not a valid model card ({error})") from error
+
+
+def crop_or_pad(
+    array: np.ndarray, shape: Sequence[int], axes: Sequence[int], fill: float = 0.0
+) -> np.ndarray:
+    """Centre-crop or centre-pad `array` along `axes` to `shape` (no interpolation)."""
+    result = array
+    for axis, size in zip(axes, shape, strict=True):
+        old = result.shape[axis]
+        if old > size:
+            start = (old - size) // 2
+            result = np.take(result, np.arange(start, start + size), axis=axis)
+        elif old < size:
+            before = (size - old) // 2
+            pad = [(0, 0)] * result.ndim
+            pad[axis] = (before, size - old - before)
+            fill_value = fill if np.issubdtype(result.dtype, np.floating) else np.min(result)
+            result = np.pad(result, pad, constant_values=fill_value)
+    return result
+
+
+def card_path(model_path: Path | str) -> Path:
+    """`brain.keras` → `brain.medvis.json` beside it (a SavedModel folder: `folder.medvis.json`)."""
+    path = Path(model_path)
+    stem = path.name if path.is_dir() else path.name.split(".")[0]
+    return path.with_name(stem + CARD_SUFFIX)
+
+
+def read_card(model_path: Path | str) -> ModelCard | None:
+    """The card beside the model, None when there is none."""
+    path = card_path(model_path)
+    if not path.exists():
+        return None
+    try:
+        return ModelCard.from_json(path.read_text())
+    except CardError as error:
+        raise CardError(f"{path.name}: {error}") from error
+
+
+def write_card(card: ModelCard, model_path: Path | str) -> Path:
+    path = card_path(model_path)
+    path.write_text(card.to_json() + "\n")
+    return path
+
+
+def default_card(
+    input_shape: Sequence[int | None],
+    output_shape: Sequence[int | None],
+    output_activation: Activation,
+) -> tuple[ModelCard, list[str]]:
+    """A card from the model's shapes alone, with what had to be assumed, in words."""
+    shape = tuple(input_shape[1:])
+    assumptions = []
+    if any(n is None for n in shape):
+        raise CardError(
+            f"the model's input {tuple(input_shape)} has free sizes; write a model card that fixes them"
+        )
+    mode: InputMode = "3d" if len(shape) == 4 else "2d"
+    if mode == "2d" and shape[-1] > 1:
+        assumptions.append(f"each slice is repeated over the model's {shape[-1]} channels")
+    assumptions.append("intensities scaled from the volume's minimum and maximum to 0–1")
+    assumptions.append("slices resized (linear) to the model's input size")
+    spatial_output = len(output_shape) == len(input_shape)
+    task: Task = "segmentation" if spatial_output else "classification"
+    assumptions.append(f"{task} model with generic class names")
+    card = ModelCard(
+        input_mode=mode,
+        input_shape=shape,
+        task=task,
+        class_names=[f"class {k}" for k in range(int(output_shape[-1] or 1))],
+        output_activation=output_activation,
+    )
+    return card, assumptions
