@@ -118,6 +118,19 @@ class ModelCard:
         batch = self.intensity.apply(fitted[np.newaxis], reference=voxels)
         return np.repeat(batch, self.channels, axis=-1).astype(np.float32)
 
+    def patch_input(self, voxels: np.ndarray, corner: Sequence[int]) -> np.ndarray:
+        """A batch (1, D, H, W, C): the model-sized patch at `corner`, at native resolution.
+
+        A volume smaller than the patch is padded at the far end with its own minimum, so
+        patch voxel (0, 0, 0) stays at `corner`.
+        """
+        region = tuple(slice(c, c + s) for c, s in zip(corner, self.spatial_shape, strict=True))
+        patch = voxels[region]
+        padding = [(0, s - n) for s, n in zip(self.spatial_shape, patch.shape, strict=True)]
+        patch = np.pad(patch, padding, constant_values=np.min(voxels))
+        batch = self.intensity.apply(patch[np.newaxis, ..., np.newaxis], reference=voxels)
+        return np.repeat(batch, self.channels, axis=-1).astype(np.float32)
+
     def _fit(self, array: np.ndarray, spatial_axes: tuple[int, ...]) -> np.ndarray:
         target = self.spatial_shape[-len(spatial_axes) :]
         if self.resize == "resize":

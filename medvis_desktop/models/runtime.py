@@ -1,0 +1,40 @@
+"""TensorFlow start-up: done once, on the main thread, before any model is touched.
+
+oneDNN stays off (a GradientTape through a Keras-2 Xception crashed the process with it on,
+see DESIGN.md), and GPUs grow their memory on demand so that a workstation's other programs
+(the PACS viewer, a second model) keep theirs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where the methods run, as the status bar shows it."""
+
+    kind: str  # "GPU" or "CPU"
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.name}"
+
+
+def start_tensorflow() -> Device:
+    """Import TensorFlow with the settings above; returns the device computations will use."""
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        # RuntimeError: the GPU was initialised by an earlier call, with growth set then.
+        with contextlib.suppress(RuntimeError):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return Device("GPU", str(details.get("device_name", gpus[0].name)))
+    return Device("CPU", f"{os.cpu_count()} cores")
