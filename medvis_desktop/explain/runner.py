@@ -1,0 +1,268 @@
+"""Apply a method to a whole Volume: slice by slice for 2D models, whole or in patches for 3D.
+
+The model card turns voxels into model input and maps back onto the volume's own grid, so
+an Explanation lines up with the study voxel for voxel (slices not computed are NaN).
+Work goes in batches; between batches `progress` is told and `cancel` is asked.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from medvis_desktop.arrays import resize_linear
+from medvis_desktop.explain.activations import activation_maps
+from medvis_desktop.explain.base import ExplainError, check_inputs
+from medvis_desktop.explain.deconvnet import deconvnet
+from medvis_desktop.explain.gradcam import grad_cam
+from medvis_desktop.explain.graph import compiled
+from medvis_desktop.imaging.volume import Volume
+from medvis_desktop.models.card import ModelCard, default_card, read_card
+from medvis_desktop.models.layers import default_gradcam_layer
+
+Progress = Callable[[int, int], None]
+Cancel = Callable[[], bool]
+DEFAULT_BATCH = 8
+# 3D patches overlap by half a patch, so every voxel is seen away from a patch border.
+PATCH_OVERLAP = 0.5
+
+
+@dataclass
+class Explanation:
+    """A method's result on a volume, in the volume's (z, y, x) grid."""
+
+    method: str
+    layer: str
+    target: int | None
+    filter: int | None
+    maps: np.ndarray  # float32 (z, y, x); NaN where not computed
+    # 2D models: (z, classes), a row per slice (NaN where not computed); 3D: (patches, classes).
+    # Segmentation outputs are reduced to each class's strongest voxel.
+    scores: np.ndarray
+    computed: np.ndarray  # bool (z,)
+    card: ModelCard
+    assumptions: list[str] = field(default_factory=list)
+    parameters: dict[str, object] = field(default_factory=dict)
+    cancelled: bool = False
+
+    @property
+    def class_name(self) -> str | None:
+        return None if self.target is None else self.card.class_name(self.target)
+
+
+def explain_volume(
+    volume: Volume,
+    model: keras.Model | Path | str,
+    method: str,
+    *,
+    card: ModelCard | None = None,
+    layer: str | None = None,
+    target: int | None = None,
+    filter: int | None = None,
+    slices: Sequence[int] | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    mode: str = "feature_map",
+) -> Explanation:
+    """Run `method` ("grad_cam", "deconvnet", "activation_maps") over `volume`.
+
+    `slices` (2D models) are computed in the order given, so a viewer can ask for the slice
+    on screen first. Without a card, one is derived from the model and what was assumed is in
+    `Explanation.assumptions`. Without a target, Grad-CAM explains the positive class of a
+    two-class model, else the class the model scores highest on the first batch.
+    """
+    if method not in SLICE_MAPS:
+        raise ExplainError(f"Unknown method '{method}'; available: {', '.join(SLICE_MAPS)}")
+    if isinstance(model, (str, Path)):
+        from medvis_desktop.models import load_model
+
+        card = card or read_card(model)
+        model = load_model(model)
+    assumptions: list[str] = []
+    if card is None:
+        card, assumptions = default_card(
+            tuple(model.inputs[0].shape), tuple(model.outputs[0].shape), _output_activation(model)
+        )
+    problems = card.problems(tuple(model.inputs[0].shape), int(model.outputs[card.output].shape[-1]))
+    if problems:
+        raise ExplainError("The model card does not fit the model: " + "; ".join(problems))
+    layer = layer or default_gradcam_layer(model)
+    if layer is None:
+        raise ExplainError("The model has no layer with spatial feature maps to explain")
+    run = _Run(volume, model, card, method, layer, target, filter, mode, progress, cancel)
+    if card.input_mode == "3d":
+        run.volume_3d(batch_size)
+    else:
+        run.slices_2d(range(volume.shape[0]) if slices is None else slices, batch_size)
+    return Explanation(
+        method=method,
+        layer=layer,
+        target=run.target,
+        filter=filter,
+        maps=run.maps,
+        scores=run.scores,
+        computed=run.computed,
+        card=card,
+        assumptions=assumptions,
+        parameters={"mode": mode, "batch_size": batch_size},
+        cancelled=run.cancelled,
+    )
+
+
+def _output_activation(model: keras.Model) -> str:
+    last = model.layers[-1]
+    name = getattr(getattr(last, "activation", None), "__name__", None)
+    if isinstance(last, keras.layers.Softmax) or name == "softmax":
+        return "softmax"
+    return "sigmoid" if name == "sigmoid" else "linear"
+
+
+def _grad_cam_maps(run: _Run, batch: np.ndarray) -> np.ndarray:
+    return grad_cam(run.model, batch, run.layer, run.target, upsample=True, output=run.card.output)
+
+
+def _deconvnet_maps(run: _Run, batch: np.ndarray) -> np.ndarray:
+    projection = deconvnet(run.model, batch, run.layer, run.filter, mode=run.mode)
+    if run.card.input_mode == "2.5d":
+        return projection[..., projection.shape[-1] // 2]  # the channel that is this slice
+    return projection.sum(axis=-1)
+
+
+def _activation_maps(run: _Run, batch: np.ndarray) -> np.ndarray:
+    features = activation_maps(run.model, batch, run.layer)
+    chosen = features.mean(axis=-1) if run.filter is None else features[..., run.filter]
+    return resize_linear(chosen, batch.shape[1:-1])
+
+
+# Each method as a map per sample over the model input's spatial grid.
+SLICE_MAPS: dict[str, Callable[[_Run, np.ndarray], np.ndarray]] = {
+    "grad_cam": _grad_cam_maps,
+    "deconvnet": _deconvnet_maps,
+    "activation_maps": _activation_maps,
+}
+
+
+class _Run:
+    """The state of one explain_volume call."""
+
+    def __init__(
+        self,
+        volume: Volume,
+        model: keras.Model,
+        card: ModelCard,
+        method: str,
+        layer: str,
+        target: int | None,
+        filter: int | None,
+        mode: str,
+        progress: Progress | None,
+        cancel: Cancel | None,
+    ) -> None:
+        self.volume, self.model, self.card = volume, model, card
+        self.method, self.layer, self.target, self.filter, self.mode = method, layer, target, filter, mode
+        self.progress, self.cancel = progress, cancel
+        self.maps = np.full(volume.shape, np.nan, dtype=np.float32)
+        self.computed = np.zeros(volume.shape[0], dtype=bool)
+        self.scores = np.empty((0, 0), dtype=np.float32)
+        self.cancelled = False
+        self._forward = compiled(model, ("runner_forward", card.output), _forward_output(card.output))
+
+    def _scores(self, batch: np.ndarray) -> np.ndarray:
+        outputs = np.asarray(self._forward(tf.constant(check_inputs(self.model, batch))))
+        if outputs.ndim > 2:  # segmentation: each class's strongest voxel
+            outputs = outputs.reshape(len(outputs), -1, outputs.shape[-1]).max(axis=1)
+        if self.target is None:
+            self.target = 1 if outputs.shape[-1] == 2 else int(np.argmax(outputs.mean(axis=0)))
+        return outputs
+
+    def _stop(self, done: int, total: int) -> bool:
+        if self.progress is not None:
+            self.progress(done, total)
+        if self.cancel is not None and self.cancel():
+            self.cancelled = True
+        return self.cancelled
+
+    def slices_2d(self, slices: Sequence[int], batch_size: int) -> None:
+        order = [int(z) for z in slices]
+        if any(not 0 <= z < self.volume.shape[0] for z in order):
+            raise ExplainError(f"Slices must lie in 0…{self.volume.shape[0] - 1}")
+        grid = self.volume.shape[1:]
+        done = 0
+        for chunk in _batches(order, batch_size):
+            batch = self.card.slice_input(self.volume.voxels, chunk)
+            scores = self._scores(batch)
+            if self.scores.size == 0:
+                self.scores = np.full((self.volume.shape[0], scores.shape[-1]), np.nan, dtype=np.float32)
+            self.scores[list(chunk)] = scores
+            maps = SLICE_MAPS[self.method](self, batch)
+            self.maps[list(chunk)] = self.card.to_grid(maps, grid)
+            self.computed[list(chunk)] = True
+            done += len(chunk)
+            if self._stop(done, len(order)):
+                return
+
+    def volume_3d(self, batch_size: int) -> None:
+        voxels = self.volume.voxels
+        if self.card.resize == "resize":
+            batch = self.card.volume_input(voxels)
+            self.scores = self._scores(batch)
+            self.maps[...] = self.card.to_grid(SLICE_MAPS[self.method](self, batch), voxels.shape)[0]
+            self.computed[:] = True
+            self._stop(1, 1)
+            return
+        corners = patch_corners(voxels.shape, self.card.spatial_shape)
+        total = np.zeros(voxels.shape, dtype=np.float32)
+        weight = np.zeros(voxels.shape, dtype=np.float32)
+        scores = []
+        for done, chunk in enumerate(_batches(corners, batch_size), start=1):
+            batch = np.concatenate([self.card.patch_input(voxels, corner) for corner in chunk])
+            scores.append(self._scores(batch))
+            for corner, patch_map in zip(chunk, SLICE_MAPS[self.method](self, batch), strict=True):
+                region = tuple(
+                    slice(c, min(c + s, n))
+                    for c, s, n in zip(corner, patch_map.shape, voxels.shape, strict=True)
+                )
+                total[region] += patch_map[tuple(slice(0, r.stop - r.start) for r in region)]
+                weight[region] += 1
+            if self._stop(done, -(-len(corners) // batch_size)):
+                break
+        self.scores = np.concatenate(scores)
+        seen = weight > 0
+        self.maps[seen] = total[seen] / weight[seen]
+        self.computed[:] = seen.any(axis=(1, 2))
+
+
+def _forward_output(index: int) -> Callable:
+    def make(model_ref: Callable[[], keras.Model]) -> Callable:
+        def forward(x: tf.Tensor) -> tf.Tensor:
+            outputs = model_ref()(x, training=False)
+            return outputs[index] if isinstance(outputs, (list, tuple)) else outputs
+
+        return forward
+
+    return make
+
+
+def _batches(items: Sequence, size: int) -> list[Sequence]:
+    """`items` in consecutive runs of `size` (itertools.batched needs Python 3.12)."""
+    return [items[k : k + size] for k in range(0, len(items), size)]
+
+
+def patch_corners(shape: Sequence[int], patch: Sequence[int]) -> list[tuple[int, ...]]:
+    """Patch origins covering `shape`, overlapping by PATCH_OVERLAP (one patch if it fits)."""
+    starts = []
+    for size, length in zip(shape, patch, strict=True):
+        if size <= length:
+            starts.append([0])
+            continue
+        step = max(1, int(length * (1 - PATCH_OVERLAP)))
+        count = -(-(size - length) // step) + 1
+        starts.append(sorted({round(k * (size - length) / (count - 1)) for k in range(count)}))
+    return list(itertools.product(*starts))

@@ -1,0 +1,140 @@
+"""Activation maps and dead filters, against Keras' own forward pass."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from medvis_desktop import explain
+
+if TYPE_CHECKING:
+    from tests.explain.conftest import Models
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+@pytest.mark.parametrize("layer", ["conv1", "pool1", "conv3"])
+def test_flat_model_matches_keras_submodel(models: Models, rank: int, layer: str) -> None:
+    model = models.classifier(rank)
+    x = models.images(rank)
+    expected = keras.Model(model.input, model.get_layer(layer).output)(x)
+    maps = explain.activation_maps(model, x, layer)
+    assert maps.dtype == np.float32
+    np.testing.assert_allclose(maps, np.asarray(expected), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+def test_nested_layers_match_a_two_stage_forward_pass(models: Models, rank: int) -> None:
+    model = models.nested(rank)
+    backbone = model.get_layer("backbone")
+    block = backbone.get_layer("block")
+    x = models.images(rank)
+    stem = np.asarray(model.get_layer("stem")(x))  # stage 1: the outer layers before
+    conv1 = np.asarray(backbone.get_layer("conv1")(stem))  # stage 2: inside the backbone
+
+    np.testing.assert_allclose(
+        explain.activation_maps(model, x, "backbone/conv1"), conv1, rtol=1e-5, atol=1e-6
+    )
+    conv2 = np.asarray(block.get_layer("conv2")(conv1))  # two levels down
+    np.testing.assert_allclose(
+        explain.activation_maps(model, x, "backbone/block/conv2"), conv2, rtol=1e-5, atol=1e-6
+    )
+    relu2 = np.maximum(conv2, 0)
+    np.testing.assert_allclose(
+        explain.activation_maps(model, x, "backbone/block"), relu2, rtol=1e-5, atol=1e-6
+    )
+    pooled = np.asarray(backbone.get_layer("pool")(relu2))
+    conv3 = np.asarray(backbone.get_layer("conv3")(pooled))
+    np.testing.assert_allclose(
+        explain.activation_maps(model, x, "backbone/conv3"), conv3, rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(explain.activation_maps(model, x, "backbone"), conv3, rtol=1e-5, atol=1e-6)
+
+
+def test_sequential_model_and_nested_sequential(models: Models) -> None:
+    inner = keras.Sequential(
+        [layers.Conv2D(3, 3, padding="same", name="c"), layers.ReLU(name="r")], name="inner"
+    )
+    model = keras.Sequential([keras.Input((16, 16, 1)), inner, layers.MaxPooling2D(name="pool")], name="seq")
+    x = models.images(2)
+    expected = np.maximum(np.asarray(inner.get_layer("c")(x)), 0)
+    np.testing.assert_allclose(explain.activation_maps(model, x, "inner/r"), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        explain.activation_maps(model, x, "pool"),
+        np.asarray(model.get_layer("pool")(expected)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+def test_sequential_models_explain_like_their_functional_twin(models: Models, rank: int) -> None:
+    """The same layer objects as a Sequential (with a nested Sequential) and as a functional
+    model: the layer-by-layer walk must give what the functional replay gives."""
+    inner = keras.Sequential(
+        [
+            models.nd("Conv", rank)(3, 3, padding="same", activation="relu", name="c"),
+            models.nd("MaxPooling", rank)(name="p"),
+        ],
+        name="inner",
+    )
+    head = [
+        models.nd("Conv", rank)(4, 3, padding="same", activation="relu", name="c2"),
+        models.nd("GlobalAveragePooling", rank)(name="gap"),
+        layers.Dense(3, activation="softmax", name="dense"),
+    ]
+    shape = (models.side(rank),) * rank + (1,)
+    sequential = models.randomize(keras.Sequential([keras.Input(shape), inner, *head]))
+    inputs = keras.Input(shape)
+    h = inner(inputs)
+    for layer in head:
+        h = layer(h)
+    functional = keras.Model(inputs, h)
+    x = models.images(rank)
+    for layer in ("inner/c", "c2"):
+        for twin_a, twin_b in [
+            (explain.grad_cam(sequential, x, layer, [0, 2]), explain.grad_cam(functional, x, layer, [0, 2])),
+            (explain.deconvnet(sequential, x, layer, 1), explain.deconvnet(functional, x, layer, 1)),
+        ]:
+            assert np.abs(twin_a).max() > 0
+            np.testing.assert_allclose(twin_a, twin_b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+def test_dead_filters_flags_a_filter_that_never_fires(models: Models, rank: int) -> None:
+    inputs = keras.Input((models.side(rank),) * rank + (1,))
+    conv = models.nd("Conv", rank)(3, 3, padding="same", activation="relu", name="conv")
+    model = keras.Model(inputs, conv(inputs))
+    kernel = np.abs(models.rng.normal(size=tuple(conv.kernel.shape))).astype(np.float32)
+    kernel[..., 1] *= -1  # filter 1: all weights negative...
+    conv.kernel.assign(kernel)
+    conv.bias.assign(np.array([0.1, -5.0, 0.0], np.float32))  # ...and a very negative bias
+    x = np.abs(models.images(rank))  # positive inputs: filter 1 can never fire
+    np.testing.assert_array_equal(explain.dead_filters(model, x, "conv"), [False, True, False])
+
+
+def test_target_layers_lists_spatial_layers_with_nested_paths(models: Models) -> None:
+    model = models.nested(2)
+    expected = [
+        "stem",
+        "backbone",
+        "backbone/conv1",
+        "backbone/block",
+        "backbone/block/conv2",
+        "backbone/block/relu2",
+        "backbone/pool",
+        "backbone/conv3",
+    ]
+    for method in explain.METHODS:
+        assert explain.target_layers(model, method) == expected
+
+
+def test_registry_describes_each_method() -> None:
+    assert set(explain.METHODS) == {"activation_maps", "grad_cam", "deconvnet"}
+    for name, method in explain.METHODS.items():
+        assert method.name == name
+        assert method.run is getattr(explain, name)
+        assert method.label

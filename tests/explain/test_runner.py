@@ -1,0 +1,123 @@
+"""explain_volume on the real head CT: batching, order, cancel, grids, 3D patches."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from medvis_desktop import explain, imaging
+from medvis_desktop.explain.base import ExplainError
+from medvis_desktop.explain.runner import explain_volume, patch_corners
+from medvis_desktop.models.card import Intensity, ModelCard
+
+L = keras.layers
+BRAIN = Intensity(kind="window", center=40, width=80)
+
+
+@pytest.fixture(scope="module")
+def ct_volume(head_ct_hu) -> imaging.Volume:
+    """12 slices of the real CT, cropped to 64×64 around the brain."""
+    return imaging.Volume(
+        head_ct_hu[50:62, 96:160, 96:160].copy(), spacing=(1.5, 0.957, 0.957), modality="CT"
+    )
+
+
+@pytest.fixture(scope="module")
+def classifier() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((64, 64, 1))
+    x = L.Conv2D(6, 3, padding="same", activation="relu", name="c1")(inputs)
+    x = L.MaxPooling2D(name="p1")(x)
+    x = L.Conv2D(8, 3, padding="same", activation="relu", name="c2")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, L.Dense(2, activation="softmax", name="head")(x))
+
+
+@pytest.fixture(scope="module")
+def card() -> ModelCard:
+    return ModelCard(
+        input_mode="2d", input_shape=(64, 64, 1), intensity=BRAIN, class_names=["normal", "lesion"]
+    )
+
+
+def test_each_slice_equals_the_method_on_that_slice_alone(ct_volume, classifier, card):
+    result = explain_volume(ct_volume, classifier, "grad_cam", card=card, layer="c2", target=1, batch_size=5)
+    assert result.maps.shape == ct_volume.shape and result.computed.all()
+    for z in (0, 6, 11):
+        alone = explain.grad_cam(classifier, card.slice_input(ct_volume.voxels, [z]), "c2", 1)
+        np.testing.assert_allclose(result.maps[z], alone[0], rtol=1e-4, atol=1e-6)
+    expected_scores = classifier.predict(card.slice_input(ct_volume.voxels, range(12)), verbose=0)
+    np.testing.assert_allclose(result.scores, expected_scores, rtol=1e-4, atol=1e-6)
+    assert result.class_name == "lesion"
+
+
+def test_slices_run_in_the_order_asked_and_cancel_keeps_what_is_done(ct_volume, classifier, card):
+    seen = []
+    result = explain_volume(
+        ct_volume,
+        classifier,
+        "activation_maps",
+        card=card,
+        layer="c1",
+        slices=[7, 0, 1, 2, 3, 4, 5],
+        batch_size=1,
+        progress=lambda done, total: seen.append((done, total)),
+        cancel=lambda: len(seen) >= 2,
+    )
+    assert result.cancelled
+    assert seen == [(1, 7), (2, 7)]
+    assert np.nonzero(result.computed)[0].tolist() == [0, 7]
+    assert np.isnan(result.maps[1:7]).all() and np.isnan(result.scores[1:7]).all()
+    assert np.isfinite(result.maps[[0, 7]]).all()
+
+
+def test_maps_come_back_on_the_volume_grid_when_the_model_is_smaller(head_ct_hu, classifier, card):
+    volume = imaging.Volume(head_ct_hu[55:57], spacing=(1.5, 0.957, 0.957), modality="CT")
+    result = explain_volume(volume, classifier, "grad_cam", card=card, layer="c2", target=1)
+    assert result.maps.shape == (2, 256, 256)
+    assert np.isfinite(result.maps).all()
+
+
+def test_a_card_that_does_not_fit_is_refused(ct_volume, classifier):
+    wrong = ModelCard(input_mode="3d", input_shape=(8, 64, 64, 1))
+    with pytest.raises(ExplainError, match="model card does not fit"):
+        explain_volume(ct_volume, classifier, "grad_cam", card=wrong)
+    with pytest.raises(ExplainError, match="Unknown method"):
+        explain_volume(ct_volume, classifier, "saliency")
+
+
+def test_without_a_card_the_assumptions_are_reported(ct_volume, classifier):
+    result = explain_volume(ct_volume, classifier, "grad_cam", slices=[3])
+    assert result.layer == "c2" and result.target == 1
+    assert any("minimum and maximum" in a for a in result.assumptions)
+
+
+def identity_3d(patch: tuple[int, int, int]) -> keras.Model:
+    """A 1×1×1 convolution with weight 1: its activation map is the model input itself."""
+    inputs = keras.Input((*patch, 1))
+    conv = L.Conv3D(1, 1, activation="relu", name="copy")
+    x = conv(inputs)
+    conv.set_weights([np.ones((1, 1, 1, 1, 1), np.float32), np.zeros(1, np.float32)])
+    x = L.GlobalAveragePooling3D()(x)
+    return keras.Model(inputs, L.Dense(1, name="score")(x))
+
+
+def test_3d_patches_tile_the_volume_back_exactly(ct_volume):
+    card = ModelCard(input_mode="3d", input_shape=(8, 32, 32, 1), intensity=BRAIN, resize="crop_or_pad")
+    result = explain_volume(ct_volume, identity_3d((8, 32, 32)), "activation_maps", card=card, layer="copy")
+    np.testing.assert_allclose(result.maps, BRAIN.apply(ct_volume.voxels), atol=1e-6)
+    assert result.scores.shape == (len(patch_corners(ct_volume.shape, (8, 32, 32))), 1)
+
+
+def test_3d_whole_volume_resized_to_the_model(ct_volume):
+    card = ModelCard(input_mode="3d", input_shape=(12, 64, 64, 1), intensity=BRAIN)
+    result = explain_volume(ct_volume, identity_3d((12, 64, 64)), "activation_maps", card=card, layer="copy")
+    np.testing.assert_allclose(result.maps, BRAIN.apply(ct_volume.voxels), atol=1e-6)
+
+
+def test_patch_corners_cover_with_half_overlap():
+    corners = patch_corners((12, 64, 64), (8, 32, 32))
+    assert sorted({c[0] for c in corners}) == [0, 4]
+    assert sorted({c[1] for c in corners}) == [0, 16, 32]
+    assert patch_corners((4, 8, 8), (8, 32, 32)) == [(0, 0, 0)]
