@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint system-deps clean
+.PHONY: run test lint bench system-deps clean
 
 system-deps:
 	@bash packaging/system_deps.sh
@@ -26,6 +26,11 @@ lint: $(VENV)/.installed
 
 test: system-deps $(VENV)/.installed lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/load_memory.py
+	$(BIN)/python benchmarks/explain_speed.py
 
 clean:
 	rm -rf $(VENV)

@@ -1,0 +1,56 @@
+"""Keras 2 era fixtures (made by tools/make_legacy_fixtures.py with real Keras 2) and helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# The Lambda fixture's function creates the file named by this variable whenever it runs.
+LAMBDA_MARKER_ENV = "MEDVIS_LAMBDA_MARKER"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A fixed input batch and what Keras 2 itself predicted for it."""
+
+    inputs: list[np.ndarray]
+    outputs: list[np.ndarray]
+
+
+def fixture_path(name: str) -> Path:
+    path = FIXTURES / f"{name}.h5"
+    assert path.exists(), f"{path} is missing: run tools/make_legacy_fixtures.py (see its docstring)"
+    return path
+
+
+def reference(name: str) -> Reference:
+    with np.load(FIXTURES / f"{name}.npz") as arrays:
+        return Reference(_numbered(arrays, "input"), _numbered(arrays, "output"))
+
+
+def _numbered(arrays: np.lib.npyio.NpzFile, prefix: str) -> list[np.ndarray]:
+    return [arrays[f"{prefix}_{i}"] for i in range(sum(key.startswith(prefix) for key in arrays))]
+
+
+def predict(model: keras.Model, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    outputs = model(inputs if len(inputs) > 1 else inputs[0], training=False)
+    return [np.asarray(output) for output in (outputs if isinstance(outputs, list | tuple) else [outputs])]
+
+
+def assert_close(actual: list[np.ndarray], expected: list[np.ndarray], atol: float) -> None:
+    assert len(actual) == len(expected), f"{len(actual)} outputs, expected {len(expected)}"
+    for got, want in zip(actual, expected, strict=True):
+        np.testing.assert_allclose(got, want, atol=atol)
+
+
+@pytest.fixture
+def lambda_marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where a Lambda layer's code leaves its trace if it ever runs."""
+    marker = tmp_path / "lambda_ran"
+    monkeypatch.setenv(LAMBDA_MARKER_ENV, str(marker))
+    return marker
