@@ -194,6 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if args.command in ("layers", "explain"):
+            from medvis_desktop.models.runtime import start_tensorflow
+
+            start_tensorflow(quiet=True)
         return args.handler(args)
     except MedvisError as error:
         print(f"medvis: {error}", file=sys.stderr)

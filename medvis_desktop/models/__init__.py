@@ -4,11 +4,7 @@ The loading API is imported on first use, so that `models.card` (numpy only) sta
 the GUI, which imports TensorFlow itself once the window shows.
 """
 
-import os
 from typing import Any
-
-# A GradientTape through a Keras 2 mini-Xception crashed (double free) with oneDNN on: see DESIGN.md.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 __all__ = ["MissingCustomObjectError", "UnsafeModelError", "load_custom_objects", "load_model"]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -23,13 +24,28 @@ class Device:
         return f"{self.kind}: {self.name}"
 
 
-def start_tensorflow() -> Device:
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """TensorFlow's C++ side prints start-up notes (no CUDA driver, ...) straight to file
+    descriptor 2, before its log level applies; a terminal user should not see them."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def start_tensorflow(*, quiet: bool = False) -> Device:
     """Import TensorFlow with the settings above; returns the device computations will use."""
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    with _native_stderr_silenced() if quiet else contextlib.nullcontext():
+        import tensorflow as tf
 
-    gpus = tf.config.list_physical_devices("GPU")
+        gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         # RuntimeError: the GPU was initialised by an earlier call, with growth set then.
         with contextlib.suppress(RuntimeError):
