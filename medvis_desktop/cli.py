@@ -10,6 +10,7 @@ from pathlib import Path
 from medvis_desktop.errors import MedvisError
 
 UNITS = {"CT": "HU"}
+METHODS = ("grad_cam", "deconvnet", "activation_maps")
 # Identifying fields are printed only when asked for (--show-patient).
 PATIENT_KEYS = ("PatientName", "PatientID", "PatientBirthDate")
 
@@ -158,8 +159,25 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--custom-objects", help="Python file defining the model's custom layers")
 
 
+def add_window_arguments(parser: argparse._ActionsContainer) -> None:
+    """Options of the window itself; kept free of Qt so that `medvis info` never loads it."""
+    parser.add_argument(
+        "--open", metavar="PATH", help="study to open: DICOM folder, NIfTI/MHA/NRRD, .inv3, image"
+    )
+    parser.add_argument("--model", metavar="MODEL", help="Keras model (.keras or .h5) to open")
+    parser.add_argument("--method", choices=METHODS, help="run this method once both are open")
+    parser.add_argument("--layer", help='layer to explain ("outer/inner" inside nested models)')
+    parser.add_argument("--target", help="class to explain: index or name from the model card")
+    parser.add_argument("--slice", type=int, metavar="K", help="slice to show first (0 = the first slice)")
+    parser.add_argument(
+        "--screenshot", metavar="OUT.png", help="save the view once the slice's result shows, then exit"
+    )
+    parser.add_argument("--unsafe", action="store_true", help="allow a model that carries Python code")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medvis", description=__doc__)
+    add_window_arguments(parser.add_argument_group("the window (no subcommand)"))
     commands = parser.add_subparsers(dest="command")
     info = commands.add_parser("info", help="describe a study: series, shape, spacing, warnings")
     info.add_argument("path", help="DICOM folder, DICOMDIR or file, NIfTI/MHA/NRRD, .inv3, image")
@@ -191,8 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        from medvis_desktop.gui.app import run_gui
+
+        return run_gui(args)
     try:
         if args.command in ("layers", "explain"):
             from medvis_desktop.models.runtime import start_tensorflow

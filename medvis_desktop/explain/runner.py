@@ -23,7 +23,7 @@ from medvis_desktop.explain.deconvnet import deconvnet
 from medvis_desktop.explain.gradcam import grad_cam
 from medvis_desktop.explain.graph import compiled
 from medvis_desktop.imaging.volume import Volume
-from medvis_desktop.models.card import ModelCard, default_card, read_card
+from medvis_desktop.models.card import ModelCard, default_card_for, read_card
 from medvis_desktop.models.layers import default_gradcam_layer
 
 Progress = Callable[[int, int], None]
@@ -87,9 +87,7 @@ def explain_volume(
         model = load_model(model)
     assumptions: list[str] = []
     if card is None:
-        card, assumptions = default_card(
-            tuple(model.inputs[0].shape), tuple(model.outputs[0].shape), _output_activation(model)
-        )
+        card, assumptions = default_card_for(model)
     problems = card.problems(tuple(model.inputs[0].shape), int(model.outputs[card.output].shape[-1]))
     if problems:
         raise ExplainError("The model card does not fit the model: " + "; ".join(problems))
@@ -114,14 +112,6 @@ def explain_volume(
         parameters={"mode": mode, "batch_size": batch_size},
         cancelled=run.cancelled,
     )
-
-
-def _output_activation(model: keras.Model) -> str:
-    last = model.layers[-1]
-    name = getattr(getattr(last, "activation", None), "__name__", None)
-    if isinstance(last, keras.layers.Softmax) or name == "softmax":
-        return "softmax"
-    return "sigmoid" if name == "sigmoid" else "linear"
 
 
 def _grad_cam_maps(run: _Run, batch: np.ndarray) -> np.ndarray:

@@ -1,0 +1,117 @@
+"""Start the GUI: `medvis` without a subcommand (options in cli.py), or scripted with --screenshot.
+
+A scripted run opens the study and the model, runs the method, saves the screenshot once the
+result for the chosen slice is on screen and exits: 0 on success, 1 with the reason on
+stderr when something fails, 2 when nothing happened within TIMEOUT_S.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+from medvis_desktop.gui.main_window import MainWindow
+
+TIMEOUT_S = 300
+EXIT_FAILED, EXIT_TIMEOUT = 1, 2
+
+
+def settings_store() -> QSettings:
+    """The user's settings (tests pass their own QSettings to MainWindow instead)."""
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "medvis", "medvis_desktop")
+
+
+class Script(QObject):
+    """Drives the window through what the command line asked, one step per event-loop turn."""
+
+    def __init__(self, window: MainWindow, args: argparse.Namespace) -> None:
+        super().__init__(window)
+        self.window = window
+        self.args = args
+        self.exit_code = 0
+        self.scripted = args.screenshot is not None
+        self._saved = False
+        if self.scripted:
+            window.error_reported.connect(self.fail)
+            window.result_shown.connect(self._result_shown)
+            QTimer.singleShot(TIMEOUT_S * 1000, self._timed_out)
+
+    def start(self) -> None:
+        window, args = self.window, self.args
+        window.start_backend()
+        if args.open and not window.open_volume(args.open):
+            return
+        if args.model and not window.open_model(args.model, unsafe=args.unsafe):
+            return
+        if args.slice is not None:
+            window.viewer.set_slice(args.slice)
+        method = args.method or ("grad_cam" if self.scripted and args.model else None)
+        if method is None:
+            if self.scripted:
+                self._save()
+            return
+        target = self._target()
+        window.panel.select(method=method, layer=args.layer, target=target)
+        if window.panel.settings().layer != args.layer:
+            self.window.report_error("Unknown layer", f"{method} cannot use layer '{args.layer}'")
+            return
+        window.run()
+
+    def _target(self) -> int | None:
+        target = self.args.target
+        if target is None or self.window.card is None:
+            return None
+        if target.isdigit():
+            return int(target)
+        names = self.window.card.class_names
+        if target not in names:
+            self.window.report_error("Unknown class", f"'{target}' is not one of: {', '.join(names)}")
+            return None
+        return names.index(target)
+
+    def _result_shown(self, explanation: object) -> None:
+        if not self._saved and explanation.computed[self.window.viewer.cursor[0]]:
+            self._saved = True
+            QTimer.singleShot(0, self._save)  # after the view has taken the new maps
+
+    def _save(self) -> None:
+        try:
+            path = self.window.export_screenshot(self.args.screenshot)
+        except Exception as error:
+            self.fail(f"Could not save the screenshot: {error}")
+            return
+        print(Path(path).resolve())
+        self._finish(0)
+
+    def fail(self, message: str) -> None:
+        print(f"medvis: {message}", file=sys.stderr)
+        self._finish(EXIT_FAILED)
+
+    def _timed_out(self) -> None:
+        print(f"medvis: no result within {TIMEOUT_S} s", file=sys.stderr)
+        self._finish(EXIT_TIMEOUT)
+
+    def _finish(self, code: int) -> None:
+        if self.exit_code == 0:
+            self.exit_code = code
+        self.window.close()
+        QApplication.instance().exit(self.exit_code)
+
+
+def run_gui(args: argparse.Namespace, settings: QSettings | None = None) -> int:
+    """Show the window with what `args` asks; returns the process exit code."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName("medvis")
+    app.setApplicationName("medvis_desktop")
+    window = MainWindow(settings or settings_store(), interactive=args.screenshot is None)
+    if window.geometry().width() < 400:
+        window.resize(1400, 900)
+    script = Script(window, args)
+    window.show()
+    QTimer.singleShot(0, script.start)
+    code = app.exec()
+    return script.exit_code or code

@@ -1,0 +1,591 @@
+"""The main window: layer tree | slice viewer (or feature maps) | method panel, status bar.
+
+Keras and TensorFlow modules are imported inside the methods that need them, never at the top
+of this module: the window must be showing before TensorFlow loads (DESIGN.md, Threads), and
+`start_backend` is what loads it, once, on the main thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QTabWidget,
+    QWidget,
+)
+
+from medvis_desktop import export, imaging
+from medvis_desktop.errors import MedvisError
+from medvis_desktop.export import OverlayStyle
+from medvis_desktop.gui.activation_view import ActivationView
+from medvis_desktop.gui.method_panel import MethodPanel
+from medvis_desktop.gui.model_tree import ModelTree
+from medvis_desktop.gui.series_dialog import SeriesDialog
+from medvis_desktop.gui.slice_viewer import SINGLE, THREE, SliceViewer
+from medvis_desktop.imaging import Volume
+
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+VOLUME_FILTER = (
+    "Studies (*.dcm *.nii *.nii.gz *.mha *.mhd *.nrrd *.inv3 *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)"
+)
+MODEL_FILTER = "Keras models (*.keras *.h5 *.hdf5)"
+RECENT_COUNT = 10
+PATIENT_KEYS = ("PatientName", "PatientID")
+UNITS = {"CT": "HU"}
+SLICES_VIEW, MOSAIC_VIEW = "slices", "mosaic"
+# Scrolling on the feature-map tab asks for the new slice's maps once the wheel rests.
+MOSAIC_DELAY_MS = 150
+TREE_WIDTH = 380  # wide enough for the output shapes and parameter counts
+
+
+class MainWindow(QMainWindow):
+    """`interactive=False` (scripted runs) never opens a dialog: errors are only signalled."""
+
+    result_shown = Signal(object)  # the Explanation now on screen (grows as slices come in)
+    error_reported = Signal(str)
+
+    def __init__(
+        self, settings: QSettings, *, interactive: bool = True, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.interactive = interactive
+        self.setWindowTitle("medvis")
+        self.setAcceptDrops(True)
+        self.volume: Volume | None = None
+        self.model = None  # keras.Model
+        self.model_path: Path | None = None
+        self.card = None  # ModelCard
+        self.relay = None  # worker.Relay, made by start_backend
+        self.explanation = None
+        self.last_error = ""
+        self._job_id: int | None = None
+        self._method_labels: dict[str, str] = {}
+
+        self.viewer = SliceViewer()
+        self.activations = ActivationView()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.viewer, "Slices")
+        self.tabs.addTab(self.activations, "Feature maps")
+        self.setCentralWidget(self.tabs)
+        self.tree = ModelTree()
+        self.panel = MethodPanel()
+        self.tree.setMinimumWidth(TREE_WIDTH)
+        self._dock(self.tree, "Model layers", Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock(self.panel, "Method", Qt.DockWidgetArea.RightDockWidgetArea)
+        self.status = {name: QLabel() for name in ("device", "model", "volume", "slice", "position")}
+        for label in self.status.values():
+            self.statusBar().addPermanentWidget(label)
+        self.status["device"].setText("TensorFlow: starting…")
+        self._mosaic_timer = QTimer(self, singleShot=True, interval=MOSAIC_DELAY_MS)
+        self._mosaic_timer.timeout.connect(self.run_mosaic)
+        self._build_menus()
+        self._connect()
+        self._restore_settings()
+
+    # --- start-up --------------------------------------------------------------------------
+
+    def start_backend(self) -> None:
+        """Load TensorFlow (seconds) and start the worker thread; call once the window shows."""
+        from medvis_desktop.explain import METHODS
+        from medvis_desktop.gui.worker import Relay
+        from medvis_desktop.models.runtime import start_tensorflow
+
+        device = start_tensorflow()
+        self.status["device"].setText(str(device))
+        self.relay = Relay(self)
+        self.relay.progress.connect(self.panel.show_progress)
+        self.relay.result.connect(self._show_result)
+        self.relay.failed.connect(self._job_failed)
+        self.relay.finished.connect(self._job_finished)
+        self._method_labels = {name: method.label for name, method in METHODS.items()}
+        self.panel.set_methods(self._method_labels)
+
+    # --- opening ---------------------------------------------------------------------------
+
+    def open_path(self, path: Path | str) -> bool:
+        """A model by its suffix, anything else as a study."""
+        path = Path(path)
+        if path.name.lower().endswith(MODEL_SUFFIXES):
+            return self.open_model(path)
+        return self.open_volume(path)
+
+    def open_volume(self, path: Path | str, series_uid: str | None = None) -> bool:
+        path = Path(path)
+        try:
+            if path.is_dir() and series_uid is None:
+                series_uid = self._choose_series(path)
+            volume = imaging.load(path, series_uid=series_uid)
+        except (MedvisError, OSError) as error:
+            self.report_error(f"Could not open {path.name}", str(error))
+            return False
+        self._cancel_jobs()
+        self.volume = volume
+        self.explanation = None
+        self.viewer.set_volume(volume)
+        self._rebuild_window_menu()
+        z, y, x = volume.shape
+        self.status["volume"].setText(f"{path.name}: {volume.modality} {z}×{y}×{x}")
+        self.statusBar().showMessage("; ".join(volume.warnings), 10000)
+        self._remember(path, "volume")
+        return True
+
+    def open_model(self, path: Path | str, *, unsafe: bool = False) -> bool:
+        from medvis_desktop import explain, models
+        from medvis_desktop.models.layers import layer_tree
+
+        path = Path(path)
+        try:
+            model = models.load_model(path, unsafe=unsafe)
+            card = self._card_for(model, path)
+        except models.UnsafeModelError as error:
+            if self.interactive and self._confirm_unsafe(str(error)):
+                return self.open_model(path, unsafe=True)
+            self.report_error(f"Refused to open {path.name}", str(error))
+            return False
+        except (MedvisError, OSError) as error:
+            self.report_error(f"Could not open the model {path.name}", str(error))
+            return False
+        if card is None:
+            return False
+        self._cancel_jobs()
+        self.model, self.model_path, self.card = model, path, card
+        predicates = {name: method.can_target for name, method in explain.METHODS.items()}
+        self.tree.set_layers(layer_tree(model, predicates), self._method_labels)
+        self.panel.set_model(
+            {name: explain.target_layers(model, name) for name in predicates}, card.class_names
+        )
+        self.status["model"].setText(f"{path.name} ({card.input_mode}, {len(card.class_names)} classes)")
+        self._remember(path, "model")
+        return True
+
+    def _card_for(self, model, path: Path):
+        """The model card: the file beside the model, else the default one; edited when asked.
+
+        Returns None when the user cancels; raises CardError when no usable card can be had.
+        """
+        from medvis_desktop.models.card import CardError, default_card_for, read_card, write_card
+
+        input_shape, output_shape = tuple(model.inputs[0].shape), tuple(model.outputs[0].shape)
+        try:
+            card, reasons = read_card(path), []
+        except CardError as error:
+            card, reasons = None, [str(error)]
+        if card is None:
+            card, assumptions = default_card_for(model)
+            reasons += ["No model card found; assumed:", *assumptions]
+        problems = card.problems(input_shape, int(output_shape[-1]))
+        if not problems and not reasons:
+            return card
+        if not self.interactive:
+            if problems:
+                raise CardError("The model card does not fit the model: " + "; ".join(problems))
+            self.statusBar().showMessage(" ".join(reasons), 10000)
+            return card
+        from medvis_desktop.gui.card_dialog import CardDialog
+
+        while True:
+            dialog = CardDialog(card, reasons + problems, self)
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                return None if problems else card
+            card = dialog.card()
+            problems = card.problems(input_shape, int(output_shape[-1]))
+            if not problems:
+                write_card(card, path)
+                return card
+            reasons = ["The edited card does not fit the model yet:"]
+
+    def _choose_series(self, folder: Path) -> str | None:
+        series = imaging.list_series(folder)
+        if len(series) <= 1:
+            return None
+        if not self.interactive:
+            chosen = max(series, key=lambda info: info.image_count)
+            self.statusBar().showMessage(
+                f"{len(series)} series: opened the largest, {chosen.description}", 10000
+            )
+            return chosen.uid
+        dialog = SeriesDialog(series, self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            raise MedvisError("No series chosen")
+        return dialog.chosen_uid()
+
+    def _confirm_unsafe(self, message: str) -> bool:
+        answer = QMessageBox.warning(
+            self,
+            "Model with Python code",
+            f"{message}\n\nOpen it anyway? Only do so if you trust where it comes from.",
+            QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Open
+
+    # --- running ---------------------------------------------------------------------------
+
+    def run(self) -> int | None:
+        """Explain the volume with the panel's settings, the slice on screen first."""
+        from medvis_desktop.gui.worker import ExplainJob
+
+        if not self._ready():
+            return None
+        chosen = self.panel.settings()
+        job = ExplainJob(
+            view=SLICES_VIEW,
+            volume=self.volume,
+            model=self.model,
+            card=self.card,
+            method=chosen.method,
+            layer=chosen.layer,
+            target=chosen.target,
+            filter=chosen.filter,
+            first_slice=self.viewer.cursor[0],
+            mode=chosen.mode,
+            batch_size=chosen.batch_size,
+        )
+        self.panel.set_running(True)
+        self._job_id = self.relay.submit(job)
+        if chosen.method == "activation_maps":
+            self.tabs.setCurrentWidget(self.activations)
+            self.run_mosaic()
+        return self._job_id
+
+    def run_mosaic(self) -> int | None:
+        """Every feature map of the panel's layer for the slice on screen."""
+        from medvis_desktop.gui.worker import MosaicJob
+
+        layer = self.panel.settings().layer or (self.explanation.layer if self.explanation else None)
+        if not self._ready() or layer is None:
+            return None
+        job = MosaicJob(MOSAIC_VIEW, self.volume, self.model, self.card, layer, self.viewer.cursor[0])
+        return self.relay.submit(job)
+
+    def run_on_layer(self, method: str, layer: str, filter: int | None = None) -> int | None:
+        self.panel.select(method=method, layer=layer)
+        self.panel.filter.setValue(-1 if filter is None else filter)
+        self.tabs.setCurrentWidget(self.viewer)
+        return self.run()
+
+    def cancel(self) -> None:
+        if self.relay is not None:
+            self.relay.cancel(SLICES_VIEW)
+        self.panel.set_running(False)
+        self.panel.show_stopped()
+
+    def _ready(self) -> bool:
+        missing = [
+            what for what, value in (("a study", self.volume), ("a model", self.model)) if value is None
+        ]
+        if self.relay is None:
+            missing.append("TensorFlow (still starting)")
+        if missing:
+            self.report_error("Cannot run yet", "Open " + " and ".join(missing) + " first.")
+        return not missing
+
+    def _cancel_jobs(self) -> None:
+        if self.relay is not None:
+            for view in (SLICES_VIEW, MOSAIC_VIEW):
+                self.relay.cancel(view)
+        self.panel.set_running(False)
+
+    def _show_result(self, job_id: int, result: object) -> None:
+        if not hasattr(result, "computed"):  # a Mosaic
+            self.activations.set_mosaic(result)
+            return
+        self.explanation = result
+        self.viewer.set_explanation(result)
+        self.result_shown.emit(result)
+
+    def _job_failed(self, job_id: int, message: str) -> None:
+        self.panel.show_error(message)
+        self.report_error("The explanation failed", message)
+
+    def _job_finished(self, job_id: int) -> None:
+        if job_id == self._job_id:
+            self.panel.set_running(False)
+            self.panel.show_stopped()
+
+    # --- status ----------------------------------------------------------------------------
+
+    def _show_cursor(self, z: int, y: int, x: int) -> None:
+        if self.volume is not None:
+            self.status["slice"].setText(f"slice {z + 1}/{self.volume.shape[0]}")
+        if self.tabs.currentWidget() is self.activations and self.explanation is not None:
+            self._mosaic_timer.start()
+
+    def _show_hover(self, index: tuple[int, int, int] | None) -> None:
+        if index is None or self.volume is None:
+            self.status["position"].clear()
+            return
+        x, y, z = self.volume.index_to_patient(np.asarray(index))
+        value = self.volume.voxels[index]
+        text = (
+            f"L {x:.1f}  P {y:.1f}  S {z:.1f} mm   {value:g} {UNITS.get(self.volume.modality, '')}".rstrip()
+        )
+        if self.explanation is not None and np.isfinite(self.explanation.maps[index]):
+            text += f"   map {self.explanation.maps[index]:.3g}"
+        self.status["position"].setText(text)
+
+    def report_error(self, what: str, message: str) -> None:
+        """Tell the user what failed and why, without stopping anything."""
+        self.last_error = f"{what}: {message}"
+        self.statusBar().showMessage(self.last_error, 15000)
+        self.error_reported.emit(self.last_error)
+        if self.interactive:
+            box = QMessageBox(QMessageBox.Icon.Warning, "medvis", what, QMessageBox.StandardButton.Ok, self)
+            box.setInformativeText(message)
+            box.open()
+
+    # --- exports ---------------------------------------------------------------------------
+
+    def legend(self) -> list[str]:
+        """What a figure shows, in words; patient name and ID only when the user asked."""
+        lines = []
+        if self.explanation is not None:
+            e = self.explanation
+            label = self._method_labels.get(e.method, e.method)
+            target = f", target {e.class_name}" if e.class_name is not None else ""
+            chosen = f", filter {e.filter}" if e.filter is not None else ""
+            lines.append(f"{label}: layer {e.layer}{target}{chosen}")
+        if self.volume is not None:
+            name = self.volume.source.name if self.volume.source else "study"
+            slice_text = f"slice {self.viewer.cursor[0] + 1}/{self.volume.shape[0]}"
+            lines.append(f"{name}, {slice_text}, window {self.viewer.window.name}")
+        if self.model_path is not None:
+            lines.append(f"model {self.model_path.name}")
+        if self.include_patient.isChecked() and self.volume is not None:
+            lines.append(
+                "  ".join(f"{k}: {self.volume.meta[k]}" for k in PATIENT_KEYS if k in self.volume.meta)
+            )
+        return lines
+
+    def export_screenshot(self, path: Path | str) -> Path:
+        path = Path(path)
+        self._require(self.volume, "a study")
+        self.viewer.snapshot(self.legend()).save(str(path), "PNG")
+        self._write_provenance(path)
+        return path
+
+    def export_triptych(self, path: Path | str) -> Path:
+        self._require(self.explanation, "an explanation")
+        z = self.viewer.cursor[0]
+        figure = export.triptych(
+            imaging.to_display(self.volume.voxels[z], self.viewer.window),
+            self.explanation.maps[z],
+            style=self.viewer.style,
+            spacing_yx=self.volume.spacing[1:],
+            value_range=self.viewer.map_range,
+            legend=self.legend(),
+        )
+        return self._write_provenance(export.save_png(figure, path))
+
+    def export_heatmap(self, path: Path | str) -> Path:
+        self._require(self.explanation, "an explanation")
+        return self._write_provenance(export.save_heatmap(self.volume, self.explanation.maps, path))
+
+    def export_activations(self, path: Path | str) -> Path:
+        mosaic = self.activations.mosaic
+        self._require(mosaic, "feature maps (run Activation maps)")
+        figure = export.activation_grid(
+            mosaic.maps, mosaic.dead, legend=[f"{mosaic.layer}, slice {mosaic.slice + 1}"]
+        )
+        return self._write_provenance(export.save_png(figure, path), layer=mosaic.layer)
+
+    def _write_provenance(self, path: Path, layer: str | None = None) -> Path:
+        e = self.explanation
+        record = export.Provenance.for_run(
+            e.method if e is not None else "view",
+            model_path=self.model_path,
+            input_path=self.volume.source if self.volume is not None else None,
+            layer=layer or (e.layer if e is not None else None),
+            target=e.class_name if e is not None else None,
+            parameters={
+                "slice": self.viewer.cursor[0],
+                "window": [self.viewer.window.center, self.viewer.window.width],
+                "overlay": asdict(self.viewer.style),
+                "filter": e.filter if e is not None else None,
+                **(e.parameters if e is not None else {}),
+            },
+        )
+        export.write_provenance(record, path)
+        self.statusBar().showMessage(f"Saved {path}", 10000)
+        return path
+
+    @staticmethod
+    def _require(value: object, what: str) -> None:
+        if value is None:
+            raise MedvisError(f"Nothing to export yet: needs {what}")
+
+    def _export_with_dialog(self, exporter, title: str, suffix: str) -> None:
+        folder = self.settings.value("folders/export", str(Path.home()))
+        path, _ = QFileDialog.getSaveFileName(
+            self, title, str(Path(folder) / f"medvis{suffix}"), f"*{suffix}"
+        )
+        if not path:
+            return
+        try:
+            exporter(path)
+        except (MedvisError, OSError, ValueError) as error:
+            self.report_error(f"{title} failed", str(error))
+            return
+        self.settings.setValue("folders/export", str(Path(path).parent))
+
+    # --- menus, settings, drag and drop ----------------------------------------------------
+
+    def _dock(self, widget: QWidget, title: str, area: Qt.DockWidgetArea) -> None:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction("Open &study…", QKeySequence.StandardKey.Open, self._ask_volume)
+        file_menu.addAction("Open &DICOM folder…", self._ask_folder)
+        file_menu.addAction("Open &model…", QKeySequence("Ctrl+M"), self._ask_model)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        file_menu.addSeparator()
+        exports = file_menu.addMenu("&Export")
+        exports.addAction(
+            "Screenshot of the view…", QKeySequence("Ctrl+E"),
+            lambda: self._export_with_dialog(self.export_screenshot, "Screenshot", ".png"),
+        )  # fmt: skip
+        exports.addAction(
+            "Triptych of the slice…",
+            lambda: self._export_with_dialog(self.export_triptych, "Triptych", ".png"),
+        )
+        exports.addAction(
+            "Heat-map volume…", lambda: self._export_with_dialog(self.export_heatmap, "Heat map", ".nii.gz")
+        )
+        exports.addAction(
+            "Feature-map mosaic…",
+            lambda: self._export_with_dialog(self.export_activations, "Feature maps", ".png"),
+        )
+        exports.addSeparator()
+        self.include_patient = exports.addAction("Include patient name and ID in images")
+        self.include_patient.setCheckable(True)
+        file_menu.addSeparator()
+        file_menu.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
+
+        view_menu = self.menuBar().addMenu("&View")
+        layouts = QActionGroup(self)
+        for label, mode, axis in (
+            ("Single view: slices", SINGLE, 0),
+            ("Single view: first reformat", SINGLE, 1),
+            ("Single view: second reformat", SINGLE, 2),
+            ("Three views", THREE, None),
+        ):
+            action = view_menu.addAction(label, self._make_layout(mode, axis))
+            action.setCheckable(True)
+            action.setChecked(mode == SINGLE and axis == 0)
+            layouts.addAction(action)
+        view_menu.addSeparator()
+        self.window_menu = view_menu.addMenu("Window")
+        view_menu.addAction("Reset view", QKeySequence("R"), self.viewer.reset_view)
+
+    def _make_layout(self, mode: str, axis: int | None):
+        return lambda: self.viewer.set_layout_mode(mode, axis)
+
+    def _rebuild_window_menu(self) -> None:
+        self.viewer.fill_presets_menu(self.window_menu)
+
+    def _connect(self) -> None:
+        self.panel.run_requested.connect(self.run)
+        self.panel.cancel_requested.connect(self.cancel)
+        self.panel.method_changed.connect(self.tree.set_method)
+        self.panel.layer_changed.connect(self.tree.select_layer)
+        self.panel.style_changed.connect(self.viewer.set_style)
+        self.panel.overlay_toggled.connect(self.viewer.set_overlay_visible)
+        self.tree.layer_selected.connect(self._layer_selected)
+        self.tree.run_requested.connect(self.run_on_layer)
+        self.viewer.cursor_changed.connect(self._show_cursor)
+        self.viewer.hovered.connect(self._show_hover)
+        self.activations.deconvolve_requested.connect(self._deconvolve_filter)
+
+    def _layer_selected(self, path: str) -> None:
+        self.panel.select(layer=path)
+        if self.tabs.currentWidget() is self.activations:
+            self.run_mosaic()
+
+    def _deconvolve_filter(self, index: int) -> None:
+        self.run_on_layer("deconvnet", self.activations.mosaic.layer, filter=index)
+
+    def _ask_volume(self) -> None:
+        folder = self.settings.value("folders/volume", str(Path.home()))
+        path, _ = QFileDialog.getOpenFileName(self, "Open study", folder, VOLUME_FILTER)
+        if path:
+            self.open_volume(path)
+
+    def _ask_folder(self) -> None:
+        folder = self.settings.value("folders/volume", str(Path.home()))
+        path = QFileDialog.getExistingDirectory(self, "Open DICOM folder", folder)
+        if path:
+            self.open_volume(path)
+
+    def _ask_model(self) -> None:
+        folder = self.settings.value("folders/model", str(Path.home()))
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", folder, MODEL_FILTER)
+        if path:
+            self.open_model(path)
+
+    def _remember(self, path: Path, kind: str) -> None:
+        self.settings.setValue(f"folders/{kind}", str(path if path.is_dir() else path.parent))
+        recent = [str(path)] + [p for p in self._recent() if p != str(path)]
+        self.settings.setValue("recent", recent[:RECENT_COUNT])
+        self._rebuild_recent_menu()
+
+    def _recent(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for path in self._recent():
+            self.recent_menu.addAction(path, self._make_open(path))
+
+    def _make_open(self, path: str):
+        return lambda: self.open_path(path)
+
+    def _restore_settings(self) -> None:
+        self.restoreGeometry(QByteArray(self.settings.value("window/geometry", QByteArray())))
+        self.restoreState(QByteArray(self.settings.value("window/state", QByteArray())))
+        style = OverlayStyle(
+            colormap=str(self.settings.value("overlay/colormap", OverlayStyle.colormap)),
+            opacity=float(self.settings.value("overlay/opacity", OverlayStyle.opacity)),
+            threshold=float(self.settings.value("overlay/threshold", OverlayStyle.threshold)),
+        )
+        self.panel.set_style(style)
+        self.viewer.set_style(style)
+        self._rebuild_recent_menu()
+
+    def save_settings(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        for key, value in asdict(self.viewer.style).items():
+            self.settings.setValue(f"overlay/{key}", value)
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_settings()
+        if self.relay is not None:
+            self.relay.shutdown()
+        super().closeEvent(event)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.open_path(url.toLocalFile())
+        event.acceptProposedAction()

@@ -1,0 +1,489 @@
+"""The slice viewer: axial, coronal and sagittal sections with the explanation laid over them.
+
+Each view shows a section of the volume in millimetres (the image item's transform carries
+the spacing, so anatomy keeps its true proportions) with patient superior up and patient left
+on the screen's right (radiological convention). Pixels go to pyqtgraph as uint16 (voxels
+offset by the volume's minimum) or float32 with levels and a lookup table, the form its fast
+path needs: scrolling hands over a slice of a ready array, nothing is normalised per frame.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QFont, QFontMetrics, QImage, QKeyEvent, QPainter, QTransform
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QMenu, QSlider, QVBoxLayout, QWidget
+
+from medvis_desktop import colormaps, imaging
+from medvis_desktop.export import OverlayStyle
+from medvis_desktop.imaging import Volume, Window
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+
+SNAPSHOT_MARGIN = 8
+SNAPSHOT_LINE = 18
+SNAPSHOT_BAR = 16
+SNAPSHOT_TEXT = QColor(235, 235, 235)
+SNAPSHOT_FONT = ("DejaVu Sans", 10)
+GREY_LUT = np.repeat(np.arange(256, dtype=np.uint8)[:, np.newaxis], 3, axis=1)
+PAGE_STEP = 10
+# Right-drag window/level: fraction of the window width per screen pixel.
+WINDOW_DRAG_RATE = 0.005
+CROSSHAIR_PEN = pg.mkPen((255, 220, 0, 160), width=1)
+# Patient axes (LPS) a view's screen axes should point along, and the plane name per normal.
+PLANE_NAMES = ("sagittal", "coronal", "axial")
+SINGLE, THREE = "single", "three"
+
+
+def overlay_lut(style: OverlayStyle) -> np.ndarray:
+    """RGBA (256, 4): the colour map with the opacity, transparent below the threshold."""
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    lut[:, :3] = colormaps.lookup_table(style.colormap)
+    lut[:, 3] = round(style.opacity * 255)
+    lut[: math.ceil(style.threshold * 255), 3] = 0
+    return lut
+
+
+def display_array(voxels: np.ndarray) -> tuple[np.ndarray, float]:
+    """Voxels in a form pyqtgraph's fast path takes, and the offset subtracted from them."""
+    if np.issubdtype(voxels.dtype, np.integer):
+        low, high = int(voxels.min()), int(voxels.max())
+        if high - low < 2**16:
+            return (voxels.astype(np.int32) - low).astype(np.uint16), float(low)
+    return voxels.astype(np.float32, copy=False), 0.0
+
+
+@dataclass(frozen=True)
+class Section:
+    """How one view cuts the volume: the array axis it fixes and the two it shows."""
+
+    axis: int
+    rows: int
+    columns: int
+
+    @classmethod
+    def through(cls, axis: int) -> Section:
+        rows, columns = (a for a in range(3) if a != axis)
+        return cls(axis, rows, columns)
+
+    def name(self, volume: Volume) -> str:
+        return PLANE_NAMES[int(np.argmax(np.abs(volume.direction[:, self.axis])))]
+
+    def cut(self, array: np.ndarray, index: int) -> np.ndarray:
+        return array[index] if self.axis == 0 else np.take(array, index, axis=self.axis)
+
+    def transform(self, volume: Volume) -> QTransform:
+        """Array (column, row) → screen millimetres, flipped to put superior up, left right."""
+        sy, sx = volume.spacing[self.rows], volume.spacing[self.columns]
+        ny, nx = volume.shape[self.rows], volume.shape[self.columns]
+        flip_rows = volume.direction[2, self.rows] > 0.5  # rows run towards the head
+        flip_columns = volume.direction[0, self.columns] < -0.5  # columns run towards the right
+        return QTransform(
+            -sx if flip_columns else sx, 0, 0, -sy if flip_rows else sy,
+            nx * sx if flip_columns else 0, ny * sy if flip_rows else 0,
+        )  # fmt: skip
+
+
+class SliceViewBox(pg.ViewBox):
+    """Wheel scrolls slices (Ctrl+wheel zooms), right-drag sets window/level, click aims."""
+
+    scrolled = Signal(int)
+    window_dragged = Signal(float, float)
+    clicked = Signal(object)  # scene position
+    menu_requested = Signal(object)  # screen position
+
+    def __init__(self) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+
+    def wheelEvent(self, event, axis=None) -> None:
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(event, axis)
+            return
+        self.scrolled.emit(1 if event.delta() > 0 else -1)
+        event.accept()
+
+    def mouseDragEvent(self, event, axis=None) -> None:
+        if event.button() == Qt.MouseButton.RightButton:
+            event.accept()
+            delta = event.screenPos() - event.lastScreenPos()
+            self.window_dragged.emit(delta.x(), delta.y())
+            return
+        super().mouseDragEvent(event, axis)
+
+    def mouseClickEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit(event.scenePos())
+            event.accept()
+        elif event.button() == Qt.MouseButton.RightButton:
+            self.menu_requested.emit(event.screenPos().toPoint())
+            event.accept()
+
+
+class PlaneView(pg.GraphicsLayoutWidget):
+    """One section: the grey image, the overlay on it, crosshair lines and a caption."""
+
+    def __init__(self, section: Section, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.section = section
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setBackground("k")
+        self.box = SliceViewBox()
+        self.addItem(self.box)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.overlay = pg.ImageItem(axisOrder="row-major")
+        self.overlay.setZValue(1)
+        self.box.addItem(self.image)
+        self.box.addItem(self.overlay)
+        self.lines = (
+            pg.InfiniteLine(angle=90, pen=CROSSHAIR_PEN),
+            pg.InfiniteLine(angle=0, pen=CROSSHAIR_PEN),
+        )
+        for line in self.lines:
+            line.setZValue(2)
+            self.box.addItem(line, ignoreBounds=True)
+        # A child of the view box itself, not of its contents: it stays put when panning.
+        self.caption = pg.TextItem(color=(230, 230, 230), anchor=(0, 0))
+        self.caption.setParentItem(self.box)
+
+    def set_geometry(self, transform: QTransform) -> None:
+        for item in (self.image, self.overlay):
+            item.setTransform(transform)
+
+    def index_at(self, scene_position: QPointF) -> tuple[int, int] | None:
+        """(row, column) of the pixel under a scene position, None outside the image."""
+        point = self.image.mapFromScene(scene_position)
+        row, column = math.floor(point.y()), math.floor(point.x())
+        height, width = self.image.image.shape[:2]
+        return (row, column) if 0 <= row < height and 0 <= column < width else None
+
+    def set_crosshair(self, row: int, column: int) -> None:
+        point = self.image.transform().map(QPointF(column + 0.5, row + 0.5))
+        self.lines[0].setValue(point.x())
+        self.lines[1].setValue(point.y())
+
+    def reset_view(self) -> None:
+        """Fit the image again, and keep fitting it as the window resizes until the user zooms."""
+        self.box.enableAutoRange()
+
+
+class SliceViewer(QWidget):
+    """The three sections of one volume around a cursor voxel, and the explanation's maps.
+
+    The cursor (z, y, x) is shared: a view shows the section through the cursor and its
+    crosshair marks where the other views cut. The explanation is an Explanation (or None);
+    each section shows the maps of its own slice, read from `explanation.maps`.
+    """
+
+    cursor_changed = Signal(int, int, int)
+    hovered = Signal(object)  # (z, y, x) under the mouse, or None
+    window_changed = Signal(object)  # Window
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.volume: Volume | None = None
+        self.explanation = None
+        self.style = OverlayStyle()
+        self.overlay_visible = True
+        self.window = Window("", 0.0, 1.0)
+        self.cursor = [0, 0, 0]
+        self.active_axis = 0
+        self.layout_mode = SINGLE
+        self._pixels = np.zeros((1, 1, 1), dtype=np.uint16)
+        self._offset = 0.0
+        self.map_range = (0.0, 1.0)
+        self.views = [PlaneView(Section.through(axis)) for axis in range(3)]
+        # Deconvolution shows its projection into the image beside the slice.
+        self.projection = PlaneView(Section.through(0))
+        for view in (*self.views, self.projection):
+            view.image.setLookupTable(GREY_LUT)
+        self.projection.box.setXLink(self.views[0].box)
+        self.projection.box.setYLink(self.views[0].box)
+        self.colour_bar = pg.ColorBarItem(values=(0, 1), width=14, interactive=False, colorMapMenu=False)
+        bar_widget = pg.GraphicsLayoutWidget()
+        bar_widget.setBackground("k")
+        bar_widget.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        bar_widget.setFixedWidth(70)
+        bar_widget.addItem(self.colour_bar)
+        self._bar_widget = bar_widget
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.slider.valueChanged.connect(self._slider_moved)
+        self._grid = QGridLayout()
+        self._grid.setSpacing(2)
+        row = QHBoxLayout()
+        row.addLayout(self._grid, 1)
+        row.addWidget(bar_widget)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(row, 1)
+        column.addWidget(self.slider)
+        for view in (*self.views, self.projection):
+            view.box.scrolled.connect(self._make_scroll(view))
+            view.box.window_dragged.connect(self._drag_window)
+            view.box.clicked.connect(self._make_click(view))
+            view.box.menu_requested.connect(self._show_menu)
+            view.scene().sigMouseMoved.connect(self._make_hover(view))
+        self._set_style_items()
+        self._arrange()
+
+    # --- what is shown ---------------------------------------------------------------------
+
+    def set_volume(self, volume: Volume) -> None:
+        """Show a new volume at its middle slice, in its default window, without maps."""
+        self.volume = volume
+        self.explanation = None
+        self._pixels, self._offset = display_array(volume.voxels)
+        self.cursor = [n // 2 for n in volume.shape]
+        for view in (*self.views, self.projection):
+            view.set_geometry(view.section.transform(volume))
+        self.set_window(imaging.default_window(volume))
+        self._refresh()
+        self.reset_view()
+
+    def set_explanation(self, explanation: object | None) -> None:
+        """Show an Explanation's maps (None: no overlay); its colour scale spans all its slices."""
+        self.explanation = explanation
+        if explanation is not None:
+            computed = explanation.maps[explanation.computed]
+            finite = computed[np.isfinite(computed)]
+            low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+            self.map_range = (low, high if high > low else low + 1e-6)
+            self.colour_bar.setLevels(self.map_range)
+        self._arrange()
+        self._refresh()
+
+    def set_style(self, style: OverlayStyle) -> None:
+        self.style = style
+        self._set_style_items()
+        self._refresh()
+
+    def set_overlay_visible(self, visible: bool) -> None:
+        self.overlay_visible = visible
+        self._refresh()
+
+    def set_window(self, window: Window) -> None:
+        self.window = window
+        levels = (window.low - self._offset, window.high - self._offset)
+        for view in self.views:
+            view.image.setLevels(levels)
+        self.window_changed.emit(window)
+
+    def set_layout_mode(self, mode: str, axis: int | None = None) -> None:
+        """SINGLE shows the view through `axis` (default: the active one); THREE shows all."""
+        self.layout_mode = mode
+        if axis is not None:
+            self.active_axis = axis
+        self._arrange()
+        self._refresh()
+        self.reset_view()
+
+    def set_slice(self, index: int) -> None:
+        """Move the active view to slice `index` (clipped to the volume)."""
+        if self.volume is None:
+            return
+        self.cursor[self.active_axis] = int(np.clip(index, 0, self.volume.shape[self.active_axis] - 1))
+        self._refresh()
+
+    @property
+    def current_slice(self) -> int:
+        return self.cursor[self.active_axis]
+
+    def reset_view(self) -> None:
+        for view in (*self.views, self.projection):
+            view.reset_view()
+
+    def fill_presets_menu(self, menu: QMenu) -> None:
+        """Put the window presets of the current volume in `menu` (emptied first)."""
+        menu.clear()
+        for window in imaging.presets(self.volume) if self.volume is not None else []:
+            action = QAction(f"{window.name}  ({window.center:g} / {window.width:g})", menu)
+            action.triggered.connect(self._make_preset(window))
+            menu.addAction(action)
+
+    def snapshot(self, legend: list[str]) -> QImage:
+        """The active view's section with its overlay at native resolution (square pixels in
+        mm), the legend lines above it and the colour scale beside it: what the user sees,
+        without the zoom."""
+        view = self.views[self.active_axis]
+        layers = [view.image, *([view.overlay] if view.overlay.isVisible() else [])]
+        for item in layers:
+            item.render()  # makes item.qimage from the data, levels and lookup table
+        section = view.section
+        pixel = min(self.volume.spacing[section.rows], self.volume.spacing[section.columns])
+        width = round(view.image.width() * self.volume.spacing[section.columns] / pixel)
+        height = round(view.image.height() * self.volume.spacing[section.rows] / pixel)
+        header = SNAPSHOT_MARGIN + SNAPSHOT_LINE * len(legend)
+        bar_space = 90 if len(layers) > 1 else 0
+        font = QFont(*SNAPSHOT_FONT)
+        metrics = QFontMetrics(font)
+        text_width = max((metrics.horizontalAdvance(line) for line in legend), default=0)
+        image = QImage(
+            max(width + 2 * SNAPSHOT_MARGIN + bar_space, text_width + 2 * SNAPSHOT_MARGIN),
+            height + header + SNAPSHOT_MARGIN,
+            QImage.Format.Format_RGB32,
+        )
+        image.fill(QColor(0, 0, 0))
+        painter = QPainter(image)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        placement = QTransform.fromScale(1 / pixel, 1 / pixel) * QTransform.fromTranslate(
+            SNAPSHOT_MARGIN, header
+        )
+        for item in layers:
+            painter.setTransform(item.transform() * placement)
+            painter.drawImage(QPointF(0, 0), item.qimage)
+        painter.resetTransform()
+        painter.setPen(SNAPSHOT_TEXT)
+        painter.setFont(font)
+        for row, line in enumerate(legend):
+            painter.drawText(QPointF(SNAPSHOT_MARGIN, SNAPSHOT_MARGIN + 13 + row * SNAPSHOT_LINE), line)
+        if bar_space:
+            self._paint_colour_bar(painter, QRectF(width + 2 * SNAPSHOT_MARGIN, header, SNAPSHOT_BAR, height))
+        painter.end()
+        return image
+
+    def _paint_colour_bar(self, painter: QPainter, rect: QRectF) -> None:
+        table = colormaps.lookup_table(self.style.colormap)
+        ramp = np.ascontiguousarray(table[::-1][:, np.newaxis, :].repeat(SNAPSHOT_BAR, axis=1))
+        bar = QImage(ramp.data, SNAPSHOT_BAR, len(table), 3 * SNAPSHOT_BAR, QImage.Format.Format_RGB888)
+        painter.drawImage(rect, bar)
+        low, high = self.map_range
+        threshold_y = rect.bottom() - self.style.threshold * rect.height()
+        painter.drawLine(QPointF(rect.left() - 3, threshold_y), QPointF(rect.right() + 3, threshold_y))
+        painter.drawText(QPointF(rect.right() + 4, rect.top() + 10), f"{high:.3g}")
+        painter.drawText(QPointF(rect.right() + 4, rect.bottom()), f"{low:.3g}")
+
+    # --- drawing ---------------------------------------------------------------------------
+
+    def _visible_views(self) -> list[PlaneView]:
+        views = self.views if self.layout_mode == THREE else [self.views[self.active_axis]]
+        return [*views, self.projection] if self._shows_projection() else views
+
+    def _shows_projection(self) -> bool:
+        return self.explanation is not None and self.explanation.method == "deconvnet"
+
+    def _arrange(self) -> None:
+        for view in (*self.views, self.projection):
+            self._grid.removeWidget(view)
+            view.hide()
+        for position, view in enumerate(self._visible_views()):
+            self._grid.addWidget(view, position // 2, position % 2)
+            view.show()
+        self._bar_widget.setVisible(self.explanation is not None and self.overlay_visible)
+
+    def _refresh(self) -> None:
+        """Hand every visible view its sections for the cursor: array slices, no arithmetic."""
+        if self.volume is None:
+            return
+        maps = self.explanation.maps if self.explanation is not None else None
+        for view in self._visible_views():
+            section = view.section
+            index = self.cursor[section.axis]
+            if view is self.projection:
+                view.image.setImage(
+                    section.cut(maps, index), autoLevels=False, levels=self._symmetric_range()
+                )
+            else:
+                view.image.setImage(section.cut(self._pixels, index), autoLevels=False)
+                self._show_overlay(view, None if maps is None else section.cut(maps, index))
+            view.set_crosshair(self.cursor[section.rows], self.cursor[section.columns])
+            for line in view.lines:
+                line.setVisible(self.layout_mode == THREE)
+            view.caption.setText(
+                f"{section.name(self.volume)}  {index + 1}/{self.volume.shape[section.axis]}"
+                + ("  (projection)" if view is self.projection else "")
+            )
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, self.volume.shape[self.active_axis] - 1)
+        self.slider.setValue(self.current_slice)
+        self.slider.blockSignals(False)
+        self.cursor_changed.emit(*self.cursor)
+
+    def _show_overlay(self, view: PlaneView, heat: np.ndarray | None) -> None:
+        shown = heat is not None and self.overlay_visible
+        view.overlay.setVisible(shown)
+        if shown:
+            view.overlay.setImage(heat, autoLevels=False, levels=self.map_range)
+
+    def _symmetric_range(self) -> tuple[float, float]:
+        peak = max(abs(self.map_range[0]), abs(self.map_range[1]))
+        return (-peak, peak)
+
+    def _set_style_items(self) -> None:
+        lut = overlay_lut(self.style)
+        for view in self.views:
+            view.overlay.setLookupTable(lut)
+        table = colormaps.lookup_table(self.style.colormap)
+        self.colour_bar.setColorMap(pg.ColorMap(np.linspace(0, 1, len(table)), table))
+
+    # --- interaction -----------------------------------------------------------------------
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        steps = {
+            Qt.Key.Key_Up: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_Down: -1, Qt.Key.Key_Left: -1,
+            Qt.Key.Key_PageUp: PAGE_STEP, Qt.Key.Key_PageDown: -PAGE_STEP,
+        }  # fmt: skip
+        if event.key() in steps:
+            self.set_slice(self.current_slice + steps[event.key()])
+        elif event.key() == Qt.Key.Key_O:
+            self.set_overlay_visible(not self.overlay_visible)
+        elif event.key() == Qt.Key.Key_R:
+            self.reset_view()
+        else:
+            super().keyPressEvent(event)
+
+    def _slider_moved(self, value: int) -> None:
+        self.set_slice(value)
+
+    def _make_scroll(self, view: PlaneView):
+        def scroll(steps: int) -> None:
+            self.active_axis = view.section.axis
+            self.set_slice(self.cursor[view.section.axis] + steps)
+
+        return scroll
+
+    def _make_click(self, view: PlaneView):
+        def click(scene_position: QPointF) -> None:
+            self.setFocus()
+            index = view.index_at(scene_position)
+            self.active_axis = view.section.axis
+            if index is not None and self.layout_mode == THREE:
+                self.cursor[view.section.rows], self.cursor[view.section.columns] = index
+                self._refresh()
+
+        return click
+
+    def _make_hover(self, view: PlaneView):
+        def hover(scene_position: QPointF) -> None:
+            index = view.index_at(scene_position) if self.volume is not None else None
+            if index is None:
+                self.hovered.emit(None)
+                return
+            voxel = list(self.cursor)
+            voxel[view.section.rows], voxel[view.section.columns] = index
+            self.hovered.emit(tuple(voxel))
+
+        return hover
+
+    def _make_preset(self, window: Window):
+        return lambda: self.set_window(window)
+
+    def _drag_window(self, dx: float, dy: float) -> None:
+        width = max(self.window.width * (1 + dx * WINDOW_DRAG_RATE * 2), 1e-3)
+        center = self.window.center - dy * self.window.width * WINDOW_DRAG_RATE
+        self.set_window(replace(self.window, name="Custom", center=center, width=width))
+
+    def _show_menu(self, screen_position) -> None:
+        menu = QMenu(self)
+        self.fill_presets_menu(menu.addMenu("Window"))
+        menu.addAction("Reset view", self.reset_view)
+        overlay = menu.addAction(
+            "Show overlay (O)", lambda: self.set_overlay_visible(not self.overlay_visible)
+        )
+        overlay.setCheckable(True)
+        overlay.setChecked(self.overlay_visible)
+        menu.exec(screen_position)

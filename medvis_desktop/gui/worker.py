@@ -1,0 +1,225 @@
+"""One long-lived thread for TensorFlow work, and the relay the GUI talks to.
+
+The GUI never calls TensorFlow itself: it posts a job to the relay, which hands it to the
+worker through a queued signal. The worker lives in its own QThread and reports back through
+signals connected to the relay's methods, so the relay's own signals are always emitted in
+the GUI thread. A newer job for the same view makes the older one stale: its cancel flag is
+set (checked between batches) and whatever it still reports is dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from medvis_desktop.errors import MedvisError
+from medvis_desktop.explain import activation_maps, dead_filters
+from medvis_desktop.explain.runner import Explanation, explain_volume
+from medvis_desktop.imaging import Volume
+from medvis_desktop.models.card import ModelCard
+
+# After the slice on screen, slices are computed in chunks of this many batches: each chunk
+# is shown as soon as it is done.
+BATCHES_PER_CHUNK = 4
+# Slices sampled through the volume to tell which filters never respond.
+DEAD_FILTER_SAMPLES = 8
+
+
+@dataclass
+class ExplainJob:
+    """Explain a volume with a method, the slice on screen first."""
+
+    view: str
+    volume: Volume
+    model: keras.Model
+    card: ModelCard
+    method: str
+    layer: str | None
+    target: int | None
+    filter: int | None
+    first_slice: int
+    mode: str = "feature_map"
+    batch_size: int = 8
+    job_id: int = 0
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def slice_order(self) -> list[int]:
+        """Every slice, nearest to the one on screen first."""
+        return sorted(range(self.volume.shape[0]), key=lambda z: (abs(z - self.first_slice), z))
+
+
+@dataclass
+class MosaicJob:
+    """All feature maps of one layer for one slice, and the layer's dead filters."""
+
+    view: str
+    volume: Volume
+    model: keras.Model
+    card: ModelCard
+    layer: str
+    slice: int
+    job_id: int = 0
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class Mosaic:
+    """A MosaicJob's result: maps (y, x, C) at the layer's resolution, dead (C,)."""
+
+    layer: str
+    slice: int
+    maps: np.ndarray
+    dead: np.ndarray
+
+
+Job = ExplainJob | MosaicJob
+
+
+class Worker(QObject):
+    """Runs jobs one after the other in the worker thread; never lets an exception escape."""
+
+    progress = Signal(int, int, int)  # job_id, done, total
+    partial = Signal(int, object)  # job_id, Explanation of some slices, or a Mosaic
+    failed = Signal(int, str)  # job_id, message
+    finished = Signal(int)  # job_id: done, failed or cancelled; the worker is free
+
+    @Slot(object)
+    def run(self, job: Job) -> None:
+        try:
+            if not job.cancel.is_set():
+                if isinstance(job, MosaicJob):
+                    self._mosaic(job)
+                else:
+                    self._explain(job)
+        except MedvisError as error:
+            self.failed.emit(job.job_id, str(error))
+        except Exception as error:  # TensorFlow raises anything; the session must go on.
+            self.failed.emit(job.job_id, f"{type(error).__name__}: {error}")
+        self.finished.emit(job.job_id)
+
+    def _explain(self, job: ExplainJob) -> None:
+        order = job.slice_order()
+        first = self._explain_slices(job, order[:1] if job.card.input_mode != "3d" else order)
+        self.partial.emit(job.job_id, first)
+        done = int(first.computed.sum())
+        self.progress.emit(job.job_id, done, len(order))
+        chunk = job.batch_size * BATCHES_PER_CHUNK
+        # The first result fixes what "automatic" meant, so every slice explains the same thing.
+        job.layer, job.target = first.layer, first.target
+        for start in range(done, len(order), chunk):
+            if job.cancel.is_set():
+                return
+            result = self._explain_slices(job, order[start : start + chunk])
+            self.partial.emit(job.job_id, result)
+            self.progress.emit(job.job_id, min(start + chunk, len(order)), len(order))
+
+    def _explain_slices(self, job: ExplainJob, slices: Sequence[int]) -> Explanation:
+        return explain_volume(
+            job.volume,
+            job.model,
+            job.method,
+            card=job.card,
+            layer=job.layer,
+            target=job.target,
+            filter=job.filter,
+            slices=slices,
+            cancel=job.cancel.is_set,
+            batch_size=job.batch_size,
+            mode=job.mode,
+        )
+
+    def _mosaic(self, job: MosaicJob) -> None:
+        volume = job.volume.voxels
+        maps = activation_maps(job.model, job.card.slice_input(volume, [job.slice]), job.layer)[0]
+        samples = np.linspace(0, volume.shape[0] - 1, DEAD_FILTER_SAMPLES).round().astype(int)
+        dead = dead_filters(job.model, job.card.slice_input(volume, sorted(set(samples))), job.layer)
+        self.partial.emit(job.job_id, Mosaic(job.layer, job.slice, maps, dead))
+        self.progress.emit(job.job_id, 1, 1)
+
+
+class Relay(QObject):
+    """The GUI's side: owns the worker thread, merges partial results, drops stale ones.
+
+    `result` carries, for an ExplainJob, one Explanation that grows as slices come in (the
+    same object each time, filled in the GUI thread); for a MosaicJob, the Mosaic.
+    """
+
+    progress = Signal(int, int)  # done, total (of the latest job)
+    result = Signal(int, object)  # job_id, Explanation or Mosaic
+    failed = Signal(int, str)  # job_id, message
+    finished = Signal(int)  # job_id
+    _post = Signal(object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.worker_thread = QThread()
+        self.worker_thread.setObjectName("medvis-worker")
+        self._worker = Worker()
+        self._worker.moveToThread(self.worker_thread)
+        self._post.connect(self._worker.run)
+        self._worker.progress.connect(self._on_progress)
+        self._worker.partial.connect(self._on_partial)
+        self._worker.failed.connect(self._on_failed)
+        self._worker.finished.connect(self._on_finished)
+        self.worker_thread.start()
+        self._next_id = 1
+        self._latest: dict[str, Job] = {}
+        self._merged: dict[int, Explanation] = {}
+
+    def submit(self, job: Job) -> int:
+        """Queue `job`; the previous job for the same view is cancelled. Returns the job id."""
+        self.cancel(job.view)
+        job.job_id = self._next_id
+        self._next_id += 1
+        self._latest[job.view] = job
+        self._post.emit(job)
+        return job.job_id
+
+    def cancel(self, view: str) -> None:
+        job = self._latest.pop(view, None)
+        if job is not None:
+            job.cancel.set()
+
+    def is_current(self, job_id: int) -> bool:
+        return any(job.job_id == job_id for job in self._latest.values())
+
+    def shutdown(self) -> None:
+        """Cancel everything and stop the thread (it ends after the batch it is in)."""
+        for view in list(self._latest):
+            self.cancel(view)
+        self.worker_thread.quit()
+        self.worker_thread.wait()
+
+    def _on_progress(self, job_id: int, done: int, total: int) -> None:
+        if self.is_current(job_id):
+            self.progress.emit(done, total)
+
+    def _on_partial(self, job_id: int, partial: Explanation | Mosaic) -> None:
+        if not self.is_current(job_id):
+            return
+        if isinstance(partial, Mosaic):
+            self.result.emit(job_id, partial)
+            return
+        merged = self._merged.setdefault(job_id, partial)
+        if merged is not partial:
+            done = np.flatnonzero(partial.computed)
+            merged.maps[done] = partial.maps[done]
+            merged.scores[done] = partial.scores[done]
+            merged.computed[done] = True
+        self.result.emit(job_id, merged)
+
+    def _on_failed(self, job_id: int, message: str) -> None:
+        if self.is_current(job_id):
+            self.failed.emit(job_id, message)
+
+    def _on_finished(self, job_id: int) -> None:
+        self._merged.pop(job_id, None)
+        for view, job in list(self._latest.items()):
+            if job.job_id == job_id:
+                del self._latest[view]
+        self.finished.emit(job_id)

@@ -1,0 +1,81 @@
+"""Real widgets offscreen, real tiny Keras models, real CT slices; never the user's settings."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings
+
+from medvis_desktop import imaging
+from medvis_desktop.imaging import Volume
+
+HEAD_SPACING = (1.5, 0.957, 0.957)
+INPUT_SIDE = 64
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> QSettings:
+    """A settings file of the test's own (MainWindow takes its QSettings as an argument)."""
+    return QSettings(str(tmp_path / "medvis.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture(scope="session")
+def ct_volume(head_ct_block: np.ndarray) -> Volume:
+    """40 real head CT slices (HU) with the study's spacing and a patient name to keep out."""
+    return Volume(
+        voxels=head_ct_block,
+        spacing=HEAD_SPACING,
+        modality="CT",
+        meta={"PatientName": "DOE^JANE", "PatientID": "PID-4711"},
+    )
+
+
+@pytest.fixture(scope="session")
+def ct_nifti(ct_volume: Volume, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("study") / "head.nii.gz"
+    imaging.save(ct_volume, path)
+    return path
+
+
+def build_classifier(side: int = INPUT_SIDE):
+    """conv-relu-pool-conv-gap-dense(softmax), 2 classes; seeded, a few filters."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((side, side, 1), name="image")
+    h = layers.Conv2D(6, 3, padding="same", activation="relu", name="conv1")(inputs)
+    h = layers.MaxPooling2D(2, name="pool1")(h)
+    h = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv2")(h)
+    h = layers.GlobalAveragePooling2D(name="gap")(h)
+    outputs = layers.Dense(2, activation="softmax", name="dense")(h)
+    return keras.Model(inputs, outputs, name="tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    return build_classifier()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tiny_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "tiny.keras"
+    tiny_model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_card():
+    from medvis_desktop.models.card import ModelCard
+
+    return ModelCard(
+        input_mode="2d", input_shape=(INPUT_SIDE, INPUT_SIDE, 1), class_names=["normal", "lesion"]
+    )

@@ -1,0 +1,145 @@
+"""The main window end to end: open, run on the worker, scroll, export, errors, settings."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+from PySide6.QtCore import QPointF
+
+from medvis_desktop.export import OverlayStyle
+from medvis_desktop.gui.main_window import MainWindow
+from medvis_desktop.models.card import ModelCard
+
+
+def make_window(qtbot, settings) -> MainWindow:
+    window = MainWindow(settings, interactive=False)
+    qtbot.addWidget(window)
+    window.resize(1200, 800)
+    window.show()
+    window.start_backend()
+    return window
+
+
+@pytest.fixture
+def window(qtbot, settings, ct_nifti, tiny_model_path):
+    window = make_window(qtbot, settings)
+    assert window.open_volume(ct_nifti)
+    assert window.open_model(tiny_model_path)
+    yield window
+    window.close()
+    assert not window.relay.worker_thread.isRunning()
+
+
+def run_and_wait(qtbot, window: MainWindow, method: str = "grad_cam", **choices) -> None:
+    window.panel.select(method=method, **choices)
+    job_id = window.run()
+    assert job_id is not None
+    with qtbot.waitSignal(window.relay.finished, timeout=60_000, check_params_cb=lambda done: done == job_id):
+        pass
+
+
+def test_run_shows_the_slice_on_screen_and_each_slices_map_while_scrolling(qtbot, window):
+    window.viewer.set_slice(12)
+    run_and_wait(qtbot, window, layer="conv2", target=1)
+
+    explanation = window.explanation
+    assert explanation.computed.all() and explanation.layer == "conv2" and explanation.target == 1
+    for z in (12, 0, 39):
+        window.viewer.set_slice(z)
+        np.testing.assert_array_equal(window.viewer.views[0].overlay.image, explanation.maps[z])
+    assert window.status["slice"].text() == "slice 40/40"
+    assert window.status["device"].text().startswith(("CPU", "GPU"))
+    assert "tiny.keras" in window.status["model"].text()
+    assert window.panel.progress.value() == 40
+
+
+def test_status_bar_shows_position_in_mm_and_values(window):
+    window.explanation = None
+    view = window.viewer.views[0]
+    view.scene().sigMouseMoved.emit(view.image.mapToScene(QPointF(100.5, 120.5)))
+    z = window.viewer.current_slice
+    x, y, s = window.volume.index_to_patient(np.array([z, 120, 100]))
+    text = window.status["position"].text()
+    assert f"L {x:.1f}  P {y:.1f}  S {s:.1f} mm" in text
+    assert f"{window.volume.voxels[z, 120, 100]:g}" in text
+
+
+def test_exports_have_provenance_and_no_patient_name(qtbot, window, tmp_path):
+    window.volume.meta.update(PatientName="DOE^JANE", PatientID="PID-4711")
+    run_and_wait(qtbot, window, "activation_maps", layer="conv2")
+    qtbot.waitUntil(lambda: window.activations.mosaic is not None, timeout=30_000)
+
+    outputs = [
+        window.export_screenshot(tmp_path / "view.png"),
+        window.export_triptych(tmp_path / "triptych.png"),
+        window.export_heatmap(tmp_path / "heat.nii.gz"),
+        window.export_activations(tmp_path / "maps.png"),
+    ]
+    for path in outputs:
+        assert path.stat().st_size > 1000
+        record = json.loads(path.with_name(path.name + ".provenance.json").read_text())
+        assert record["outputs"] == [path.name]
+        assert record["model_sha256"] and record["input_sha256"]
+        assert "DOE" not in json.dumps(record)
+        assert b"DOE" not in path.read_bytes() and b"PID-4711" not in path.read_bytes()
+    assert record["layer"] == "conv2"
+    assert not any("DOE" in line for line in window.legend())
+    window.include_patient.setChecked(True)
+    assert any("DOE^JANE" in line and "PID-4711" in line for line in window.legend())
+
+
+def test_feature_map_mosaic_click_and_deconvolve(qtbot, window):
+    run_and_wait(qtbot, window, "activation_maps", layer="conv1")
+    qtbot.waitUntil(lambda: window.activations.mosaic is not None, timeout=30_000)
+    view = window.activations
+    assert view.mosaic.maps.shape[-1] == 6
+    assert view.tiles.image.ndim == 2  # one image for every tile
+    view.choose(view.tile_at(QPointF(64 + 1 + 3, 2)))  # second tile of the first row
+    assert view.chosen == 1
+
+    with qtbot.waitSignal(window.relay.finished, timeout=60_000):
+        view.deconvolve.click()
+    assert window.explanation.method == "deconvnet" and window.explanation.filter == 1
+    assert window.viewer.projection.isVisible()
+
+
+def test_a_failed_job_is_a_message_and_the_window_keeps_working(qtbot, window):
+    assert not window.open_volume("/nonexistent/study.nii.gz")
+    assert "Could not open study.nii.gz" in window.last_error
+    good_card = window.card
+    window.card = ModelCard(input_mode="2d", input_shape=(32, 32, 1))
+    run_and_wait(qtbot, window)
+    assert "does not fit" in window.panel.message.text()
+    window.card = good_card
+    run_and_wait(qtbot, window)
+    assert window.explanation.computed.all()
+
+
+def test_unsafe_model_needs_consent(qtbot, settings, tmp_path):
+    inputs = keras.Input((16, 16, 1))
+    h = layers.Lambda(lambda t: t * 2.0, name="double")(inputs)
+    h = layers.Conv2D(2, 3, name="conv")(h)
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, layers.Dense(2)(layers.GlobalAveragePooling2D()(h))).save(path)
+    window = make_window(qtbot, settings)
+    assert not window.open_model(path)
+    assert window.last_error.startswith("Refused to open lambda.keras")
+    assert window.open_model(path, unsafe=True)
+    window.close()
+
+
+def test_settings_persist_in_the_given_store(qtbot, settings, ct_nifti):
+    window = make_window(qtbot, settings)
+    window.open_volume(ct_nifti)
+    window.panel.set_style(OverlayStyle("inferno", opacity=0.7, threshold=0.35))
+    window.close()
+    again = make_window(qtbot, settings)
+    assert again.panel.style == OverlayStyle("inferno", opacity=0.7, threshold=0.35)
+    assert again.viewer.style == again.panel.style
+    assert again.recent_menu.actions()[0].text() == str(ct_nifti)
+    assert settings.value("folders/volume") == str(ct_nifti.parent)
+    again.close()

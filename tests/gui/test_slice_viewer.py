@@ -1,0 +1,133 @@
+"""The slice viewer: each slice's own map while scrolling, physical aspect, window, overlay key."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+
+from medvis_desktop import imaging
+from medvis_desktop.explain.runner import Explanation
+from medvis_desktop.gui.slice_viewer import PAGE_STEP, THREE, SliceViewer, overlay_lut
+from medvis_desktop.imaging import Window
+
+
+@pytest.fixture
+def viewer(qtbot, ct_volume):
+    viewer = SliceViewer()
+    qtbot.addWidget(viewer)
+    viewer.resize(800, 600)
+    viewer.show()
+    viewer.set_volume(ct_volume)
+    return viewer
+
+
+@pytest.fixture
+def explanation(ct_volume, tiny_card) -> Explanation:
+    """A different map on every slice (slice k is k plus a ramp), the last slice not computed."""
+    z, y, x = ct_volume.shape
+    maps = (np.arange(z, dtype=np.float32)[:, None, None] + np.linspace(0, 1, x, dtype=np.float32)).repeat(
+        y, 1
+    )
+    computed = np.ones(z, dtype=bool)
+    computed[-1] = False
+    maps[-1] = np.nan
+    return Explanation("grad_cam", "conv2", 1, None, maps, np.zeros((z, 2)), computed, tiny_card)
+
+
+def shown_overlay(viewer: SliceViewer) -> np.ndarray:
+    return viewer.views[0].overlay.image
+
+
+def test_scrolling_shows_each_slices_own_map(qtbot, viewer, explanation):
+    viewer.set_explanation(explanation)
+    viewer.set_slice(5)
+    np.testing.assert_array_equal(shown_overlay(viewer), explanation.maps[5])
+    qtbot.keyClick(viewer, Qt.Key.Key_Up)
+    np.testing.assert_array_equal(shown_overlay(viewer), explanation.maps[6])
+    qtbot.keyClick(viewer, Qt.Key.Key_PageUp)
+    assert viewer.current_slice == 6 + PAGE_STEP
+    np.testing.assert_array_equal(shown_overlay(viewer), explanation.maps[6 + PAGE_STEP])
+    viewer.views[0].box.scrolled.emit(-1)  # what a wheel notch does
+    np.testing.assert_array_equal(shown_overlay(viewer), explanation.maps[5 + PAGE_STEP])
+    viewer.slider.setValue(2)
+    np.testing.assert_array_equal(shown_overlay(viewer), explanation.maps[2])
+    np.testing.assert_array_equal(viewer.views[0].image.image, viewer._pixels[2])
+
+
+def test_fast_path_data_types_and_levels(viewer, explanation, ct_volume):
+    viewer.set_explanation(explanation)
+    view = viewer.views[0]
+    assert view.image.image.dtype == np.uint16  # HU offset by the minimum
+    assert view.overlay.image.dtype == np.float32
+    offset = float(ct_volume.voxels.min())
+    np.testing.assert_allclose(view.image.getLevels(), (40 - 40 - offset, 40 + 40 - offset))  # Brain 40/80
+    finite = explanation.maps[explanation.computed]
+    np.testing.assert_allclose(view.overlay.getLevels(), (finite.min(), finite.max()))
+
+
+def test_views_keep_the_physical_aspect(viewer, ct_volume):
+    viewer.set_layout_mode(THREE)
+    sz, sy, sx = ct_volume.spacing
+    nz, ny, nx = ct_volume.shape
+    sizes = []
+    for view in viewer.views:
+        rect = view.image.mapRectToParent(view.image.boundingRect())
+        sizes.append((round(rect.width(), 3), round(rect.height(), 3)))
+    assert sizes[0] == (round(nx * sx, 3), round(ny * sy, 3))  # axial: x by y
+    assert sizes[1] == (round(nx * sx, 3), round(nz * sz, 3))  # coronal: x by z
+    assert sizes[2] == (round(ny * sy, 3), round(nz * sz, 3))  # sagittal: y by z
+
+
+def test_crosshairs_are_linked_in_three_views(viewer):
+    viewer.set_layout_mode(THREE)
+    axial = viewer.views[0]
+    target = axial.image.mapToScene(QPointF(30.5, 100.5))  # column 30, row 100
+    axial.box.clicked.emit(target)
+    assert viewer.cursor[1:] == [100, 30]
+    assert viewer.views[1].image.image.shape == (40, 256)  # coronal through row 100
+    np.testing.assert_array_equal(viewer.views[1].image.image, viewer._pixels[:, 100, :])
+    np.testing.assert_array_equal(viewer.views[2].image.image, viewer._pixels[:, :, 30])
+
+
+def test_window_presets_and_right_drag(viewer, ct_volume):
+    from PySide6.QtWidgets import QMenu
+
+    menu = QMenu()
+    viewer.fill_presets_menu(menu)
+    names = [action.text().split("  ")[0] for action in menu.actions()]
+    assert names == [window.name for window in imaging.presets(ct_volume)]
+    menu.actions()[names.index("Bone")].trigger()
+    offset = float(ct_volume.voxels.min())
+    np.testing.assert_allclose(viewer.views[0].image.getLevels(), (-500 - offset, 1300 - offset))
+    viewer.set_window(Window("test", 0, 100))
+    viewer.views[0].box.window_dragged.emit(100.0, 0.0)  # drag right: wider
+    assert viewer.window.width > 100 and viewer.window.center == 0
+
+
+def test_o_toggles_the_overlay(qtbot, viewer, explanation):
+    viewer.set_explanation(explanation)
+    assert viewer.views[0].overlay.isVisible()
+    qtbot.keyClick(viewer, Qt.Key.Key_O)
+    assert not viewer.views[0].overlay.isVisible()
+    qtbot.keyClick(viewer, Qt.Key.Key_O)
+    assert viewer.views[0].overlay.isVisible()
+
+
+def test_overlay_lut_hides_values_below_the_threshold():
+    from medvis_desktop.export import OverlayStyle
+
+    lut = overlay_lut(OverlayStyle("jet", opacity=0.4, threshold=0.25))
+    assert lut.shape == (256, 4)
+    assert (lut[:64, 3] == 0).all() and (lut[64:, 3] == 102).all()
+
+
+def test_hover_reports_the_voxel_under_the_mouse(qtbot, viewer):
+    seen = []
+    viewer.hovered.connect(seen.append)
+    view = viewer.views[0]
+    scene = view.image.mapToScene(QPointF(12.5, 200.5))
+    view.scene().sigMouseMoved.emit(scene)
+    assert seen[-1] == (viewer.current_slice, 200, 12)
+    view.scene().sigMouseMoved.emit(QPointF(-5000, -5000))
+    assert seen[-1] is None

@@ -1,0 +1,158 @@
+"""The worker thread and its relay: progress, partial results, cancel, supersede, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QTimer
+
+from medvis_desktop.gui.worker import ExplainJob, Mosaic, MosaicJob, Relay
+from medvis_desktop.models.card import ModelCard
+
+
+class Recorder:
+    """Collects what the relay emits (a plain GUI-thread object, as the window is)."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.progress: list[tuple[int, int]] = []
+        self.results: list[tuple[int, object, np.ndarray]] = []
+        self.failed: list[tuple[int, str]] = []
+        self.finished: list[int] = []
+        relay.progress.connect(self.on_progress)
+        relay.result.connect(self.on_result)
+        relay.failed.connect(self.on_failed)
+        relay.finished.connect(self.finished.append)
+
+    def on_progress(self, done: int, total: int) -> None:
+        self.progress.append((done, total))
+
+    def on_result(self, job_id: int, result: object) -> None:
+        computed = result.computed.copy() if hasattr(result, "computed") else None
+        self.results.append((job_id, result, computed))
+
+    def on_failed(self, job_id: int, message: str) -> None:
+        self.failed.append((job_id, message))
+
+
+@pytest.fixture
+def relay(qtbot):
+    relay = Relay()
+    yield relay
+    relay.shutdown()
+    assert not relay.worker_thread.isRunning()
+
+
+@pytest.fixture
+def job(ct_volume, tiny_model, tiny_card) -> ExplainJob:
+    return ExplainJob(
+        view="slices",
+        volume=ct_volume,
+        model=tiny_model,
+        card=tiny_card,
+        method="grad_cam",
+        layer="conv2",
+        target=1,
+        filter=None,
+        first_slice=17,
+        batch_size=4,
+    )
+
+
+def variant(job: ExplainJob, **changes: object) -> ExplainJob:
+    """The same job with changes and a cancel flag of its own."""
+    return replace(job, cancel=threading.Event(), **changes)
+
+
+def wait_finished(qtbot, recorder: Recorder, job_id: int, timeout: int = 60_000) -> None:
+    qtbot.waitUntil(lambda: job_id in recorder.finished, timeout=timeout)
+
+
+def test_current_slice_comes_first_then_the_rest_with_progress(qtbot, relay, job):
+    recorder = Recorder(relay)
+    job_id = relay.submit(job)
+    wait_finished(qtbot, recorder, job_id)
+
+    assert not recorder.failed
+    first_id, _, computed = recorder.results[0]
+    assert first_id == job_id
+    assert np.flatnonzero(computed).tolist() == [17]  # the slice on screen, alone, first
+    final = recorder.results[-1][1]
+    assert final.computed.all() and np.isfinite(final.maps).all()
+    assert final.maps.shape == job.volume.shape
+    assert recorder.progress[0] == (1, 40) and recorder.progress[-1] == (40, 40)
+    dones = [done for done, _ in recorder.progress]
+    assert dones == sorted(dones)
+
+
+def test_a_newer_job_supersedes_the_running_one(qtbot, relay, job):
+    recorder = Recorder(relay)
+    old = relay.submit(job)
+    new = relay.submit(variant(job, first_slice=3))
+    wait_finished(qtbot, recorder, new)
+    qtbot.waitUntil(lambda: old in recorder.finished)
+
+    assert job.cancel.is_set()
+    assert {job_id for job_id, _, _ in recorder.results} == {new}
+    assert recorder.results[-1][1].computed.all()
+
+
+def test_cancel_stops_between_batches(qtbot, relay, job):
+    recorder = Recorder(relay)
+    job_id = relay.submit(variant(job, batch_size=1))
+    qtbot.waitUntil(lambda: bool(recorder.results), timeout=30_000)
+    relay.cancel("slices")
+    qtbot.waitUntil(lambda: job_id in recorder.finished, timeout=30_000)
+    assert not recorder.results[-1][1].computed.all()
+
+    queued = relay.submit(variant(job))
+    relay.cancel("slices")  # before the worker got to it: skipped
+    qtbot.waitUntil(lambda: queued in recorder.finished, timeout=30_000)
+    assert all(job_id != queued for job_id, _, _ in recorder.results)
+
+
+def test_an_error_is_a_message_and_the_next_job_still_runs(qtbot, relay, job):
+    recorder = Recorder(relay)
+    wrong = ModelCard(input_mode="2d", input_shape=(32, 32, 1))  # not this model's input
+    bad = relay.submit(variant(job, card=wrong))
+    wait_finished(qtbot, recorder, bad)
+    assert [job_id for job_id, _ in recorder.failed] == [bad]
+    assert "does not fit" in recorder.failed[0][1]
+
+    broken = relay.submit(variant(job, volume=None))  # anything raised, not only MedvisError
+    wait_finished(qtbot, recorder, broken)
+    assert recorder.failed[-1][0] == broken and "AttributeError" in recorder.failed[-1][1]
+
+    good = relay.submit(variant(job, first_slice=0))
+    wait_finished(qtbot, recorder, good)
+    assert recorder.results[-1][0] == good and recorder.results[-1][1].computed.all()
+
+
+def test_mosaic_job_gives_every_feature_map_and_dead_filters(qtbot, relay, ct_volume, tiny_model, tiny_card):
+    recorder = Recorder(relay)
+    job_id = relay.submit(MosaicJob("mosaic", ct_volume, tiny_model, tiny_card, "conv1", 5))
+    wait_finished(qtbot, recorder, job_id)
+
+    mosaic = recorder.results[-1][1]
+    assert isinstance(mosaic, Mosaic)
+    assert mosaic.maps.shape == (64, 64, 6) and mosaic.dead.shape == (6,)
+
+
+def test_gui_thread_is_never_blocked_while_a_volume_is_explained(qtbot, relay, job):
+    recorder = Recorder(relay)
+    ticks: list[float] = []
+    timer = QTimer(interval=10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))  # a GUI-thread timer
+    timer.start()
+    job_id = relay.submit(variant(job, batch_size=2))  # many small batches: a longer run
+    wait_finished(qtbot, recorder, job_id)
+    timer.stop()
+
+    gaps = np.diff(ticks)
+    longest = gaps.max() * 1000
+    print(f"\nGUI event loop while explaining 40 slices: {len(ticks)} ticks, longest gap {longest:.0f} ms")
+    assert len(ticks) > 5  # the timer did run during the job
+    assert gaps.max() < 0.5
