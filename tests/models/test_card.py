@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
@@ -12,6 +13,7 @@ from medvis_desktop.models.card import (
     card_path,
     crop_or_pad,
     default_card,
+    default_card_for,
     read_card,
     write_card,
 )
@@ -111,3 +113,21 @@ def test_default_card_says_what_it_assumed():
     assert seg.input_mode == "3d" and seg.task == "segmentation"
     with pytest.raises(CardError, match="free sizes"):
         default_card((None, None, None, 1), (None, 2), "softmax")
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (lambda x: keras.layers.Dense(3, activation="softmax")(x), "softmax"),
+        (lambda x: keras.layers.Softmax()(keras.layers.Dense(3)(x)), "softmax"),
+        (lambda x: keras.layers.Dense(1, activation="sigmoid")(x), "sigmoid"),
+        (lambda x: keras.layers.Dense(3)(x), "linear"),
+    ],
+    ids=["dense-softmax", "softmax-layer", "sigmoid", "logits"],
+)
+def test_default_card_for_a_keras_model_reads_its_head(head, expected):
+    inputs = keras.Input((32, 32, 1))
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(inputs))
+    card, _ = default_card_for(keras.Model(inputs, head(features)))
+    assert card.output_activation == expected
+    assert card.input_shape == (32, 32, 1)
