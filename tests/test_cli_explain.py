@@ -48,21 +48,24 @@ def series(tmp_path_factory, head_ct_block):
     return folder
 
 
-def test_explain_writes_aligned_exports_with_provenance(tmp_path, model_path, series):
-    out = tmp_path / "out"
-    result = run(
+def explain_run(model_path, series, out, method: str, *options: str):
+    return run(
         "explain",
         "--model",
         str(model_path),
         "--input",
         str(series),
         "--method",
-        "grad_cam",
-        "--slices",
-        "4:8",
+        method,
         "--out",
         str(out),
+        *options,
     )
+
+
+def test_explain_writes_aligned_exports_with_provenance(tmp_path, model_path, series):
+    out = tmp_path / "out"
+    result = explain_run(model_path, series, out, "grad_cam", "--slices", "4:8")
     assert result.returncode == 0, result.stderr
     assert "4/4" in result.stderr  # the progress bar finished
     written = sorted(p.name for p in out.iterdir())
@@ -87,56 +90,18 @@ def test_explain_writes_aligned_exports_with_provenance(tmp_path, model_path, se
 
 
 def test_activation_maps_also_write_the_grid(tmp_path, model_path, series):
-    result = run(
-        "explain",
-        "--model",
-        str(model_path),
-        "--input",
-        str(series),
-        "--method",
-        "activation_maps",
-        "--layer",
-        "c1",
-        "--filter",
-        "2",
-        "--slices",
-        "0:3",
-        "--out",
-        str(tmp_path),
+    result = explain_run(
+        model_path, series, tmp_path, "activation_maps", "--layer", "c1", "--filter", "2", "--slices", "0:3"
     )
     assert result.returncode == 0, result.stderr
     assert any("_grid_slice" in p.name and p.suffix == ".png" for p in tmp_path.iterdir())
 
 
 def test_explain_errors_are_one_line(tmp_path, model_path, series):
-    result = run(
-        "explain",
-        "--model",
-        str(model_path),
-        "--input",
-        str(series),
-        "--method",
-        "grad_cam",
-        "--slices",
-        "10:99",
-        "--out",
-        str(tmp_path),
-    )
+    result = explain_run(model_path, series, tmp_path, "grad_cam", "--slices", "10:99")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("medvis: --slices 10:99 is outside")
-    bad_layer = run(
-        "explain",
-        "--model",
-        str(model_path),
-        "--input",
-        str(series),
-        "--method",
-        "grad_cam",
-        "--layer",
-        "nope",
-        "--out",
-        str(tmp_path),
-    )
+    bad_layer = explain_run(model_path, series, tmp_path, "grad_cam", "--layer", "nope")
     assert bad_layer.returncode == 1 and "No layer 'nope'" in bad_layer.stderr
     assert "Traceback" not in result.stderr + bad_layer.stderr
 
