@@ -7,13 +7,17 @@ of this module: the window must be showing before TensorFlow loads (DESIGN.md, T
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QDialog,
     QDockWidget,
     QFileDialog,
@@ -101,7 +105,8 @@ class MainWindow(QMainWindow):
         from medvis_desktop.gui.worker import Relay
         from medvis_desktop.models.runtime import start_tensorflow
 
-        device = start_tensorflow()
+        with self._busy("Starting TensorFlow…"):
+            device = start_tensorflow()
         self.status["device"].setText(str(device))
         self.relay = Relay(self)
         self.relay.progress.connect(self.panel.show_progress)
@@ -125,7 +130,8 @@ class MainWindow(QMainWindow):
         try:
             if path.is_dir() and series_uid is None:
                 series_uid = self._choose_series(path)
-            volume = imaging.load(path, series_uid=series_uid)
+            with self._busy(f"Opening {path.name}…"):
+                volume = imaging.load(path, series_uid=series_uid)
         except (MedvisError, OSError) as error:
             self.report_error(f"Could not open {path.name}", str(error))
             return False
@@ -146,7 +152,8 @@ class MainWindow(QMainWindow):
 
         path = Path(path)
         try:
-            model = models.load_model(path, unsafe=unsafe)
+            with self._busy(f"Opening the model {path.name}…"):
+                model = models.load_model(path, unsafe=unsafe)
             card = self._card_for(model, path)
         except models.UnsafeModelError as error:
             if self.interactive and self._confirm_unsafe(str(error)):
@@ -206,7 +213,8 @@ class MainWindow(QMainWindow):
             reasons = ["The edited card does not fit the model yet:"]
 
     def _choose_series(self, folder: Path) -> str | None:
-        series = imaging.list_series(folder)
+        with self._busy(f"Reading the series in {folder.name}…"):
+            series = imaging.list_series(folder)
         if len(series) <= 1:
             return None
         if not self.interactive:
@@ -219,6 +227,18 @@ class MainWindow(QMainWindow):
         if dialog.exec() != QDialog.DialogCode.Accepted:
             raise MedvisError("No series chosen")
         return dialog.chosen_uid()
+
+    @contextmanager
+    def _busy(self, message: str) -> Iterator[None]:
+        """Loading blocks the GUI thread: say so with a wait cursor and a status message."""
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        self.statusBar().showMessage(message)
+        self.statusBar().repaint()  # the event loop will not run until the loading is done
+        try:
+            yield
+        finally:
+            QApplication.restoreOverrideCursor()
+            self.statusBar().clearMessage()
 
     def _confirm_unsafe(self, message: str) -> bool:
         answer = QMessageBox.warning(
@@ -368,10 +388,11 @@ class MainWindow(QMainWindow):
             )
         return lines
 
-    def export_screenshot(self, path: Path | str) -> Path:
+    def export_screenshot(self, path: Path | str, *, all_views: bool = False) -> Path:
+        """The active view, or the three sections side by side, with the legend."""
         path = Path(path)
         self._require(self.volume, "a study")
-        self.viewer.snapshot(self.legend()).save(str(path), "PNG")
+        self.viewer.snapshot(self.legend(), all_views=all_views).save(str(path), "PNG")
         self._write_provenance(path)
         return path
 
@@ -459,6 +480,12 @@ class MainWindow(QMainWindow):
             "Screenshot of the view…", QKeySequence("Ctrl+E"),
             lambda: self._export_with_dialog(self.export_screenshot, "Screenshot", ".png"),
         )  # fmt: skip
+        exports.addAction(
+            "Screenshot of all views…",
+            lambda: self._export_with_dialog(
+                partial(self.export_screenshot, all_views=True), "Screenshot of all views", ".png"
+            ),
+        )
         exports.addAction(
             "Triptych of the slice…",
             lambda: self._export_with_dialog(self.export_triptych, "Triptych", ".png"),

@@ -29,6 +29,7 @@ SNAPSHOT_LINE = 18
 SNAPSHOT_BAR = 16
 SNAPSHOT_TEXT = QColor(235, 235, 235)
 SNAPSHOT_FONT = ("DejaVu Sans", 10)
+BAR_LABEL_SIZE = "8pt"
 GREY_LUT = np.repeat(np.arange(256, dtype=np.uint8)[:, np.newaxis], 3, axis=1)
 PAGE_STEP = 10
 # Right-drag window/level: fraction of the window width per screen pixel.
@@ -46,6 +47,13 @@ def overlay_lut(style: OverlayStyle) -> np.ndarray:
     lut[:, 3] = round(style.opacity * 255)
     lut[: math.ceil(style.threshold * 255), 3] = 0
     return lut
+
+
+def short_number(value: float) -> str:
+    """A map value in a few characters (0.25, 130, 1.2e-04): tiny gradients stay legible."""
+    if value == 0 or 1e-2 <= abs(value) < 1e4:
+        return f"{value:.3g}"
+    return f"{value:.1e}"
 
 
 def display_array(voxels: np.ndarray) -> tuple[np.ndarray, float]:
@@ -203,12 +211,16 @@ class SliceViewer(QWidget):
             view.image.setLookupTable(GREY_LUT)
         self.projection.box.setXLink(self.views[0].box)
         self.projection.box.setYLink(self.views[0].box)
+        # The bar is scaled 0-1 (map minimum to maximum) and the raw ends are written once
+        # above and below it: raw ticks of maps around 1e-4 would crowd into each other.
         self.colour_bar = pg.ColorBarItem(values=(0, 1), width=14, interactive=False, colorMapMenu=False)
         bar_widget = pg.GraphicsLayoutWidget()
         bar_widget.setBackground("k")
         bar_widget.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         bar_widget.setFixedWidth(70)
-        bar_widget.addItem(self.colour_bar)
+        self.bar_high = bar_widget.addLabel(row=0, col=0, size=BAR_LABEL_SIZE)
+        bar_widget.addItem(self.colour_bar, row=1, col=0)
+        self.bar_low = bar_widget.addLabel(row=2, col=0, size=BAR_LABEL_SIZE)
         self._bar_widget = bar_widget
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -253,7 +265,8 @@ class SliceViewer(QWidget):
             finite = computed[np.isfinite(computed)]
             low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
             self.map_range = (low, high if high > low else low + 1e-6)
-            self.colour_bar.setLevels(self.map_range)
+            self.bar_high.setText(f"max<br>{short_number(self.map_range[1])}")
+            self.bar_low.setText(f"min<br>{short_number(low)}")
         self._arrange()
         self._refresh()
 
@@ -305,20 +318,28 @@ class SliceViewer(QWidget):
             action.triggered.connect(self._make_preset(window))
             menu.addAction(action)
 
-    def snapshot(self, legend: list[str]) -> QImage:
-        """The active view's section with its overlay at native resolution (square pixels in
-        mm), the legend lines above it and the colour scale beside it: what the user sees,
-        without the zoom."""
-        view = self.views[self.active_axis]
-        layers = [view.image, *([view.overlay] if view.overlay.isVisible() else [])]
-        for item in layers:
-            item.render()  # makes item.qimage from the data, levels and lookup table
-        section = view.section
-        pixel = min(self.volume.spacing[section.rows], self.volume.spacing[section.columns])
-        width = round(view.image.width() * self.volume.spacing[section.columns] / pixel)
-        height = round(view.image.height() * self.volume.spacing[section.rows] / pixel)
+    def snapshot(self, legend: list[str], *, all_views: bool = False) -> QImage:
+        """The active view's section (or all three side by side) with its overlay at native
+        resolution (square pixels in mm), the legend lines above it and the colour scale
+        beside it: what the user sees, without the zoom."""
+        views = self.views if all_views else [self.views[self.active_axis]]
+        maps = self.explanation.maps if self.explanation is not None else None
+        for view in views:
+            self._show_section(view, maps)  # hidden views are not kept up to date
+        pixel = min(
+            self.volume.spacing[a] for view in views for a in (view.section.rows, view.section.columns)
+        )
+        sizes = [
+            (
+                round(view.image.width() * self.volume.spacing[view.section.columns] / pixel),
+                round(view.image.height() * self.volume.spacing[view.section.rows] / pixel),
+            )
+            for view in views
+        ]
+        width = sum(w for w, _ in sizes) + SNAPSHOT_MARGIN * (len(views) - 1)
+        height = max(h for _, h in sizes)
         header = SNAPSHOT_MARGIN + SNAPSHOT_LINE * len(legend)
-        bar_space = 90 if len(layers) > 1 else 0
+        bar_space = 90 if maps is not None and self.overlay_visible else 0
         font = QFont(*SNAPSHOT_FONT)
         metrics = QFontMetrics(font)
         text_width = max((metrics.horizontalAdvance(line) for line in legend), default=0)
@@ -330,19 +351,21 @@ class SliceViewer(QWidget):
         image.fill(QColor(0, 0, 0))
         painter = QPainter(image)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        placement = QTransform.fromScale(1 / pixel, 1 / pixel) * QTransform.fromTranslate(
-            SNAPSHOT_MARGIN, header
-        )
-        for item in layers:
-            painter.setTransform(item.transform() * placement)
-            painter.drawImage(QPointF(0, 0), item.qimage)
+        left = SNAPSHOT_MARGIN
+        for view, (section_width, _) in zip(views, sizes, strict=True):
+            placement = QTransform.fromScale(1 / pixel, 1 / pixel) * QTransform.fromTranslate(left, header)
+            for item in (view.image, *([view.overlay] if view.overlay.isVisible() else [])):
+                item.render()  # makes item.qimage from the data, levels and lookup table
+                painter.setTransform(item.transform() * placement)
+                painter.drawImage(QPointF(0, 0), item.qimage)
+            left += section_width + SNAPSHOT_MARGIN
         painter.resetTransform()
         painter.setPen(SNAPSHOT_TEXT)
         painter.setFont(font)
         for row, line in enumerate(legend):
             painter.drawText(QPointF(SNAPSHOT_MARGIN, SNAPSHOT_MARGIN + 13 + row * SNAPSHOT_LINE), line)
         if bar_space:
-            self._paint_colour_bar(painter, QRectF(width + 2 * SNAPSHOT_MARGIN, header, SNAPSHOT_BAR, height))
+            self._paint_colour_bar(painter, QRectF(left, header, SNAPSHOT_BAR, height))
         painter.end()
         return image
 
@@ -354,8 +377,8 @@ class SliceViewer(QWidget):
         low, high = self.map_range
         threshold_y = rect.bottom() - self.style.threshold * rect.height()
         painter.drawLine(QPointF(rect.left() - 3, threshold_y), QPointF(rect.right() + 3, threshold_y))
-        painter.drawText(QPointF(rect.right() + 4, rect.top() + 10), f"{high:.3g}")
-        painter.drawText(QPointF(rect.right() + 4, rect.bottom()), f"{low:.3g}")
+        painter.drawText(QPointF(rect.right() + 4, rect.top() + 10), short_number(high))
+        painter.drawText(QPointF(rect.right() + 4, rect.bottom()), short_number(low))
 
     # --- drawing ---------------------------------------------------------------------------
 
@@ -381,27 +404,29 @@ class SliceViewer(QWidget):
             return
         maps = self.explanation.maps if self.explanation is not None else None
         for view in self._visible_views():
-            section = view.section
-            index = self.cursor[section.axis]
-            if view is self.projection:
-                view.image.setImage(
-                    section.cut(maps, index), autoLevels=False, levels=self._symmetric_range()
-                )
-            else:
-                view.image.setImage(section.cut(self._pixels, index), autoLevels=False)
-                self._show_overlay(view, None if maps is None else section.cut(maps, index))
-            view.set_crosshair(self.cursor[section.rows], self.cursor[section.columns])
-            for line in view.lines:
-                line.setVisible(self.layout_mode == THREE)
-            view.caption.setText(
-                f"{section.name(self.volume)}  {index + 1}/{self.volume.shape[section.axis]}"
-                + ("  (projection)" if view is self.projection else "")
-            )
+            self._show_section(view, maps)
         self.slider.blockSignals(True)
         self.slider.setRange(0, self.volume.shape[self.active_axis] - 1)
         self.slider.setValue(self.current_slice)
         self.slider.blockSignals(False)
         self.cursor_changed.emit(*self.cursor)
+
+    def _show_section(self, view: PlaneView, maps: np.ndarray | None) -> None:
+        """Hand one view its section through the cursor, with its overlay, crosshair, caption."""
+        section = view.section
+        index = self.cursor[section.axis]
+        if view is self.projection:
+            view.image.setImage(section.cut(maps, index), autoLevels=False, levels=self._symmetric_range())
+        else:
+            view.image.setImage(section.cut(self._pixels, index), autoLevels=False)
+            self._show_overlay(view, None if maps is None else section.cut(maps, index))
+        view.set_crosshair(self.cursor[section.rows], self.cursor[section.columns])
+        for line in view.lines:
+            line.setVisible(self.layout_mode == THREE)
+        view.caption.setText(
+            f"{section.name(self.volume)}  {index + 1}/{self.volume.shape[section.axis]}"
+            + ("  (projection)" if view is self.projection else "")
+        )
 
     def _show_overlay(self, view: PlaneView, heat: np.ndarray | None) -> None:
         shown = heat is not None and self.overlay_visible

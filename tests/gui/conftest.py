@@ -8,17 +8,39 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication, QWidget
 
 from medvis_desktop import imaging
 from medvis_desktop.imaging import Volume
 
 HEAD_SPACING = (1.5, 0.957, 0.957)
 INPUT_SIDE = 64
+MODAL_POLL_MS = 20
+MODAL_POLLS = 500  # ten seconds
+
+
+def when_modal(kind: type[QWidget], handle: Callable[[QWidget], None]) -> None:
+    """Call `handle` on the next modal dialog or popup menu of type `kind` once `exec()` shows
+    it (and blocks the test).
+
+    `handle` must close the dialog and should only record what it sees: an assertion failing
+    inside it would leave the dialog open and the test waiting for ever.
+    """
+
+    def poll(left: int) -> None:
+        widget = QApplication.activeModalWidget() or QApplication.activePopupWidget()
+        if isinstance(widget, kind) and widget.isVisible():
+            handle(widget)
+        elif left:
+            QTimer.singleShot(MODAL_POLL_MS, lambda: poll(left - 1))
+
+    QTimer.singleShot(0, lambda: poll(MODAL_POLLS))
 
 
 @pytest.fixture

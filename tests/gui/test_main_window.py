@@ -8,11 +8,16 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
-from PySide6.QtCore import QPointF
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QContextMenuEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QFileDialog, QMenu
 
+from medvis_desktop import imaging, models
 from medvis_desktop.export import OverlayStyle
 from medvis_desktop.gui.main_window import MainWindow
 from medvis_desktop.models.card import ModelCard
+from tests.gui.conftest import when_modal
 
 
 def make_window(qtbot, settings) -> MainWindow:
@@ -143,3 +148,119 @@ def test_settings_persist_in_the_given_store(qtbot, settings, ct_nifti):
     assert again.recent_menu.actions()[0].text() == str(ct_nifti)
     assert settings.value("folders/volume") == str(ct_nifti.parent)
     again.close()
+
+
+def drag_and_drop(window: MainWindow, mime: QMimeData) -> bool:
+    """Send what the window gets when files are dropped on it; True when it took them."""
+    centre = window.rect().center()
+    enter = QDragEnterEvent(
+        centre, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    QApplication.sendEvent(window, enter)
+    if not enter.isAccepted():
+        return False
+    drop = QDropEvent(
+        QPointF(centre),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(window, drop)
+    return drop.isAccepted()
+
+
+def files(*paths) -> QMimeData:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path)) for path in paths])
+    return mime
+
+
+def test_dropping_a_study_and_a_model_opens_them(qtbot, settings, ct_nifti, tiny_model_path):
+    window = make_window(qtbot, settings)
+    text = QMimeData()
+    text.setText("not a file")
+    assert not drag_and_drop(window, text)
+
+    assert drag_and_drop(window, files(ct_nifti))
+    assert window.volume is not None and window.volume.source == ct_nifti
+    assert drag_and_drop(window, files(tiny_model_path))
+    assert window.model is not None and window.model_path == tiny_model_path
+    window.close()
+
+
+@pytest.mark.parametrize("method", ["activation_maps", "deconvnet", "grad_cam"])
+def test_layer_context_menu_runs_the_method_on_that_layer(qtbot, window, method):
+    label = window._method_labels[method]
+    tree = window.tree
+    item = tree.findItems("conv1", Qt.MatchFlag.MatchExactly | Qt.MatchFlag.MatchRecursive)[0]
+    offered = []
+
+    def choose(menu: QMenu) -> None:
+        offered.extend(action.text() for action in menu.actions())
+        chosen = next(action for action in menu.actions() if action.text() == f"{label} on conv1")
+        menu.close()
+        chosen.trigger()
+
+    when_modal(QMenu, choose)
+    with qtbot.waitSignal(
+        window.relay.finished, timeout=60_000, check_params_cb=lambda done: done == window._job_id
+    ):
+        position = tree.visualItemRect(item).center()
+        event = QContextMenuEvent(
+            QContextMenuEvent.Reason.Mouse,
+            position,
+            tree.viewport().mapToGlobal(position),
+            Qt.KeyboardModifier.NoModifier,
+        )
+        QApplication.sendEvent(tree.viewport(), event)
+
+    assert len(offered) == len(window._method_labels)
+    assert (window.explanation.method, window.explanation.layer) == (method, "conv1")
+    assert window.panel.settings().layer == "conv1"
+
+
+def test_screenshot_of_all_views_from_the_file_menu(qtbot, window, tmp_path):
+    path = tmp_path / "all.png"
+
+    def save_as(dialog: QFileDialog) -> None:
+        dialog.selectFile(str(path))
+        dialog.accept()
+
+    window.settings.setValue("folders/export", str(tmp_path))
+    actions = [action for menu in window.menuBar().findChildren(QMenu) for action in menu.actions()]
+    screenshot = next(action for action in actions if action.text() == "Screenshot of all views…")
+    when_modal(QFileDialog, save_as)
+    screenshot.trigger()
+
+    shot = np.asarray(Image.open(path).convert("L")).astype(int)
+    axial_width = window.volume.shape[2]  # every section is 256 pixels wide at 0.957 mm
+    assert shot.shape[1] == 3 * axial_width + 4 * 8
+    assert shot.shape[0] == axial_width + 8 + 18 * len(window.legend()) + 8
+    thirds = np.array_split(shot[60:, 8 : 8 + 3 * axial_width], 3, axis=1)
+    assert all(part.std() > 20 for part in thirds)  # anatomy in each of the three sections
+    assert path.with_name("all.png.provenance.json").exists()
+
+
+def test_loading_shows_a_wait_cursor_and_says_what_it_loads(
+    qtbot, window, ct_nifti, tiny_model_path, monkeypatch
+):
+    seen = []
+
+    def spying(load):
+        def spy(*args, **kwargs):
+            seen.append((QApplication.overrideCursor().shape(), window.statusBar().currentMessage()))
+            return load(*args, **kwargs)
+
+        return spy
+
+    monkeypatch.setattr(imaging, "load", spying(imaging.load))
+    monkeypatch.setattr(models, "load_model", spying(models.load_model))
+    assert window.open_volume(ct_nifti)
+    assert window.open_model(tiny_model_path)
+
+    assert seen == [
+        (Qt.CursorShape.WaitCursor, "Opening head.nii.gz…"),
+        (Qt.CursorShape.WaitCursor, "Opening the model tiny.keras…"),
+    ]
+    assert QApplication.overrideCursor() is None

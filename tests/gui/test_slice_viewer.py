@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
+from PySide6.QtWidgets import QMenu
 
 from medvis_desktop import imaging
 from medvis_desktop.explain.runner import Explanation
-from medvis_desktop.gui.slice_viewer import PAGE_STEP, THREE, SliceViewer, overlay_lut
+from medvis_desktop.gui.slice_viewer import (
+    PAGE_STEP,
+    SNAPSHOT_LINE,
+    SNAPSHOT_MARGIN,
+    THREE,
+    SliceViewer,
+    overlay_lut,
+    short_number,
+)
 from medvis_desktop.imaging import Window
+from tests.gui.conftest import when_modal
 
 
 @pytest.fixture
@@ -131,3 +143,48 @@ def test_hover_reports_the_voxel_under_the_mouse(qtbot, viewer):
     assert seen[-1] == (viewer.current_slice, 200, 12)
     view.scene().sigMouseMoved.emit(QPointF(-5000, -5000))
     assert seen[-1] is None
+
+
+def test_right_click_menu_sets_a_window_preset(qtbot, viewer, ct_volume):
+    def choose_bone(menu: QMenu) -> None:
+        presets = next(action.menu() for action in menu.actions() if action.text() == "Window")
+        bone = next(action for action in presets.actions() if action.text().startswith("Bone"))
+        menu.close()
+        bone.trigger()
+
+    when_modal(QMenu, choose_bone)
+    view = viewer.views[0]
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.RightButton, pos=view.viewport().rect().center())
+    assert viewer.window.name == "Bone"
+    offset = float(ct_volume.voxels.min())
+    np.testing.assert_allclose(view.image.getLevels(), (-500 - offset, 1300 - offset))
+
+
+def test_colour_bar_of_tiny_maps_is_relative_with_the_raw_ends_written_once(viewer, explanation):
+    tiny = replace(explanation, maps=explanation.maps * 2.5e-6)  # 0 to 1e-4, like raw gradients
+    viewer.set_explanation(tiny)
+    assert viewer.colour_bar.levels() == (0, 1)
+    assert viewer.bar_high.text == "max<br>9.8e-05"
+    assert viewer.bar_low.text == "min<br>0"
+    assert [short_number(v) for v in (0.25, 130.0, -3e-5, 2e5)] == ["0.25", "130", "-3.0e-05", "2.0e+05"]
+
+
+def test_snapshot_of_all_views_puts_the_three_sections_side_by_side(viewer, explanation, ct_volume):
+    viewer.set_explanation(explanation)
+    legend = ["Grad-CAM: layer conv2", "head, slice 20/40"]
+    shot = viewer.snapshot(legend, all_views=True)
+
+    nz, ny, nx = ct_volume.shape
+    pixel = min(ct_volume.spacing)
+    depth = round(nz * ct_volume.spacing[0] / pixel)  # coronal and sagittal height in pixels
+    bar_space = 90
+    assert shot.width() == nx + nx + ny + 4 * SNAPSHOT_MARGIN + bar_space
+    assert shot.height() == ny + SNAPSHOT_MARGIN + SNAPSHOT_LINE * len(legend) + SNAPSHOT_MARGIN
+    pixels = np.frombuffer(shot.constBits(), np.uint8).reshape(shot.height(), shot.width(), 4)
+    header = SNAPSHOT_MARGIN + SNAPSHOT_LINE * len(legend)
+    left = SNAPSHOT_MARGIN
+    for width, height in ((nx, ny), (nx, depth), (ny, depth)):
+        section = pixels[header : header + height, left : left + width, :3].astype(int)
+        colourful = np.abs(np.diff(section, axis=2)).sum(axis=2) > 20
+        assert section.std() > 20 and colourful.mean() > 0.05  # anatomy and heat map in each
+        left += width + SNAPSHOT_MARGIN

@@ -1,0 +1,167 @@
+"""The questions an interactive window asks: the model card, the series, consent to run code.
+
+The dialogs are modal: `when_modal` answers each one from the event loop that `exec()` runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QMessageBox, QWidget
+
+from medvis_desktop.gui.card_dialog import CardDialog
+from medvis_desktop.gui.main_window import MainWindow
+from medvis_desktop.gui.series_dialog import SeriesDialog
+from medvis_desktop.models.card import Intensity, ModelCard, card_path, read_card, write_card
+from tests.gui.conftest import INPUT_SIDE, when_modal
+from tests.imaging.dicom_factory import SeriesSpec, write_series
+
+LAMBDA_MODEL = Path(__file__).resolve().parents[1] / "models" / "fixtures" / "with_lambda.h5"
+LAMBDA_MARKER_ENV = "MEDVIS_LAMBDA_MARKER"  # its Lambda creates this file whenever it runs
+
+
+def interactive_window(qtbot, settings) -> MainWindow:
+    """A window that asks (no TensorFlow worker: nothing here runs a method)."""
+    window = MainWindow(settings, interactive=True)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def answer_in_turn(kind: type[QWidget], answers: list[Callable[[QWidget], None]]) -> None:
+    """Answer the next modal `kind` dialogs with `answers`, one each, in order."""
+
+    def handle(dialog: QWidget) -> None:
+        answers.pop(0)(dialog)
+        if answers:
+            when_modal(kind, handle)
+
+    when_modal(kind, handle)
+
+
+def test_card_dialog_returns_the_edited_card(qtbot, tiny_card):
+    dialog = CardDialog(tiny_card, ["No model card found"])
+    qtbot.addWidget(dialog)
+    dialog.input_mode.setCurrentText("2.5d")
+    dialog.kind.setCurrentText("window")
+    dialog.center.setValue(300)
+    dialog.width.setValue(1500)
+    dialog.class_names.setPlainText("healthy\n  bleed \n\n")
+    save = dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Save)
+    qtbot.mouseClick(save, Qt.MouseButton.LeftButton)
+
+    assert dialog.result() == QDialog.DialogCode.Accepted
+    assert dialog.card() == replace(
+        tiny_card,
+        input_mode="2.5d",
+        intensity=Intensity("window", center=300, width=1500),
+        class_names=["healthy", "bleed"],
+    )
+    assert "No model card found" in dialog.note.text()
+
+
+def test_the_card_is_asked_for_until_it_fits_then_saved_beside_the_model(
+    qtbot, settings, tiny_model_path, tmp_path
+):
+    path = tmp_path / "tiny.keras"
+    shutil.copy(tiny_model_path, path)
+    notes = []
+
+    def three_names(dialog: CardDialog) -> None:
+        notes.append(dialog.note.text())
+        dialog.class_names.setPlainText("normal\nlesion\nartefact")
+        dialog.accept()
+
+    def brain_window(dialog: CardDialog) -> None:
+        notes.append(dialog.note.text())
+        dialog.kind.setCurrentText("window")
+        dialog.center.setValue(40)
+        dialog.width.setValue(80)
+        dialog.class_names.setPlainText("normal\nlesion")
+        dialog.accept()
+
+    def give_up(dialog: CardDialog) -> None:
+        notes.append(dialog.note.text())
+        dialog.reject()
+
+    window = interactive_window(qtbot, settings)
+    answer_in_turn(CardDialog, [three_names, give_up])
+    assert not window.open_model(path)
+    assert "No model card found" in notes[0]
+    assert "3 class names for 2 model outputs" in notes[1]
+    assert window.model is None and not card_path(path).exists()
+
+    answer_in_turn(CardDialog, [three_names, brain_window])
+    assert window.open_model(path)
+    expected = ModelCard(
+        input_mode="2d",
+        input_shape=(INPUT_SIDE, INPUT_SIDE, 1),
+        intensity=Intensity("window", center=40, width=80),
+        class_names=["normal", "lesion"],
+    )
+    assert "3 class names for 2 model outputs" in notes[3]
+    assert read_card(path) == expected and window.card == expected
+    assert window.model_path == path
+
+
+def test_a_folder_with_two_series_asks_which_one(qtbot, settings, head_ct_block, tmp_path):
+    study = tmp_path / "study"
+    thin = SeriesSpec(series_description="Head 1.5mm")
+    thick = SeriesSpec(series_description="Head 6mm", slice_step=6.0, slice_thickness=6.0)
+    # One subfolder each, as PACS exports do (the writer's file names would collide).
+    write_series(head_ct_block, study / "1", thin, study_uid="1.2.3")
+    write_series(head_ct_block[::4], study / "2", thick, study_uid="1.2.3")
+    listed = []
+
+    def choose_thick(dialog: SeriesDialog) -> None:
+        table = dialog.table
+        listed.extend(
+            (table.item(row, 0).text(), table.item(row, 2).text()) for row in range(table.rowCount())
+        )
+        listed.append(dialog.series[table.currentRow()].description)  # preselected
+        table.selectRow(next(r for r in range(table.rowCount()) if table.item(r, 0).text() == "Head 6mm"))
+        dialog.accept()
+
+    window = interactive_window(qtbot, settings)
+    when_modal(SeriesDialog, choose_thick)
+    assert window.open_volume(study)
+
+    assert sorted(listed[:2]) == [("Head 1.5mm", "40"), ("Head 6mm", "10")]
+    assert listed[2] == "Head 1.5mm"  # the largest
+    assert window.volume.shape[0] == 10
+    np.testing.assert_allclose(window.volume.spacing[0], 6.0)
+
+
+def test_a_model_with_code_runs_nothing_unless_the_user_agrees(qtbot, settings, tmp_path, monkeypatch):
+    marker = tmp_path / "lambda_ran"
+    monkeypatch.setenv(LAMBDA_MARKER_ENV, str(marker))
+    path = tmp_path / "with_lambda.h5"
+    shutil.copy(LAMBDA_MODEL, path)
+    write_card(ModelCard(input_mode="2d", input_shape=(16, 16, 1), class_names=["a", "b"]), path)
+    questions = []
+
+    def answer(button: QMessageBox.StandardButton) -> Callable[[QMessageBox], None]:
+        def click(box: QMessageBox) -> None:
+            questions.append(box.text())
+            box.button(button).click()
+
+        return click
+
+    window = interactive_window(qtbot, settings)
+    when_modal(QMessageBox, answer(QMessageBox.StandardButton.Cancel))
+    assert not window.open_model(path)
+    assert "Lambda layer" in questions[0] and "Open it anyway?" in questions[0]
+    assert window.model is None and not marker.exists()
+    refusal = window.findChild(QMessageBox)  # shown without blocking
+    assert refusal.text() == "Refused to open with_lambda.h5"
+    refusal.accept()
+
+    when_modal(QMessageBox, answer(QMessageBox.StandardButton.Open))
+    assert window.open_model(path)
+    assert window.model is not None and window.model_path == path
+    assert len(questions) == 2
