@@ -33,6 +33,13 @@ class OverlayStyle:
     threshold: float = 0.2
 
 
+def short_number(value: float) -> str:
+    """A map value in a few characters (0.25, 130, 1.2e-04): tiny gradients stay legible."""
+    if value == 0 or 1e-2 <= abs(value) < 1e4:
+        return f"{value:.3g}"
+    return f"{value:.1e}"
+
+
 def normalise(values: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
     """Scale to 0–1 over `value_range` (default: the finite values' min and max); NaN stays NaN."""
     values = np.asarray(values, dtype=np.float32)
@@ -76,8 +83,8 @@ def _colour_bar(height: int, style: OverlayStyle, value_range: tuple[float, floa
     labelled.paste(bar, (0, MARGIN))
     draw = ImageDraw.Draw(labelled)
     font = _font(12)
-    draw.text((BAR_WIDTH + 4, MARGIN - 6), f"{value_range[1]:.3g}", fill=TEXT, font=font)
-    draw.text((BAR_WIDTH + 4, MARGIN + height - 8), f"{value_range[0]:.3g}", fill=TEXT, font=font)
+    draw.text((BAR_WIDTH + 4, MARGIN - 6), short_number(value_range[1]), fill=TEXT, font=font)
+    draw.text((BAR_WIDTH + 4, MARGIN + height - 8), short_number(value_range[0]), fill=TEXT, font=font)
     threshold_y = MARGIN + round((1 - style.threshold) * (height - 1))
     draw.line([(0, threshold_y), (BAR_WIDTH + 2, threshold_y)], fill=TEXT, width=1)
     return labelled

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QMenu, QSlider, QVBoxLay
 
 from medvis_desktop import colormaps, imaging
 from medvis_desktop.export import OverlayStyle
+from medvis_desktop.export.images import short_number
 from medvis_desktop.imaging import Volume, Window
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
@@ -47,13 +48,6 @@ def overlay_lut(style: OverlayStyle) -> np.ndarray:
     lut[:, 3] = round(style.opacity * 255)
     lut[: math.ceil(style.threshold * 255), 3] = 0
     return lut
-
-
-def short_number(value: float) -> str:
-    """A map value in a few characters (0.25, 130, 1.2e-04): tiny gradients stay legible."""
-    if value == 0 or 1e-2 <= abs(value) < 1e4:
-        return f"{value:.3g}"
-    return f"{value:.1e}"
 
 
 def display_array(voxels: np.ndarray) -> tuple[np.ndarray, float]:

@@ -7,6 +7,7 @@ from PIL import Image
 
 from medvis_desktop import colormaps
 from medvis_desktop.export import OverlayStyle, activation_grid, overlay, save_png, triptych
+from medvis_desktop.export.images import short_number
 
 
 def test_overlay_blends_only_above_the_threshold():
@@ -49,3 +50,13 @@ def test_activation_grid_marks_dead_filters_red():
 def test_png_carries_no_text_metadata(tmp_path):
     path = save_png(Image.new("RGB", (4, 4)), tmp_path / "fig.png")
     assert Image.open(path).text == {}
+
+
+def test_short_numbers_keep_tiny_gradients_legible():
+    assert [short_number(v) for v in (0.25, 130.0, -3e-5, 2e5, 0.0)] == [
+        "0.25",
+        "130",
+        "-3.0e-05",
+        "2.0e+05",
+        "0",
+    ]
