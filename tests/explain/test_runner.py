@@ -121,3 +121,15 @@ def test_patch_corners_cover_with_half_overlap():
     assert sorted({c[0] for c in corners}) == [0, 4]
     assert sorted({c[1] for c in corners}) == [0, 16, 32]
     assert patch_corners((4, 8, 8), (8, 32, 32)) == [(0, 0, 0)]
+
+
+def test_a_model_path_brings_its_card_from_beside_it(tmp_path, ct_volume, classifier, card):
+    from medvis_desktop.models.card import write_card
+
+    path = tmp_path / "classifier.keras"
+    classifier.save(path)
+    write_card(card, path)
+    result = explain_volume(ct_volume, path, "grad_cam", layer="c2", slices=[2])
+    assert result.card == card and result.assumptions == []
+    direct = explain_volume(ct_volume, classifier, "grad_cam", card=card, layer="c2", slices=[2])
+    np.testing.assert_allclose(result.maps[2], direct.maps[2], rtol=1e-5)
