@@ -9,7 +9,7 @@ import pytest
 from medvis_desktop import explain, imaging
 from medvis_desktop.explain.base import ExplainError
 from medvis_desktop.explain.runner import explain_volume, patch_corners
-from medvis_desktop.models.card import Intensity, ModelCard
+from medvis_desktop.models.card import Intensity, ModelCard, write_card
 
 L = keras.layers
 BRAIN = Intensity(kind="window", center=40, width=80)
@@ -124,8 +124,6 @@ def test_patch_corners_cover_with_half_overlap():
 
 
 def test_a_model_path_brings_its_card_from_beside_it(tmp_path, ct_volume, classifier, card):
-    from medvis_desktop.models.card import write_card
-
     path = tmp_path / "classifier.keras"
     classifier.save(path)
     write_card(card, path)
