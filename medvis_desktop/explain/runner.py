@@ -29,6 +29,10 @@ from medvis_desktop.models.layers import default_gradcam_layer
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
 DEFAULT_BATCH = 8
+# Seg-Grad-CAM with region="predicted" explains where the model's output for the target
+# exceeds this (a probability for sigmoid/softmax heads).
+PREDICTED = 0.5
+REGIONS = ("all", "predicted")
 # 3D patches overlap by half a patch, so every voxel is seen away from a patch border.
 PATCH_OVERLAP = 0.5
 
@@ -70,14 +74,19 @@ def explain_volume(
     cancel: Cancel | None = None,
     batch_size: int = DEFAULT_BATCH,
     mode: str = "feature_map",
+    region: str = "all",
 ) -> Explanation:
     """Run `method` ("grad_cam", "deconvnet", "activation_maps") over `volume`.
 
     `slices` (2D models) are computed in the order given, so a viewer can ask for the slice
     on screen first. Without a card, one is derived from the model and what was assumed is in
     `Explanation.assumptions`. Without a target, Grad-CAM explains the positive class of a
-    two-class model, else the class the model scores highest on the first batch.
+    two-class model, else the class the model scores highest on the first batch. For
+    segmentation models Grad-CAM explains the sum of the target's logits over the whole image
+    (region="all") or where the model predicts the target (region="predicted").
     """
+    if region not in REGIONS:
+        raise ExplainError(f"Unknown region '{region}'; use one of {', '.join(REGIONS)}")
     if method not in SLICE_MAPS:
         raise ExplainError(f"Unknown method '{method}'; available: {', '.join(SLICE_MAPS)}")
     if isinstance(model, (str, Path)):
@@ -94,7 +103,7 @@ def explain_volume(
     layer = layer or default_gradcam_layer(model)
     if layer is None:
         raise ExplainError("The model has no layer with spatial feature maps to explain")
-    run = _Run(volume, model, card, method, layer, target, filter, mode, progress, cancel)
+    run = _Run(volume, model, card, method, layer, target, filter, mode, region, progress, cancel)
     if card.input_mode == "3d":
         run.volume_3d(batch_size)
     else:
@@ -109,13 +118,18 @@ def explain_volume(
         computed=run.computed,
         card=card,
         assumptions=assumptions,
-        parameters={"mode": mode, "batch_size": batch_size},
+        parameters={"mode": mode, "region": region, "batch_size": batch_size},
         cancelled=run.cancelled,
     )
 
 
 def _grad_cam_maps(run: _Run, batch: np.ndarray) -> np.ndarray:
-    return grad_cam(run.model, batch, run.layer, run.target, upsample=True, output=run.card.output)
+    mask = None
+    if run.region == "predicted" and run.outputs.ndim > 2:
+        mask = run.outputs[..., run.target] > PREDICTED
+        # A slice where nothing is predicted is explained over the whole image instead.
+        mask[~mask.reshape(len(mask), -1).any(axis=1)] = True
+    return grad_cam(run.model, batch, run.layer, run.target, upsample=True, output=run.card.output, mask=mask)
 
 
 def _deconvnet_maps(run: _Run, batch: np.ndarray) -> np.ndarray:
@@ -152,12 +166,14 @@ class _Run:
         target: int | None,
         filter: int | None,
         mode: str,
+        region: str,
         progress: Progress | None,
         cancel: Cancel | None,
     ) -> None:
         self.volume, self.model, self.card = volume, model, card
         self.method, self.layer, self.target, self.filter, self.mode = method, layer, target, filter, mode
-        self.progress, self.cancel = progress, cancel
+        self.region, self.progress, self.cancel = region, progress, cancel
+        self.outputs = np.empty((0,), dtype=np.float32)  # the model's outputs for the batch in hand
         self.maps = np.full(volume.shape, np.nan, dtype=np.float32)
         self.computed = np.zeros(volume.shape[0], dtype=bool)
         self.scores = np.empty((0, 0), dtype=np.float32)
@@ -165,7 +181,7 @@ class _Run:
         self._forward = compiled(model, ("runner_forward", card.output), _forward_output(card.output))
 
     def _scores(self, batch: np.ndarray) -> np.ndarray:
-        outputs = np.asarray(self._forward(tf.constant(check_inputs(self.model, batch))))
+        outputs = self.outputs = np.asarray(self._forward(tf.constant(check_inputs(self.model, batch))))
         if outputs.ndim > 2:  # segmentation: each class's strongest voxel
             outputs = outputs.reshape(len(outputs), -1, outputs.shape[-1]).max(axis=1)
         if self.target is None:

@@ -131,3 +131,24 @@ def test_a_model_path_brings_its_card_from_beside_it(tmp_path, ct_volume, classi
     assert result.card == card and result.assumptions == []
     direct = explain_volume(ct_volume, classifier, "grad_cam", card=card, layer="c2", slices=[2])
     np.testing.assert_allclose(result.maps[2], direct.maps[2], rtol=1e-5)
+
+
+def test_segmentation_explains_the_predicted_region(ct_volume):
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((64, 64, 1))
+    x = L.Conv2D(4, 3, padding="same", activation="relu", name="enc")(inputs)
+    x = L.Conv2D(4, 3, padding="same", activation="relu", name="dec")(x)
+    model = keras.Model(inputs, L.Conv2D(2, 1, activation="softmax", name="seg")(x))
+    card = ModelCard(input_mode="2d", input_shape=(64, 64, 1), intensity=BRAIN, task="segmentation")
+    result = explain_volume(
+        ct_volume, model, "grad_cam", card=card, layer="enc", target=1, region="predicted", slices=[4, 9]
+    )
+    batch = card.slice_input(ct_volume.voxels, [4, 9])
+    predicted = model.predict(batch, verbose=0)[..., 1] > 0.5
+    assert 0 < predicted.mean() < 1, "the check needs a partial prediction"
+    expected = explain.grad_cam(model, batch, "enc", 1, mask=predicted)
+    np.testing.assert_allclose(result.maps[[4, 9]], expected, rtol=1e-4, atol=1e-7)
+    whole = explain_volume(ct_volume, model, "grad_cam", card=card, layer="enc", target=1, slices=[4])
+    assert not np.allclose(whole.maps[4], result.maps[4])
+    with pytest.raises(ExplainError, match="Unknown region"):
+        explain_volume(ct_volume, model, "grad_cam", card=card, region="lesion")
