@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 run: system-deps $(VENV)/.installed
-	$(BIN)/medvis info /usr/share/doc/invesalius-examples/examples/Cranium.inv3
+	$(BIN)/medvis --demo ct
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -11,6 +11,7 @@ from medvis_desktop.errors import MedvisError
 
 UNITS = {"CT": "HU"}
 METHODS = ("grad_cam", "deconvnet", "activation_maps")
+DEMOS = ("ct", "ct3d", "mri", "mammo")
 # Identifying fields are printed only when asked for (--show-patient).
 PATIENT_KEYS = ("PatientName", "PatientID", "PatientBirthDate")
 
@@ -173,6 +174,11 @@ def add_window_arguments(parser: argparse._ActionsContainer) -> None:
         "--screenshot", metavar="OUT.png", help="save the view once the slice's result shows, then exit"
     )
     parser.add_argument("--unsafe", action="store_true", help="allow a model that carries Python code")
+    parser.add_argument(
+        "--demo",
+        choices=DEMOS,
+        help="open a built-in case: a study with inserted lesions and the model trained to find them",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

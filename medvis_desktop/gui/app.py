@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QApplication
 from medvis_desktop.gui.main_window import MainWindow
 
 TIMEOUT_S = 300
+FIRST_DEMO = "ct"
 EXIT_FAILED, EXIT_TIMEOUT = 1, 2
 
 
@@ -43,20 +44,24 @@ class Script(QObject):
     def start(self) -> None:
         window, args = self.window, self.args
         window.start_backend()
+        demo = args.demo
+        if demo is None and not (args.open or args.model or window.recent_paths()):
+            demo = FIRST_DEMO  # a first start: show what the tool is for
+        if demo is not None and not window.open_demo(demo):
+            return
         if args.open and not window.open_volume(args.open):
             return
         if args.model and not window.open_model(args.model, unsafe=args.unsafe):
             return
         if args.slice is not None:
             window.viewer.set_slice(args.slice)
-        method = args.method or ("grad_cam" if self.scripted and args.model else None)
+        method = args.method or ("grad_cam" if demo or (self.scripted and args.model) else None)
         if method is None:
             if self.scripted:
                 self._save()
             return
-        target = self._target()
-        window.panel.select(method=method, layer=args.layer, target=target)
-        if window.panel.settings().layer != args.layer:
+        window.panel.select(method=method, layer=args.layer, target=self._target())
+        if args.layer is not None and window.panel.settings().layer != args.layer:
             self.window.report_error("Unknown layer", f"{method} cannot use layer '{args.layer}'")
             return
         window.run()

@@ -115,6 +115,10 @@ class MainWindow(QMainWindow):
         self.relay.finished.connect(self._job_finished)
         self._method_labels = {name: method.label for name, method in METHODS.items()}
         self.panel.set_methods(self._method_labels)
+        from medvis_desktop.demo.cases import CASES
+
+        for name, case in CASES.items():
+            self.demo_menu.addAction(case.title, self._make_demo(name))
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -135,15 +139,37 @@ class MainWindow(QMainWindow):
         except (MedvisError, OSError) as error:
             self.report_error(f"Could not open {path.name}", str(error))
             return False
+        self.show_volume(volume, path.name)
+        self._remember(path, "volume")
+        return True
+
+    def show_volume(self, volume: Volume, name: str) -> None:
         self._cancel_jobs()
         self.volume = volume
         self.explanation = None
         self.viewer.set_volume(volume)
         self._rebuild_window_menu()
         z, y, x = volume.shape
-        self.status["volume"].setText(f"{path.name}: {volume.modality} {z}×{y}×{x}")
+        self.status["volume"].setText(f"{name}: {volume.modality} {z}×{y}×{x}")
         self.statusBar().showMessage("; ".join(volume.warnings), 10000)
-        self._remember(path, "volume")
+
+    def open_demo(self, name: str) -> bool:
+        """A built-in case: its volume, its model and card, the method set up on a lesion slice."""
+        from medvis_desktop.demo.cases import load_case
+
+        try:
+            with self._busy(f"Preparing the demo case '{name}'…"):
+                volume, _, model_path, case = load_case(name)
+        except MedvisError as error:
+            self.report_error(f"Could not open the demo '{name}'", str(error))
+            return False
+        self.show_volume(volume, f"demo {name}")
+        if not self.open_model(model_path):
+            return False
+        self.viewer.set_slice(case.first_slice)
+        region = "predicted" if case.mask_rule == "predicted" else "all"
+        self.panel.select(method=case.method, layer=case.layer, target=case.target, region=region)
+        self.setWindowTitle(f"medvis: {case.title}")
         return True
 
     def open_model(self, path: Path | str, *, unsafe: bool = False) -> bool:
@@ -170,7 +196,9 @@ class MainWindow(QMainWindow):
         predicates = {name: method.can_target for name, method in explain.METHODS.items()}
         self.tree.set_layers(layer_tree(model, predicates), self._method_labels)
         self.panel.set_model(
-            {name: explain.target_layers(model, name) for name in predicates}, card.class_names
+            {name: explain.target_layers(model, name) for name in predicates},
+            card.class_names,
+            segmentation=card.task == "segmentation",
         )
         self.status["model"].setText(f"{path.name} ({card.input_mode}, {len(card.class_names)} classes)")
         self._remember(path, "model")
@@ -270,6 +298,7 @@ class MainWindow(QMainWindow):
             filter=chosen.filter,
             first_slice=self.viewer.cursor[0],
             mode=chosen.mode,
+            region=chosen.region,
             batch_size=chosen.batch_size,
         )
         self.panel.set_running(True)
@@ -503,6 +532,8 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
 
+        self.demo_menu = self.menuBar().addMenu("&Demo cases")  # filled once TensorFlow is up
+
         view_menu = self.menuBar().addMenu("&View")
         layouts = QActionGroup(self)
         for label, mode, axis in (
@@ -518,6 +549,9 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         self.window_menu = view_menu.addMenu("Window")
         view_menu.addAction("Reset view", QKeySequence("R"), self.viewer.reset_view)
+
+    def _make_demo(self, name: str):
+        return lambda: self.open_demo(name) and self.run()
 
     def _make_layout(self, mode: str, axis: int | None):
         return lambda: self.viewer.set_layout_mode(mode, axis)
@@ -566,17 +600,17 @@ class MainWindow(QMainWindow):
 
     def _remember(self, path: Path, kind: str) -> None:
         self.settings.setValue(f"folders/{kind}", str(path if path.is_dir() else path.parent))
-        recent = [str(path)] + [p for p in self._recent() if p != str(path)]
+        recent = [str(path)] + [p for p in self.recent_paths() if p != str(path)]
         self.settings.setValue("recent", recent[:RECENT_COUNT])
         self._rebuild_recent_menu()
 
-    def _recent(self) -> list[str]:
+    def recent_paths(self) -> list[str]:
         value = self.settings.value("recent", [])
         return [value] if isinstance(value, str) else list(value or [])
 
     def _rebuild_recent_menu(self) -> None:
         self.recent_menu.clear()
-        for path in self._recent():
+        for path in self.recent_paths():
             self.recent_menu.addAction(path, self._make_open(path))
 
     def _make_open(self, path: str):

@@ -29,6 +29,7 @@ from medvis_desktop.export import OverlayStyle
 
 AUTOMATIC_TARGET = "Automatic (highest score)"
 DECONVNET_MODES = {"feature_map": "Whole feature map", "max": "Strongest activation only"}
+SEGMENTATION_REGIONS = {"all": "Whole image", "predicted": "Where the class is predicted"}
 MAX_FILTERS = 4096
 
 
@@ -42,6 +43,7 @@ class RunSettings:
     filter: int | None
     mode: str
     batch_size: int
+    region: str = "all"
 
 
 class MethodPanel(QWidget):
@@ -66,6 +68,10 @@ class MethodPanel(QWidget):
         self.mode = QComboBox()
         for name, label in DECONVNET_MODES.items():
             self.mode.addItem(label, name)
+        self.region = QComboBox()
+        for name, label in SEGMENTATION_REGIONS.items():
+            self.region.addItem(label, name)
+        self.region.setToolTip("Segmentation models: the region whose class score Grad-CAM explains")
         self.batch_size = QSpinBox()
         self.batch_size.setRange(1, 256)
         self.batch_size.setValue(8)
@@ -85,6 +91,7 @@ class MethodPanel(QWidget):
         form.addRow("Class", self.target)
         form.addRow("Filter", self.filter)
         form.addRow("Deconvolution", self.mode)
+        form.addRow("Region", self.region)
         form.addRow("Batch size", self.batch_size)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
@@ -135,9 +142,14 @@ class MethodPanel(QWidget):
         self.method.blockSignals(False)
         self._method_changed()
 
-    def set_model(self, targets: dict[str, list[str]], class_names: list[str]) -> None:
-        """Layers each method can target (model order) and the model card's class names."""
+    def set_model(
+        self, targets: dict[str, list[str]], class_names: list[str], *, segmentation: bool = False
+    ) -> None:
+        """Layers each method can target (model order), the card's class names, and whether the
+        model segments (then Grad-CAM can explain a region)."""
         self._targets = targets
+        self.region.setEnabled(segmentation)
+        self.region.setCurrentIndex(0)
         self.target.clear()
         self.target.addItem(AUTOMATIC_TARGET, None)
         for index, name in enumerate(class_names):
@@ -146,9 +158,16 @@ class MethodPanel(QWidget):
         self.run_button.setEnabled(bool(targets))
 
     def select(
-        self, *, method: str | None = None, layer: str | None = None, target: int | None = None
+        self,
+        *,
+        method: str | None = None,
+        layer: str | None = None,
+        target: int | None = None,
+        region: str | None = None,
     ) -> None:
         """Choose programmatically (tree context menu, command line); None leaves it as is."""
+        if region is not None:
+            self.region.setCurrentIndex(max(self.region.findData(region), 0))
         if method is not None:
             self.method.setCurrentIndex(max(self.method.findData(method), 0))
         if layer is not None:
@@ -164,6 +183,7 @@ class MethodPanel(QWidget):
             filter=None if self.filter.value() < 0 else self.filter.value(),
             mode=self.mode.currentData(),
             batch_size=self.batch_size.value(),
+            region=self.region.currentData() if self.region.isEnabled() else "all",
         )
 
     @property

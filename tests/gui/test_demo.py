@@ -1,0 +1,62 @@
+"""The built-in demo cases as a newcomer meets them: the window opens on a lesion, explained."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medvis_desktop import cli
+from medvis_desktop.demo.cases import CASES, load_case
+from tests.gui.conftest import screen_samples, xvfb_medvis
+from tests.gui.test_main_window import make_window
+
+LEGEND_LINES = 3
+NEAR_MM = 5.0  # the pointing-game tolerance of the demo evaluation
+
+
+def near(mask: np.ndarray, spacing_yx: tuple[float, float], mm: float = NEAR_MM) -> np.ndarray:
+    """Pixels within `mm` of the mask (a disc dilation, in millimetres)."""
+    result = mask.copy()
+    reach_y, reach_x = (int(mm // s) for s in spacing_yx)
+    for dy in range(-reach_y, reach_y + 1):
+        for dx in range(-reach_x, reach_x + 1):
+            if (dy * spacing_yx[0]) ** 2 + (dx * spacing_yx[1]) ** 2 <= mm**2:
+                result |= np.roll(mask, (dy, dx), axis=(0, 1))
+    return result
+
+
+def test_the_command_line_knows_every_demo_case():
+    assert tuple(CASES) == cli.DEMOS
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_demo_opens_on_a_lesion_and_the_map_points_at_it(qtbot, settings, name):
+    window = make_window(qtbot, settings)
+    assert window.open_demo(name), window.last_error
+    volume, mask, _, case = load_case(name)
+    z = case.first_slice
+    assert window.viewer.cursor[0] == z and mask[z].any()
+    assert window.model is not None and window.card.class_names
+    job_id = window.run()
+    with qtbot.waitSignal(
+        window.relay.finished, timeout=120_000, check_params_cb=lambda done: done == job_id
+    ):
+        pass
+    heat = window.explanation.maps[z]
+    peak = np.unravel_index(np.nanargmax(heat), heat.shape)
+    assert near(mask[z], volume.spacing[1:])[peak], f"{name}: the map's maximum is not at the lesion"
+    window.close()
+
+
+def test_demo_ct_screenshot_colours_the_true_lesion(tmp_path):
+    out = tmp_path / "demo.png"
+    done = xvfb_medvis(tmp_path, "--demo", "ct", "--screenshot", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    volume, mask, _, case = load_case("ct")
+    rows, columns, pixels = screen_samples(out, volume, LEGEND_LINES)
+    colourful = np.abs(np.diff(pixels, axis=1)).sum(axis=1) > 20
+    lesion = mask[case.first_slice][rows, columns]
+    by_lesion = near(mask[case.first_slice], volume.spacing[1:])[rows, columns]
+    assert colourful.sum() > 10
+    assert by_lesion[colourful].mean() > 0.8  # the colour is on or next to the true lesion
+    assert colourful[lesion].mean() > 0.5  # and the lesion itself is coloured
