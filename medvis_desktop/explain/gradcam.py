@@ -17,13 +17,12 @@ from medvis_desktop.explain.base import ExplainError, Method, check_inputs
 from medvis_desktop.explain.graph import (
     call_with_activation,
     compiled,
-    layer_activation,
     plain_call,
     replay,
     resolve,
     resolve_target,
 )
-from medvis_desktop.models.layers import has_spatial_output
+from medvis_desktop.models.layers import has_spatial_output, layer_activation
 
 
 def grad_cam(

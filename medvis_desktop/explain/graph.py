@@ -26,9 +26,6 @@ from medvis_desktop.models.layers import LayerPredicate, iter_layers, output_sha
 # at_output is True when what the layer returns is (part of) the outer model's output.
 LayerCall = Callable[[keras.layers.Layer, tuple, dict, bool], Any]
 
-# The built-in activations the methods look for, by the name Keras resolves them from.
-_ACTIVATIONS = ("relu", "softmax", "sigmoid")
-
 
 def plain_call(layer: keras.layers.Layer, args: tuple, kwargs: dict, at_output: bool) -> Any:
     """Run the layer as the model would (inference mode)."""
@@ -87,21 +84,6 @@ def resolve_target(model: keras.Model, name: str, can_target: LayerPredicate, wh
             f"channels). Layers that qualify: {', '.join(layers_for(model, can_target)) or 'none'}."
         )
     return path
-
-
-def layer_activation(layer: keras.layers.Layer) -> str | None:
-    """Name of the built-in activation that ends this layer ("relu", "softmax"...), if any.
-
-    Covers ReLU and Softmax layers, Activation layers and the `activation=` of Conv/Dense.
-    A ReLU with a cap, a slope or a threshold is not a plain ReLU and gets no name.
-    """
-    if isinstance(layer, keras.layers.ReLU):
-        plain = layer.max_value is None and not layer.negative_slope and not layer.threshold
-        return "relu" if plain else None
-    if isinstance(layer, keras.layers.Softmax):
-        return "softmax"
-    function = getattr(layer, "activation", None)
-    return next((n for n in _ACTIVATIONS if function is keras.activations.get(n)), None)
 
 
 class _SwappedActivation:

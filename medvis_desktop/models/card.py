@@ -276,15 +276,8 @@ def default_card(
     return card, assumptions
 
 
-def output_activation(model: object) -> Activation:
-    """How the model's last layer squashes its scores (a Keras model, looked at by duck typing)."""
-    last = model.layers[-1]
-    name = getattr(getattr(last, "activation", None), "__name__", None)
-    if type(last).__name__ == "Softmax" or name == "softmax":
-        return "softmax"
-    return "sigmoid" if name == "sigmoid" else "linear"
-
-
 def default_card_for(model: object) -> tuple[ModelCard, list[str]]:
     """`default_card` from a Keras model's own input and output shapes."""
+    from medvis_desktop.models.layers import output_activation  # Keras: loaded only when needed
+
     return default_card(tuple(model.inputs[0].shape), tuple(model.outputs[0].shape), output_activation(model))

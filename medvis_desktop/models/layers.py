@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 
 import keras
 
+# The built-in activations the methods look for, by the name Keras resolves them from.
+_ACTIVATIONS = ("relu", "softmax", "sigmoid")
+
 # (layer, number of spatial dimensions of the model input) -> can a method target it?
 LayerPredicate = Callable[[keras.layers.Layer, int], bool]
 
@@ -62,6 +65,27 @@ def _activation_name(layer: keras.layers.Layer) -> str | None:
     if activation is None:
         return None
     return getattr(activation, "__name__", type(activation).__name__)
+
+
+def layer_activation(layer: keras.layers.Layer) -> str | None:
+    """Name of the built-in activation that ends this layer ("relu", "softmax"...), if any.
+
+    Covers ReLU and Softmax layers, Activation layers and the `activation=` of Conv/Dense.
+    A ReLU with a cap, a slope or a threshold is not a plain ReLU and gets no name.
+    """
+    if isinstance(layer, keras.layers.ReLU):
+        plain = layer.max_value is None and not layer.negative_slope and not layer.threshold
+        return "relu" if plain else None
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax"
+    function = getattr(layer, "activation", None)
+    return next((n for n in _ACTIVATIONS if function is keras.activations.get(n)), None)
+
+
+def output_activation(model: keras.Model) -> str:
+    """How the model's last layer squashes its scores: "softmax", "sigmoid" or "linear"."""
+    name = layer_activation(model.layers[-1])
+    return name if name in ("softmax", "sigmoid") else "linear"
 
 
 def layer_tree(model: keras.Model, methods: Mapping[str, LayerPredicate] | None = None) -> list[LayerNode]:

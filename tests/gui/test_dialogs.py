@@ -20,9 +20,9 @@ from medvis_desktop.gui.series_dialog import SeriesDialog
 from medvis_desktop.models.card import Intensity, ModelCard, card_path, read_card, write_card
 from tests.gui.conftest import INPUT_SIDE, when_modal
 from tests.imaging.dicom_factory import SeriesSpec, write_series
+from tests.models.conftest import LAMBDA_MARKER_ENV
 
 LAMBDA_MODEL = Path(__file__).resolve().parents[1] / "models" / "fixtures" / "with_lambda.h5"
-LAMBDA_MARKER_ENV = "MEDVIS_LAMBDA_MARKER"  # its Lambda creates this file whenever it runs
 
 
 def interactive_window(qtbot, settings) -> MainWindow:
