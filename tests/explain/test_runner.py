@@ -110,6 +110,19 @@ def test_3d_patches_tile_the_volume_back_exactly(ct_volume):
     assert result.scores.shape == (len(patch_corners(ct_volume.shape, (8, 32, 32))), 1)
 
 
+@pytest.mark.parametrize(("asked", "depth_corners"), [([1], [0]), ([5, 6], [0, 4]), ([11], [4])])
+def test_3d_patches_asked_for_slices_are_those_that_cover_them(ct_volume, asked, depth_corners):
+    card = ModelCard(input_mode="3d", input_shape=(8, 32, 32, 1), intensity=BRAIN, resize="crop_or_pad")
+    result = explain_volume(
+        ct_volume, identity_3d((8, 32, 32)), "activation_maps", card=card, layer="copy", slices=asked
+    )
+    in_plane = len(patch_corners(ct_volume.shape[1:], (32, 32)))  # corners z = 0 and 4 cover 0–7, 4–11
+    assert result.scores.shape == (len(depth_corners) * in_plane, 1)
+    assert np.flatnonzero(result.computed).tolist() == asked
+    np.testing.assert_allclose(result.maps[asked], BRAIN.apply(ct_volume.voxels[asked]), atol=1e-6)
+    assert np.isnan(np.delete(result.maps, asked, axis=0)).all()
+
+
 def test_3d_whole_volume_resized_to_the_model(ct_volume):
     card = ModelCard(input_mode="3d", input_shape=(12, 64, 64, 1), intensity=BRAIN)
     result = explain_volume(ct_volume, identity_3d((12, 64, 64)), "activation_maps", card=card, layer="copy")
