@@ -2,6 +2,7 @@
 
     activation_maps(model, inputs, layer) -> (N, *spatial, C)
     grad_cam(model, inputs, layer, target, *, upsample=True, output=None, mask=None)
+    grad_cam_with_outputs(...same...) -> (maps, the model's output from the same pass)
     deconvnet(model, inputs, layer, filter=None, *, mode="feature_map") -> like inputs
     dead_filters(model, inputs, layer) -> (C,) bool
 
@@ -18,7 +19,7 @@ from medvis_desktop.explain import deconvnet as _deconvnet
 from medvis_desktop.explain.activations import activation_maps, dead_filters
 from medvis_desktop.explain.base import ExplainError, Method
 from medvis_desktop.explain.deconvnet import deconvnet
-from medvis_desktop.explain.gradcam import grad_cam
+from medvis_desktop.explain.gradcam import grad_cam, grad_cam_with_outputs
 from medvis_desktop.explain.graph import layers_for
 
 METHODS: dict[str, Method] = {
@@ -38,6 +39,7 @@ __all__ = [
     "dead_filters",
     "deconvnet",
     "grad_cam",
+    "grad_cam_with_outputs",
     "target_layers",
 ]
 

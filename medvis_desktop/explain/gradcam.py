@@ -6,6 +6,7 @@ before the output softmax/sigmoid: a saturated softmax has near-zero gradients e
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import keras
@@ -44,6 +45,22 @@ def grad_cam(
     upsample resizes it to the input's grid by linear interpolation along each axis with
     half-pixel centres (arrays.resize_linear: tf.image.resize(method="bilinear") in 2D).
     """
+    return grad_cam_with_outputs(model, inputs, layer, target, upsample=upsample, output=output, mask=mask)[0]
+
+
+def grad_cam_with_outputs(
+    model: keras.Model,
+    inputs: object,
+    layer: str,
+    target: int | Sequence[int],
+    *,
+    upsample: bool = True,
+    output: int | str | None = None,
+    mask: object = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """grad_cam, and the model's output for the batch as the model gives it (its softmax or
+    sigmoid applied) from the same pass: a viewer needs the scores too, and a second forward
+    pass would cost nearly as much as Grad-CAM itself."""
     batch = check_inputs(model, inputs)
     path = resolve_target(model, layer, has_spatial_output, "Grad-CAM")
     index = _output_index(model, output)
@@ -51,16 +68,20 @@ def grad_cam(
     targets = _targets(target, len(batch), output_shape[-1])
     region = None if mask is None else tf.constant(_region(mask, len(batch), output_shape))
     cam = compiled(model, ("grad_cam", path.name, index), lambda ref: _grad_cam(ref, path.name, index))
-    maps = np.asarray(cam(tf.constant(batch), tf.constant(targets), region), dtype=np.float32)
-    return resize_linear(maps, batch.shape[1:-1]) if upsample else maps
+    maps, outputs = cam(tf.constant(batch), tf.constant(targets), region)
+    maps = np.asarray(maps, dtype=np.float32)
+    return (resize_linear(maps, batch.shape[1:-1]) if upsample else maps), np.asarray(outputs, np.float32)
 
 
 def _grad_cam(model_ref: Callable[[], keras.Model], layer: str, index: int) -> Callable:
-    def cam(x: tf.Tensor, targets: tf.Tensor, region: tf.Tensor | None) -> tf.Tensor:
+    def cam(x: tf.Tensor, targets: tf.Tensor, region: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor]:
         model = model_ref()
+        squashed: dict[int, str] = {}
         with tf.GradientTape() as tape:
             tape.watch(x)  # every op is recorded, whatever is trainable
-            features, outputs = replay(model, x, resolve(model, layer), call=_logits_call)
+            features, outputs = replay(
+                model, x, resolve(model, layer), call=functools.partial(_logits_call, squashed)
+            )
             logits = tf.cast(outputs[index], tf.float32)
             classes = tf.one_hot(targets, logits.shape[-1])  # (N, K)
             classes = tf.reshape(classes, [-1] + [1] * (logits.shape.rank - 2) + [logits.shape[-1]])
@@ -74,15 +95,25 @@ def _grad_cam(model_ref: Callable[[], keras.Model], layer: str, index: int) -> C
         features = tf.cast(features, tf.float32)
         spatial_axes = list(range(1, features.shape.rank - 1))
         alpha = tf.reduce_mean(tf.cast(grads, tf.float32), axis=spatial_axes, keepdims=True)
-        return tf.nn.relu(tf.reduce_sum(alpha * features, axis=-1))
+        squash = squashed.get(id(outputs[index]))
+        as_model = keras.activations.get(squash)(logits) if squash else logits
+        return tf.nn.relu(tf.reduce_sum(alpha * features, axis=-1)), as_model
 
     return cam
 
 
-def _logits_call(layer: keras.layers.Layer, args: tuple, kwargs: dict, at_output: bool):
-    """Leave out the softmax/sigmoid that produces the model's output: we want the logit."""
-    if at_output and layer_activation(layer) in ("softmax", "sigmoid"):
-        return call_with_activation(layer, keras.activations.linear, args, kwargs)
+def _logits_call(
+    squashed: dict[int, str], layer: keras.layers.Layer, args: tuple, kwargs: dict, at_output: bool
+):
+    """Leave out the softmax/sigmoid that produces the model's output: we want the logit.
+
+    `squashed` notes which output tensor lost which activation, so the output can be rebuilt.
+    """
+    activation = layer_activation(layer) if at_output else None
+    if activation in ("softmax", "sigmoid"):
+        logits = call_with_activation(layer, keras.activations.linear, args, kwargs)
+        squashed[id(logits)] = activation
+        return logits
     return plain_call(layer, args, kwargs, at_output)
 
 

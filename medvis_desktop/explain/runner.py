@@ -20,7 +20,7 @@ from medvis_desktop.arrays import resize_linear
 from medvis_desktop.explain.activations import activation_maps
 from medvis_desktop.explain.base import ExplainError, check_inputs
 from medvis_desktop.explain.deconvnet import deconvnet
-from medvis_desktop.explain.gradcam import grad_cam
+from medvis_desktop.explain.gradcam import grad_cam_with_outputs
 from medvis_desktop.explain.graph import compiled
 from medvis_desktop.imaging.volume import Volume
 from medvis_desktop.models.card import ModelCard, default_card_for, read_card
@@ -124,30 +124,33 @@ def explain_volume(
     )
 
 
-def _grad_cam_maps(run: _Run, batch: np.ndarray) -> np.ndarray:
+def _grad_cam_maps(run: _Run, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mask = None
     if run.region == "predicted" and run.outputs.ndim > 2:
         mask = run.outputs[..., run.target] > PREDICTED
         # A slice where nothing is predicted is explained over the whole image instead.
         mask[~mask.reshape(len(mask), -1).any(axis=1)] = True
-    return grad_cam(run.model, batch, run.layer, run.target, upsample=True, output=run.card.output, mask=mask)
+    return grad_cam_with_outputs(
+        run.model, batch, run.layer, run.target, upsample=True, output=run.card.output, mask=mask
+    )
 
 
-def _deconvnet_maps(run: _Run, batch: np.ndarray) -> np.ndarray:
+def _deconvnet_maps(run: _Run, batch: np.ndarray) -> tuple[np.ndarray, None]:
     projection = deconvnet(run.model, batch, run.layer, run.filter, mode=run.mode)
     if run.card.input_mode == "2.5d":
-        return projection[..., projection.shape[-1] // 2]  # the channel that is this slice
-    return projection.sum(axis=-1)
+        return projection[..., projection.shape[-1] // 2], None  # the channel that is this slice
+    return projection.sum(axis=-1), None
 
 
-def _activation_maps(run: _Run, batch: np.ndarray) -> np.ndarray:
+def _activation_maps(run: _Run, batch: np.ndarray) -> tuple[np.ndarray, None]:
     features = activation_maps(run.model, batch, run.layer)
     chosen = features.mean(axis=-1) if run.filter is None else features[..., run.filter]
-    return resize_linear(chosen, batch.shape[1:-1])
+    return resize_linear(chosen, batch.shape[1:-1]), None
 
 
-# Each method as a map per sample over the model input's spatial grid.
-SLICE_MAPS: dict[str, Callable[[_Run, np.ndarray], np.ndarray]] = {
+# Each method as a map per sample over the model input's spatial grid, with the model's
+# outputs for the batch when the method computed them on the way (else None).
+SLICE_MAPS: dict[str, Callable[[_Run, np.ndarray], tuple[np.ndarray, np.ndarray | None]]] = {
     "grad_cam": _grad_cam_maps,
     "deconvnet": _deconvnet_maps,
     "activation_maps": _activation_maps,
@@ -181,13 +184,30 @@ class _Run:
         self.cancelled = False
         self._forward = compiled(model, ("runner_forward", card.output), _forward_output(card.output))
 
-    def _scores(self, batch: np.ndarray) -> np.ndarray:
-        outputs = self.outputs = np.asarray(self._forward(tf.constant(check_inputs(self.model, batch))))
+    def _explain(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The method's maps for a batch and the model's scores, with one pass of the model
+        where the method gives its outputs and they are not needed beforehand: to choose the
+        target, or for the region a segmentation model predicts."""
+        needed_first = self.target is None or self.region == "predicted"
+        first = self._outputs_first(batch) if needed_first else None
+        maps, outputs = SLICE_MAPS[self.method](self, batch)
+        if outputs is None:
+            outputs = first if first is not None else self._forward_pass(batch)
         if outputs.ndim > 2:  # segmentation: each class's strongest voxel
             outputs = outputs.reshape(len(outputs), -1, outputs.shape[-1]).max(axis=1)
+        return maps, outputs
+
+    def _outputs_first(self, batch: np.ndarray) -> np.ndarray:
+        """The model's outputs before the method runs (kept for the predicted region); the
+        target, if not chosen yet, from the batch's scores."""
+        self.outputs = self._forward_pass(batch)
         if self.target is None:
-            self.target = 1 if outputs.shape[-1] == 2 else int(np.argmax(outputs.mean(axis=0)))
-        return outputs
+            scores = self.outputs.reshape(len(batch), -1, self.outputs.shape[-1]).max(axis=1)
+            self.target = 1 if scores.shape[-1] == 2 else int(np.argmax(scores.mean(axis=0)))
+        return self.outputs
+
+    def _forward_pass(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self._forward(tf.constant(check_inputs(self.model, batch))))
 
     def _stop(self, done: int, total: int) -> bool:
         if self.progress is not None:
@@ -204,11 +224,10 @@ class _Run:
         done = 0
         for chunk in _batches(order, batch_size):
             batch = self.card.slice_input(self.volume.voxels, chunk)
-            scores = self._scores(batch)
+            maps, scores = self._explain(batch)
             if self.scores.size == 0:
                 self.scores = np.full((self.volume.shape[0], scores.shape[-1]), np.nan, dtype=np.float32)
             self.scores[list(chunk)] = scores
-            maps = SLICE_MAPS[self.method](self, batch)
             self.maps[list(chunk)] = self.card.to_grid(maps, grid)
             self.computed[list(chunk)] = True
             done += len(chunk)
@@ -219,8 +238,8 @@ class _Run:
         voxels = self.volume.voxels
         if self.card.resize == "resize":
             batch = self.card.volume_input(voxels)
-            self.scores = self._scores(batch)
-            self.maps[...] = self.card.to_grid(SLICE_MAPS[self.method](self, batch), voxels.shape)[0]
+            maps, self.scores = self._explain(batch)
+            self.maps[...] = self.card.to_grid(maps, voxels.shape)[0]
             self.computed[:] = True
             self._stop(1, 1)
             return
@@ -237,8 +256,9 @@ class _Run:
         scores = []
         for done, chunk in enumerate(_batches(corners, batch_size), start=1):
             batch = np.concatenate([self.card.patch_input(voxels, corner) for corner in chunk])
-            scores.append(self._scores(batch))
-            for corner, patch_map in zip(chunk, SLICE_MAPS[self.method](self, batch), strict=True):
+            maps, batch_scores = self._explain(batch)
+            scores.append(batch_scores)
+            for corner, patch_map in zip(chunk, maps, strict=True):
                 region = tuple(
                     slice(c, min(c + s, n))
                     for c, s, n in zip(corner, patch_map.shape, voxels.shape, strict=True)

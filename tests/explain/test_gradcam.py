@@ -20,6 +20,8 @@ from medvis_desktop import explain
 if TYPE_CHECKING:
     from tests.explain.conftest import Models
 
+ENDINGS = ["dense_softmax", "activation_softmax", "softmax_layer", "dense_sigmoid", "logits"]
+
 
 def direct_grad_cam(
     features: np.ndarray, head: Callable[[tf.Tensor], tf.Tensor], score: Callable
@@ -231,3 +233,31 @@ def test_chooses_the_output_of_a_multi_output_model(models: Models, rank: int) -
     lesion = explain.grad_cam(model, x, "conv2", [1, 0], output=1, mask=mask, upsample=False)
     assert expected[0].max() > 0 or expected[1].max() > 0
     np.testing.assert_allclose(lesion, expected, rtol=1e-4, atol=1e-6)
+
+
+OUTPUT_CASES = [
+    *[("classifier", ending, 0, "conv2") for ending in ENDINGS],
+    ("nested", None, 0, "backbone/block/conv2"),
+    ("segmenter", None, 0, "conv2"),
+    ("two_outputs", None, 0, "conv2"),
+    ("two_outputs", None, 1, "conv2"),
+]
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+@pytest.mark.parametrize(("kind", "ending", "output", "layer"), OUTPUT_CASES)
+def test_outputs_from_the_same_pass_are_the_models_own(
+    models: Models, rank: int, kind: str, ending: str | None, output: int, layer: str
+) -> None:
+    """The viewer takes its scores from Grad-CAM's pass: they must be what the model itself
+    gives (softmax or sigmoid included), and the map what grad_cam alone gives."""
+    model = models.classifier(rank, ending) if kind == "classifier" else getattr(models, kind)(rank)
+    x = models.images(rank)
+    own = model(x, training=False)
+    own = np.asarray(own[output] if isinstance(own, (list, tuple)) else own)
+    maps, outputs = explain.grad_cam_with_outputs(
+        model, x, layer, 1, output=output if kind == "two_outputs" else None
+    )
+    np.testing.assert_allclose(outputs, own, rtol=1e-5, atol=1e-6)
+    alone = explain.grad_cam(model, x, layer, 1, output=output if kind == "two_outputs" else None)
+    np.testing.assert_allclose(maps, alone, rtol=1e-5, atol=1e-7)
