@@ -253,8 +253,9 @@ class _Run:
         ]
         total = np.zeros(voxels.shape, dtype=np.float32)
         weight = np.zeros(voxels.shape, dtype=np.float32)
+        complete = np.zeros_like(wanted)
         scores = []
-        for done, chunk in enumerate(_batches(corners, batch_size), start=1):
+        for number, chunk in enumerate(_batches(corners, batch_size), start=1):
             batch = np.concatenate([self.card.patch_input(voxels, corner) for corner in chunk])
             maps, batch_scores = self._explain(batch)
             scores.append(batch_scores)
@@ -265,10 +266,15 @@ class _Run:
                 )
                 total[region] += patch_map[tuple(slice(0, r.stop - r.start) for r in region)]
                 weight[region] += 1
-            if self._stop(done, -(-len(corners) // batch_size)):
+            # Patches come z-major: a slice before the next patch's first slice has all of its
+            # patches in, so progress counts slices, and a cancelled run keeps only whole ones.
+            done_patches = number * batch_size
+            next_z = corners[done_patches][0] if done_patches < len(corners) else voxels.shape[0]
+            complete = wanted & (np.arange(voxels.shape[0]) < next_z)
+            if self._stop(int(complete.sum()), int(wanted.sum())):
                 break
-        self.scores = np.concatenate(scores)
-        seen = (weight > 0) & wanted[:, None, None]  # other slices may lack some of their patches
+        self.scores = np.concatenate(scores) if scores else np.empty((0, 0), dtype=np.float32)
+        seen = (weight > 0) & complete[:, None, None]
         self.maps[seen] = total[seen] / weight[seen]
         self.computed[:] = seen.any(axis=(1, 2))
 

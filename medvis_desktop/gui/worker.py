@@ -9,6 +9,7 @@ set (checked between batches) and whatever it still reports is dropped.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.explain import activation_maps, dead_filters
-from medvis_desktop.explain.runner import Explanation, explain_volume
+from medvis_desktop.explain.runner import Explanation, Progress, explain_volume
 from medvis_desktop.imaging import Volume
 from medvis_desktop.models.card import ModelCard
 
@@ -105,7 +106,11 @@ class Worker(QObject):
 
     def _explain(self, job: ExplainJob) -> None:
         order = job.slice_order()
-        first = self._explain_slices(job, order[:1] if job.card.input_mode != "3d" else order)
+        if job.card.input_mode == "3d":  # one run over the volume's patches, with its progress
+            progress = functools.partial(self.progress.emit, job.job_id)
+            self.partial.emit(job.job_id, self._explain_slices(job, order, progress))
+            return
+        first = self._explain_slices(job, order[:1])
         self.partial.emit(job.job_id, first)
         done = int(first.computed.sum())
         self.progress.emit(job.job_id, done, len(order))
@@ -119,7 +124,9 @@ class Worker(QObject):
             self.partial.emit(job.job_id, result)
             self.progress.emit(job.job_id, min(start + chunk, len(order)), len(order))
 
-    def _explain_slices(self, job: ExplainJob, slices: Sequence[int]) -> Explanation:
+    def _explain_slices(
+        self, job: ExplainJob, slices: Sequence[int], progress: Progress | None = None
+    ) -> Explanation:
         return explain_volume(
             job.volume,
             job.model,
@@ -129,6 +136,7 @@ class Worker(QObject):
             target=job.target,
             filter=job.filter,
             slices=slices,
+            progress=progress,
             cancel=job.cancel.is_set,
             batch_size=job.batch_size,
             mode=job.mode,

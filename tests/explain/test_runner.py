@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 import pytest
@@ -121,6 +123,24 @@ def test_3d_patches_asked_for_slices_are_those_that_cover_them(ct_volume, asked,
     assert np.flatnonzero(result.computed).tolist() == asked
     np.testing.assert_allclose(result.maps[asked], BRAIN.apply(ct_volume.voxels[asked]), atol=1e-6)
     assert np.isnan(np.delete(result.maps, asked, axis=0)).all()
+
+
+def test_3d_progress_counts_whole_slices_and_cancel_keeps_only_those(ct_volume):
+    """Patches of 8 slices start at z = 0 and 4, nine of each, done z-major three at a time:
+    slices 0–3 are whole once the ninth patch is in, all twelve after the last."""
+    card = ModelCard(input_mode="3d", input_shape=(8, 32, 32, 1), intensity=BRAIN, resize="crop_or_pad")
+    model = identity_3d((8, 32, 32))
+    seen = []
+    run = functools.partial(explain_volume, ct_volume, model, "activation_maps", card=card, layer="copy")
+    full = run(batch_size=3, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(0, 12), (0, 12), (4, 12), (4, 12), (4, 12), (12, 12)] and full.computed.all()
+    seen.clear()
+    cancelled = run(
+        batch_size=3, progress=lambda done, total: seen.append((done, total)), cancel=lambda: len(seen) >= 4
+    )
+    assert cancelled.cancelled and np.flatnonzero(cancelled.computed).tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(cancelled.maps[:4], BRAIN.apply(ct_volume.voxels[:4]), atol=1e-6)
+    assert np.isnan(cancelled.maps[4:]).all()
 
 
 def test_3d_whole_volume_resized_to_the_model(ct_volume):

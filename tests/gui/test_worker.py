@@ -156,3 +156,24 @@ def test_gui_thread_is_never_blocked_while_a_volume_is_explained(qtbot, relay, j
     print(f"\nGUI event loop while explaining 40 slices: {len(ticks)} ticks, longest gap {longest:.0f} ms")
     assert len(ticks) > 5  # the timer did run during the job
     assert gaps.max() < 0.5
+
+
+def test_a_3d_model_reports_progress_in_whole_slices(qtbot, relay, ct_volume):
+    """One run over the volume's patches: no result before the end, but progress as the slices
+    whose patches are all in grow (patches of 8 slices every 4: 0, 4, …, 36 of 40 slices)."""
+    import keras
+
+    inputs = keras.Input((8, 32, 32, 1))
+    x = keras.layers.Conv3D(2, 3, padding="same", activation="relu", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling3D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    card = ModelCard(input_mode="3d", input_shape=(8, 32, 32, 1), resize="crop_or_pad")
+    job = ExplainJob("slices", ct_volume, model, card, "grad_cam", "conv", 1, None, first_slice=20)
+    recorder = Recorder(relay)
+    wait_finished(qtbot, recorder, relay.submit(job))
+
+    assert not recorder.failed and len(recorder.results) == 1
+    assert recorder.results[0][1].computed.all()
+    dones = [done for done, total in recorder.progress if total == 40]
+    assert len(dones) == len(recorder.progress) > 2
+    assert dones == sorted(dones) and dones[-1] == 40 and 0 < dones[len(dones) // 2] < 40
