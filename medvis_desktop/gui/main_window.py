@@ -159,14 +159,19 @@ class MainWindow(QMainWindow):
 
         try:
             with self._busy(f"Preparing the demo case '{name}'…"):
-                volume, _, model_path, case = load_case(name)
+                volume, mask, model_path, case = load_case(name)
         except MedvisError as error:
             self.report_error(f"Could not open the demo '{name}'", str(error))
             return False
         self.show_volume(volume, f"demo {name}")
         if not self.open_model(model_path):
             return False
+        self.viewer.set_reference(mask, "the inserted lesions' true extent")
         self.viewer.set_slice(case.first_slice)
+        self.statusBar().showMessage(
+            "Demo: the magenta outline is the inserted lesions' true extent, in slices the model never saw",
+            20000,
+        )
         region = "predicted" if case.mask_rule == "predicted" else "all"
         self.panel.select(method=case.method, layer=case.layer, target=case.target, region=region)
         self.setWindowTitle(f"medvis: {case.title}")
@@ -411,6 +416,8 @@ class MainWindow(QMainWindow):
             lines.append(f"{name}, {slice_text}, window {self.viewer.window.name}")
         if self.model_path is not None:
             lines.append(f"model {self.model_path.name}")
+        if self.viewer.reference is not None:
+            lines.append(f"magenta outline: {self.viewer.reference_label}")
         if self.include_patient.isChecked() and self.volume is not None:
             lines.append(
                 "  ".join(f"{k}: {self.volume.meta[k]}" for k in PATIENT_KEYS if k in self.volume.meta)

@@ -36,6 +36,8 @@ PAGE_STEP = 10
 # Right-drag window/level: fraction of the window width per screen pixel.
 WINDOW_DRAG_RATE = 0.005
 CROSSHAIR_PEN = pg.mkPen((255, 220, 0, 160), width=1)
+# Magenta: apart from grey and from the overlay colour maps' hues.
+OUTLINE_COLOUR = (255, 0, 255, 255)
 # Patient axes (LPS) a view's screen axes should point along, and the plane name per normal.
 PLANE_NAMES = ("sagittal", "coronal", "axial")
 SINGLE, THREE = "single", "three"
@@ -48,6 +50,16 @@ def overlay_lut(style: OverlayStyle) -> np.ndarray:
     lut[:, 3] = round(style.opacity * 255)
     lut[: math.ceil(style.threshold * 255), 3] = 0
     return lut
+
+
+def outline_rgba(mask: np.ndarray) -> np.ndarray:
+    """The border of a 2D mask (its pixels with a background pixel above, below or beside
+    them) in OUTLINE_COLOUR, transparent elsewhere: (H, W, 4) uint8."""
+    padded = np.pad(mask, 1)
+    inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
+    rgba[mask & ~inner] = OUTLINE_COLOUR
+    return rgba
 
 
 def display_array(voxels: np.ndarray) -> tuple[np.ndarray, float]:
@@ -138,8 +150,11 @@ class PlaneView(pg.GraphicsLayoutWidget):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.overlay = pg.ImageItem(axisOrder="row-major")
         self.overlay.setZValue(1)
+        self.outline = pg.ImageItem(axisOrder="row-major")  # RGBA: a reference mask's border
+        self.outline.setZValue(1.5)
         self.box.addItem(self.image)
         self.box.addItem(self.overlay)
+        self.box.addItem(self.outline)
         self.lines = (
             pg.InfiniteLine(angle=90, pen=CROSSHAIR_PEN),
             pg.InfiniteLine(angle=0, pen=CROSSHAIR_PEN),
@@ -152,7 +167,7 @@ class PlaneView(pg.GraphicsLayoutWidget):
         self.caption.setParentItem(self.box)
 
     def set_geometry(self, transform: QTransform) -> None:
-        for item in (self.image, self.overlay):
+        for item in (self.image, self.overlay, self.outline):
             item.setTransform(transform)
 
     def index_at(self, scene_position: QPointF) -> tuple[int, int] | None:
@@ -191,6 +206,8 @@ class SliceViewer(QWidget):
         self.explanation = None
         self.style = OverlayStyle()
         self.overlay_visible = True
+        self.reference: np.ndarray | None = None  # bool (z, y, x), e.g. a demo's true lesions
+        self.reference_label = ""
         self.window = Window("", 0.0, 1.0)
         self.cursor = [0, 0, 0]
         self.active_axis = 0
@@ -243,6 +260,7 @@ class SliceViewer(QWidget):
         """Show a new volume at its middle slice, in its default window, without maps."""
         self.volume = volume
         self.explanation = None
+        self.reference = None
         self._pixels, self._offset = display_array(volume.voxels)
         self.cursor = [n // 2 for n in volume.shape]
         for view in (*self.views, self.projection):
@@ -262,6 +280,14 @@ class SliceViewer(QWidget):
             self.bar_high.setText(f"max<br>{short_number(self.map_range[1])}")
             self.bar_low.setText(f"min<br>{short_number(low)}")
         self._arrange()
+        self._refresh()
+
+    def set_reference(self, mask: np.ndarray | None, label: str = "") -> None:
+        """Outline a reference region on every section (None: none), such as the true extent
+        of a demo's lesions, to hold the explanation against; `label` says what it is."""
+        if mask is not None and mask.shape != self.volume.shape:
+            raise ValueError(f"The reference mask is {mask.shape}; the volume is {self.volume.shape}")
+        self.reference, self.reference_label = mask, label
         self._refresh()
 
     def set_style(self, style: OverlayStyle) -> None:
@@ -348,7 +374,8 @@ class SliceViewer(QWidget):
         left = SNAPSHOT_MARGIN
         for view, (section_width, _) in zip(views, sizes, strict=True):
             placement = QTransform.fromScale(1 / pixel, 1 / pixel) * QTransform.fromTranslate(left, header)
-            for item in (view.image, *([view.overlay] if view.overlay.isVisible() else [])):
+            shown = [item for item in (view.overlay, view.outline) if item.isVisible()]
+            for item in (view.image, *shown):
                 item.render()  # makes item.qimage from the data, levels and lookup table
                 painter.setTransform(item.transform() * placement)
                 painter.drawImage(QPointF(0, 0), item.qimage)
@@ -414,6 +441,12 @@ class SliceViewer(QWidget):
         else:
             view.image.setImage(section.cut(self._pixels, index), autoLevels=False)
             self._show_overlay(view, None if maps is None else section.cut(maps, index))
+        reference = (
+            None if self.reference is None or view is self.projection else section.cut(self.reference, index)
+        )
+        view.outline.setVisible(bool(reference is not None and reference.any()))
+        if view.outline.isVisible():
+            view.outline.setImage(outline_rgba(reference), autoLevels=False, levels=(0, 255))
         view.set_crosshair(self.cursor[section.rows], self.cursor[section.columns])
         for line in view.lines:
             line.setVisible(self.layout_mode == THREE)

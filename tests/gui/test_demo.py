@@ -10,7 +10,7 @@ from medvis_desktop.demo.cases import CASES, load_case
 from tests.gui.conftest import screen_samples, xvfb_medvis
 from tests.gui.test_main_window import make_window
 
-LEGEND_LINES = 3
+LEGEND_LINES = 4  # method and layer, study and slice, model, the true lesions' outline
 NEAR_MM = 5.0  # the pointing-game tolerance of the demo evaluation
 
 
@@ -37,6 +37,9 @@ def test_demo_opens_on_a_lesion_and_the_map_points_at_it(qtbot, settings, name):
     z = case.first_slice
     assert window.viewer.cursor[0] == z and mask[z].any()
     assert window.model is not None and window.card.class_names
+    outline = window.viewer.views[0].outline
+    assert outline.isVisible() and (outline.image[..., 3] > 0)[mask[z]].any()  # the truth, outlined
+    assert "magenta outline: the inserted lesions' true extent" in window.legend()
     job_id = window.run()
     with qtbot.waitSignal(
         window.relay.finished, timeout=120_000, check_params_cb=lambda done: done == job_id
@@ -58,5 +61,7 @@ def test_demo_ct_screenshot_colours_the_true_lesion(tmp_path):
     lesion = mask[case.first_slice][rows, columns]
     by_lesion = near(mask[case.first_slice], volume.spacing[1:])[rows, columns]
     assert colourful.sum() > 10
-    assert by_lesion[colourful].mean() > 0.8  # the colour is on or next to the true lesion
+    assert by_lesion[colourful].mean() > 0.8  # the colour (heat and outline) is on or next to the lesion
     assert colourful[lesion].mean() > 0.5  # and the lesion itself is coloured
+    magenta = (pixels[:, 0] > 200) & (pixels[:, 1] < 60) & (pixels[:, 2] > 200)
+    assert magenta.any() and by_lesion[magenta].all()  # the outline of the true lesion

@@ -6,12 +6,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QMenu
 
 from medvis_desktop import imaging
 from medvis_desktop.explain.runner import Explanation
 from medvis_desktop.gui.slice_viewer import (
+    OUTLINE_COLOUR,
     PAGE_STEP,
     SNAPSHOT_LINE,
     SNAPSHOT_MARGIN,
@@ -186,3 +188,39 @@ def test_snapshot_of_all_views_puts_the_three_sections_side_by_side(viewer, expl
         colourful = np.abs(np.diff(section, axis=2)).sum(axis=2) > 20
         assert section.std() > 20 and colourful.mean() > 0.05  # anatomy and heat map in each
         left += width + SNAPSHOT_MARGIN
+
+
+def ball(shape: tuple[int, int, int], centre: tuple[int, int, int], radius: float) -> np.ndarray:
+    z, y, x = np.indices(shape)
+    return (z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= radius**2
+
+
+def contour(mask: np.ndarray) -> np.ndarray:
+    """The mask's border by SimpleITK (pixels with a background face neighbour), not by our code."""
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    return sitk.GetArrayFromImage(sitk.BinaryContour(image, fullyConnected=False)) > 0
+
+
+def test_a_reference_mask_is_outlined_on_every_section_and_in_the_snapshot(viewer, ct_volume):
+    viewer.set_layout_mode(THREE)
+    viewer.set_slice(20)
+    z, y, x = viewer.cursor
+    mask = ball(ct_volume.shape, (z, y + 3, x - 2), 6)  # cut by all three sections
+    viewer.set_reference(mask, "the truth")
+    for view, section in zip(viewer.views, (mask[z], mask[:, y], mask[:, :, x]), strict=True):
+        drawn = view.outline.image[..., 3] > 0  # opaque where outlined
+        assert view.outline.isVisible() and section.any()
+        np.testing.assert_array_equal(drawn, contour(section))
+        assert (view.outline.image[drawn][:, :3] == OUTLINE_COLOUR[:3]).all()
+
+    shot = viewer.snapshot(["legend"])
+    pixels = np.frombuffer(shot.constBits(), np.uint8).reshape(shot.height(), shot.width(), 4)
+    magenta = (pixels[..., 2] > 200) & (pixels[..., 1] < 60) & (pixels[..., 0] > 200)  # BGRA
+    assert magenta.sum() >= contour(mask[z]).sum() // 2
+
+    viewer.set_slice(2)  # no lesion here: nothing outlined
+    assert not viewer.views[0].outline.isVisible()
+    viewer.set_volume(ct_volume)  # a new study forgets the reference
+    assert viewer.reference is None and not any(view.outline.isVisible() for view in viewer.views)
+    with pytest.raises(ValueError, match="reference mask"):
+        viewer.set_reference(mask[:-1])
