@@ -653,9 +653,9 @@ def mri_batch(brains: list[MriBrain], rng: np.random.Generator, count: int) -> t
     images, targets = [], []
     for _ in range(count):
         mri = brains[int(rng.integers(len(brains)))]
-        count = int(rng.integers(0, 3))
-        z = int(rng.choice(mri.train if count else mri.anywhere))
-        t1, mask = mri_sample(rng, mri.t1[z : z + 1], mri.room[z : z + 1], mri.spacing, count)
+        lesions = int(rng.integers(0, 3))
+        z = int(rng.choice(mri.train if lesions else mri.anywhere))
+        t1, mask = mri_sample(rng, mri.t1[z : z + 1], mri.room[z : z + 1], mri.spacing, lesions)
         t1, warped = warp([t1, mask], rng, fills=[0.0, 0.0])
         t1 = (t1 + rng.normal(0, rng.uniform(0, 4), t1.shape)) * rng.uniform(0.9, 1.1)
         images.append(MRI_CARD.slice_input(t1[None].astype(np.float32), [0])[0])

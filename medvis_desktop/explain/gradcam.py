@@ -60,7 +60,8 @@ def grad_cam_with_outputs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """grad_cam, and the model's output for the batch as the model gives it (its softmax or
     sigmoid applied) from the same pass: a viewer needs the scores too, and a second forward
-    pass would cost nearly as much as Grad-CAM itself."""
+    pass would cost nearly as much as Grad-CAM itself. (A model with several outputs does run
+    that pass: one output may feed another.)"""
     batch = check_inputs(model, inputs)
     path = resolve_target(model, layer, has_spatial_output, "Grad-CAM")
     index = _output_index(model, output)
@@ -76,7 +77,7 @@ def grad_cam_with_outputs(
 def _grad_cam(model_ref: Callable[[], keras.Model], layer: str, index: int) -> Callable:
     def cam(x: tf.Tensor, targets: tf.Tensor, region: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor]:
         model = model_ref()
-        squashed: dict[int, str] = {}
+        squashed: dict[int, Callable] = {}
         with tf.GradientTape() as tape:
             tape.watch(x)  # every op is recorded, whatever is trainable
             features, outputs = replay(
@@ -95,24 +96,27 @@ def _grad_cam(model_ref: Callable[[], keras.Model], layer: str, index: int) -> C
         features = tf.cast(features, tf.float32)
         spatial_axes = list(range(1, features.shape.rank - 1))
         alpha = tf.reduce_mean(tf.cast(grads, tf.float32), axis=spatial_axes, keepdims=True)
-        squash = squashed.get(id(outputs[index]))
-        as_model = keras.activations.get(squash)(logits) if squash else logits
+        if len(model.outputs) > 1:  # an output may feed another, which then saw logits
+            as_model = tf.cast(model(x, training=False)[index], tf.float32)
+        else:
+            squash = squashed.get(id(outputs[index]))
+            as_model = squash(logits) if squash else logits
         return tf.nn.relu(tf.reduce_sum(alpha * features, axis=-1)), as_model
 
     return cam
 
 
 def _logits_call(
-    squashed: dict[int, str], layer: keras.layers.Layer, args: tuple, kwargs: dict, at_output: bool
+    squashed: dict[int, Callable], layer: keras.layers.Layer, args: tuple, kwargs: dict, at_output: bool
 ):
     """Leave out the softmax/sigmoid that produces the model's output: we want the logit.
 
-    `squashed` notes which output tensor lost which activation, so the output can be rebuilt.
+    `squashed` notes which output tensor lost which activation (the layer's own, with its
+    axis), so the output can be rebuilt.
     """
-    activation = layer_activation(layer) if at_output else None
-    if activation in ("softmax", "sigmoid"):
+    if at_output and layer_activation(layer) in ("softmax", "sigmoid"):
         logits = call_with_activation(layer, keras.activations.linear, args, kwargs)
-        squashed[id(logits)] = activation
+        squashed[id(logits)] = layer if isinstance(layer, keras.layers.Softmax) else layer.activation
         return logits
     return plain_call(layer, args, kwargs, at_output)
 

@@ -51,6 +51,7 @@ class Explanation:
     scores: np.ndarray
     computed: np.ndarray  # bool (z,)
     card: ModelCard
+    patches: list[tuple[int, ...]] = field(default_factory=list)  # 3D in patches: each score row's corner
     assumptions: list[str] = field(default_factory=list)
     parameters: dict[str, object] = field(default_factory=dict)
     cancelled: bool = False
@@ -118,6 +119,7 @@ def explain_volume(
         scores=run.scores,
         computed=run.computed,
         card=card,
+        patches=run.patches,
         assumptions=assumptions,
         parameters={"mode": mode, "region": region, "batch_size": batch_size},
         cancelled=run.cancelled,
@@ -181,14 +183,16 @@ class _Run:
         self.maps = np.full(volume.shape, np.nan, dtype=np.float32)
         self.computed = np.zeros(volume.shape[0], dtype=bool)
         self.scores = np.empty((0, 0), dtype=np.float32)
+        self.patches: list[tuple[int, ...]] = []
         self.cancelled = False
+        self._segmentation = len(model.outputs[card.output].shape) > 2
         self._forward = compiled(model, ("runner_forward", card.output), _forward_output(card.output))
 
     def _explain(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The method's maps for a batch and the model's scores, with one pass of the model
         where the method gives its outputs and they are not needed beforehand: to choose the
         target, or for the region a segmentation model predicts."""
-        needed_first = self.target is None or self.region == "predicted"
+        needed_first = self.target is None or (self.region == "predicted" and self._segmentation)
         first = self._outputs_first(batch) if needed_first else None
         maps, outputs = SLICE_MAPS[self.method](self, batch)
         if outputs is None:
@@ -216,10 +220,14 @@ class _Run:
             self.cancelled = True
         return self.cancelled
 
-    def slices_2d(self, slices: Sequence[int], batch_size: int) -> None:
+    def _checked(self, slices: Sequence[int]) -> list[int]:
         order = [int(z) for z in slices]
         if any(not 0 <= z < self.volume.shape[0] for z in order):
             raise ExplainError(f"Slices must lie in 0…{self.volume.shape[0] - 1}")
+        return order
+
+    def slices_2d(self, slices: Sequence[int], batch_size: int) -> None:
+        order = self._checked(slices)
         grid = self.volume.shape[1:]
         done = 0
         for chunk in _batches(order, batch_size):
@@ -245,7 +253,7 @@ class _Run:
             return
         depth = self.card.spatial_shape[0]
         wanted = np.zeros(voxels.shape[0], dtype=bool)
-        wanted[range(voxels.shape[0]) if slices is None else list(slices)] = True
+        wanted[range(voxels.shape[0]) if slices is None else self._checked(slices)] = True
         corners = [
             corner
             for corner in patch_corners(voxels.shape, self.card.spatial_shape)
@@ -259,6 +267,7 @@ class _Run:
             batch = np.concatenate([self.card.patch_input(voxels, corner) for corner in chunk])
             maps, batch_scores = self._explain(batch)
             scores.append(batch_scores)
+            self.patches.extend(chunk)
             for corner, patch_map in zip(chunk, maps, strict=True):
                 region = tuple(
                     slice(c, min(c + s, n))

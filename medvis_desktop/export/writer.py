@@ -41,7 +41,7 @@ def legend(explanation: Any, volume: Volume, z: int) -> list[str]:
     elif explanation.filter is not None:
         what += f" · filter {explanation.filter}"
     where = f"slice {z + 1}/{volume.shape[0]}"
-    if explanation.scores.shape[0] == volume.shape[0] and explanation.target is not None:
+    if explanation.card.input_mode != "3d" and explanation.target is not None:
         where += f" · score {explanation.scores[z, explanation.target]:.3f} ({explanation.class_name})"
     return [what, where, "Research use only, not for diagnosis"]
 
@@ -98,11 +98,17 @@ def write_exports(
 
 def _write_scores(explanation: Any, path: Path) -> Path:
     names = [explanation.card.class_name(k) for k in range(explanation.scores.shape[-1])]
-    per_slice = explanation.scores.shape[0] == len(explanation.computed)
+    values = explanation.scores
+    if explanation.card.input_mode != "3d":
+        computed = np.flatnonzero(explanation.computed)
+        header, rows, values = ["slice"], [[z] for z in computed], values[computed]
+    elif explanation.patches:  # read in patches: each row's corner, in voxels
+        header, rows = ["patch z", "patch y", "patch x"], [list(corner) for corner in explanation.patches]
+    else:
+        header, rows = ["volume"], [["whole"]]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["slice" if per_slice else "patch", *names])
-        for row, values in enumerate(explanation.scores):
-            if not per_slice or explanation.computed[row]:
-                writer.writerow([row, *(f"{v:.6g}" for v in values)])
+        writer.writerow([*header, *names])
+        for where, row in zip(rows, values, strict=True):
+            writer.writerow([*where, *(f"{v:.6g}" for v in row)])
     return path

@@ -215,7 +215,8 @@ class MethodPanel(QWidget):
         self.progress.setRange(0, total)
         self.progress.setValue(done)
         unit = "slices" if total > 1 else "step"
-        self.progress.setFormat(f"%v / %m {unit}" + (f", {left:.0f} s left" if done < total else ", done"))
+        estimate = f", {left:.0f} s left" if done else ""  # nothing to go by before the first is in
+        self.progress.setFormat(f"%v / %m {unit}" + (estimate if done < total else ", done"))
 
     def show_error(self, message: str) -> None:
         self.message.setStyleSheet("color: #d04040")

@@ -285,8 +285,11 @@ class SliceViewer(QWidget):
     def set_reference(self, mask: np.ndarray | None, label: str = "") -> None:
         """Outline a reference region on every section (None: none), such as the true extent
         of a demo's lesions, to hold the explanation against; `label` says what it is."""
-        if mask is not None and mask.shape != self.volume.shape:
-            raise ValueError(f"The reference mask is {mask.shape}; the volume is {self.volume.shape}")
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            shape = None if self.volume is None else self.volume.shape
+            if mask.shape != shape:
+                raise ValueError(f"The reference mask is {mask.shape}; the volume is {shape}")
         self.reference, self.reference_label = mask, label
         self._refresh()
 
@@ -420,7 +423,8 @@ class SliceViewer(QWidget):
         self._bar_widget.setVisible(self.explanation is not None and self.overlay_visible)
 
     def _refresh(self) -> None:
-        """Hand every visible view its sections for the cursor: array slices, no arithmetic."""
+        """Hand every visible view its sections for the cursor: array slices (and the
+        reference's outline, drawn from its section)."""
         if self.volume is None:
             return
         maps = self.explanation.maps if self.explanation is not None else None

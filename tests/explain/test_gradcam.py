@@ -261,3 +261,36 @@ def test_outputs_from_the_same_pass_are_the_models_own(
     np.testing.assert_allclose(outputs, own, rtol=1e-5, atol=1e-6)
     alone = explain.grad_cam(model, x, layer, 1, output=output if kind == "two_outputs" else None)
     np.testing.assert_allclose(maps, alone, rtol=1e-5, atol=1e-7)
+
+
+def softmax_over_rows(rank: int, side: int) -> keras.Model:
+    """A segmentation-shaped output whose Softmax runs over axis 1, not the last axis."""
+    inputs = keras.Input((side,) * rank + (1,))
+    conv = keras.layers.Conv2D if rank == 2 else keras.layers.Conv3D
+    h = conv(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    return keras.Model(inputs, keras.layers.Softmax(axis=1, name="rows")(conv(3, 1, name="logits")(h)))
+
+
+def chained_outputs(rank: int, side: int) -> keras.Model:
+    """Two outputs, the second computed from the first's probabilities."""
+    inputs = keras.Input((side,) * rank + (1,))
+    conv = keras.layers.Conv2D if rank == 2 else keras.layers.Conv3D
+    pool = keras.layers.GlobalAveragePooling2D if rank == 2 else keras.layers.GlobalAveragePooling3D
+    h = pool()(conv(4, 3, padding="same", activation="relu", name="conv")(inputs))
+    first = keras.layers.Dense(3, activation="softmax", name="first")(h)
+    second = keras.layers.Dense(2, activation="softmax", name="second")(first)
+    return keras.Model(inputs, [first, second])
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+@pytest.mark.parametrize(
+    ("build", "output"), [(softmax_over_rows, None), (chained_outputs, 1), (chained_outputs, 0)]
+)
+def test_outputs_stay_the_models_own_for_awkward_endings(models: Models, rank: int, build, output) -> None:
+    keras.utils.set_random_seed(1)
+    model = build(rank, models.side(rank))
+    x = models.images(rank)
+    own = model(x, training=False)
+    own = np.asarray(own if output is None else own[output])
+    _, outputs = explain.grad_cam_with_outputs(model, x, "conv", 1, output=output)
+    np.testing.assert_allclose(outputs, own, rtol=1e-5, atol=1e-6)

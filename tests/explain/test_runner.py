@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 
 import keras
@@ -11,6 +12,7 @@ import pytest
 from medvis_desktop import explain, imaging
 from medvis_desktop.explain.base import ExplainError
 from medvis_desktop.explain.runner import explain_volume, patch_corners
+from medvis_desktop.export.writer import write_exports
 from medvis_desktop.models.card import Intensity, ModelCard, write_card
 
 L = keras.layers
@@ -141,6 +143,29 @@ def test_3d_progress_counts_whole_slices_and_cancel_keeps_only_those(ct_volume):
     assert cancelled.cancelled and np.flatnonzero(cancelled.computed).tolist() == [0, 1, 2, 3]
     np.testing.assert_allclose(cancelled.maps[:4], BRAIN.apply(ct_volume.voxels[:4]), atol=1e-6)
     assert np.isnan(cancelled.maps[4:]).all()
+
+
+def test_3d_scores_are_written_with_the_corner_of_their_patch(tmp_path, ct_volume):
+    card = ModelCard(input_mode="3d", input_shape=(8, 32, 32, 1), intensity=BRAIN, resize="crop_or_pad")
+    model = identity_3d((8, 32, 32))
+    result = explain_volume(ct_volume, model, "activation_maps", card=card, layer="copy", slices=[10])
+    write_exports(ct_volume, result, tmp_path, model_path=None, input_path=None)
+    with (tmp_path / "activation_maps_copy_scores.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][:3] == ["patch z", "patch y", "patch x"]
+    corners = [tuple(int(v) for v in row[:3]) for row in rows[1:]]
+    assert corners == [c for c in patch_corners(ct_volume.shape, (8, 32, 32)) if c[0] == 4]  # covers 10
+    for corner, row in zip(corners, rows[1:], strict=True):  # each row is that patch's own score
+        patch = card.patch_input(ct_volume.voxels, corner)
+        assert float(row[3]) == pytest.approx(float(model.predict(patch, verbose=0)[0, 0]), rel=1e-5)
+
+
+def test_3d_slices_out_of_range_are_refused(ct_volume):
+    card = ModelCard(input_mode="3d", input_shape=(8, 32, 32, 1), intensity=BRAIN, resize="crop_or_pad")
+    with pytest.raises(ExplainError, match="Slices must lie in 0…11"):
+        explain_volume(
+            ct_volume, identity_3d((8, 32, 32)), "activation_maps", card=card, layer="copy", slices=[12]
+        )
 
 
 def test_3d_whole_volume_resized_to_the_model(ct_volume):

@@ -224,3 +224,6 @@ def test_a_reference_mask_is_outlined_on_every_section_and_in_the_snapshot(viewe
     assert viewer.reference is None and not any(view.outline.isVisible() for view in viewer.views)
     with pytest.raises(ValueError, match="reference mask"):
         viewer.set_reference(mask[:-1])
+    viewer.set_reference(mask.astype(np.uint8))  # 0/1 numbers outline the same as booleans
+    viewer.set_slice(20)
+    np.testing.assert_array_equal(viewer.views[0].outline.image[..., 3] > 0, contour(mask[20]))
