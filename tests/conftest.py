@@ -57,3 +57,19 @@ def head_ct_hu(head_ct_raw: tuple[np.ndarray, dict]) -> np.ndarray:
 def head_ct_block(head_ct_hu: np.ndarray) -> np.ndarray:
     """40 slices through the brain: enough anatomy, small enough to write often."""
     return head_ct_hu[40:80]
+
+
+def tiny_classifier(side: int):
+    """conv1-relu-pool1-conv2-gap-dense(softmax), 2 classes, seeded: the small classifier the
+    runner, CLI and GUI tests explain."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((side, side, 1), name="image")
+    h = layers.Conv2D(6, 3, padding="same", activation="relu", name="conv1")(inputs)
+    h = layers.MaxPooling2D(2, name="pool1")(h)
+    h = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv2")(h)
+    h = layers.GlobalAveragePooling2D(name="gap")(h)
+    outputs = layers.Dense(2, activation="softmax", name="dense")(h)
+    return keras.Model(inputs, outputs, name="tiny")

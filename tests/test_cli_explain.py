@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 
-import keras
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -13,22 +12,15 @@ import SimpleITK as sitk
 from medvis_desktop import imaging
 from medvis_desktop.export import sha256_of
 from medvis_desktop.models.card import Intensity, ModelCard, write_card
+from tests.conftest import tiny_classifier
 from tests.imaging.dicom_factory import SeriesSpec, write_series
 from tests.models.conftest import fixture_path
 from tests.test_cli import run
 
-L = keras.layers
-
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
-    keras.utils.set_random_seed(1)
-    inputs = keras.Input((128, 128, 1))
-    x = L.Conv2D(4, 3, padding="same", activation="relu", name="c1")(inputs)
-    x = L.MaxPooling2D(name="p1")(x)
-    x = L.Conv2D(6, 3, padding="same", activation="relu", name="c2")(x)
-    x = L.GlobalAveragePooling2D()(x)
-    model = keras.Model(inputs, L.Dense(2, activation="softmax", name="head")(x))
+    model = tiny_classifier(128)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     model.save(path)
     card = ModelCard(
@@ -69,21 +61,21 @@ def test_explain_writes_aligned_exports_with_provenance(tmp_path, model_path, se
     assert result.returncode == 0, result.stderr
     assert "4/4" in result.stderr  # the progress bar finished
     written = sorted(p.name for p in out.iterdir())
-    assert "grad_cam_c2.nii.gz" in written and "grad_cam_c2.nii.gz.provenance.json" in written
+    assert "grad_cam_conv2.nii.gz" in written and "grad_cam_conv2.nii.gz.provenance.json" in written
     assert any(name.endswith(".png") for name in written)
-    heat = sitk.ReadImage(str(out / "grad_cam_c2.nii.gz"))
+    heat = sitk.ReadImage(str(out / "grad_cam_conv2.nii.gz"))
     volume = imaging.load(series)
     np.testing.assert_allclose(heat.GetOrigin(), volume.origin, atol=1e-4)
     np.testing.assert_allclose(heat.GetSpacing(), volume.spacing[::-1], atol=1e-5)
     array = sitk.GetArrayFromImage(heat)
     assert array[4:8].max() > 0 and not array[:4].any() and not array[8:].any()
-    with (out / "grad_cam_c2_scores.csv").open() as handle:
+    with (out / "grad_cam_conv2_scores.csv").open() as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["slice", "normal", "lesion"] and [r[0] for r in rows[1:]] == ["4", "5", "6", "7"]
-    record = json.loads((out / "grad_cam_c2.nii.gz.provenance.json").read_text())
+    record = json.loads((out / "grad_cam_conv2.nii.gz.provenance.json").read_text())
     assert record["model_sha256"] == sha256_of(model_path)
     assert record["input_sha256"] == sha256_of(series)
-    assert record["layer"] == "c2" and record["target"] == 1
+    assert record["layer"] == "conv2" and record["target"] == 1
     assert record["parameters"]["card"]["class_names"] == ["normal", "lesion"]
     for path in out.iterdir():
         assert b"Doe^Jane" not in path.read_bytes()
@@ -91,7 +83,16 @@ def test_explain_writes_aligned_exports_with_provenance(tmp_path, model_path, se
 
 def test_activation_maps_also_write_the_grid(tmp_path, model_path, series):
     result = explain_run(
-        model_path, series, tmp_path, "activation_maps", "--layer", "c1", "--filter", "2", "--slices", "0:3"
+        model_path,
+        series,
+        tmp_path,
+        "activation_maps",
+        "--layer",
+        "conv1",
+        "--filter",
+        "2",
+        "--slices",
+        "0:3",
     )
     assert result.returncode == 0, result.stderr
     assert any("_grid_slice" in p.name and p.suffix == ".png" for p in tmp_path.iterdir())

@@ -14,6 +14,7 @@ from medvis_desktop.explain.base import ExplainError
 from medvis_desktop.explain.runner import explain_volume, patch_corners
 from medvis_desktop.export.writer import write_exports
 from medvis_desktop.models.card import Intensity, ModelCard, write_card
+from tests.conftest import tiny_classifier
 
 L = keras.layers
 BRAIN = Intensity(kind="window", center=40, width=80)
@@ -29,13 +30,7 @@ def ct_volume(head_ct_hu) -> imaging.Volume:
 
 @pytest.fixture(scope="module")
 def classifier() -> keras.Model:
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((64, 64, 1))
-    x = L.Conv2D(6, 3, padding="same", activation="relu", name="c1")(inputs)
-    x = L.MaxPooling2D(name="p1")(x)
-    x = L.Conv2D(8, 3, padding="same", activation="relu", name="c2")(x)
-    x = L.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, L.Dense(2, activation="softmax", name="head")(x))
+    return tiny_classifier(64)
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +41,12 @@ def card() -> ModelCard:
 
 
 def test_each_slice_equals_the_method_on_that_slice_alone(ct_volume, classifier, card):
-    result = explain_volume(ct_volume, classifier, "grad_cam", card=card, layer="c2", target=1, batch_size=5)
+    result = explain_volume(
+        ct_volume, classifier, "grad_cam", card=card, layer="conv2", target=1, batch_size=5
+    )
     assert result.maps.shape == ct_volume.shape and result.computed.all()
     for z in (0, 6, 11):
-        alone = explain.grad_cam(classifier, card.slice_input(ct_volume.voxels, [z]), "c2", 1)
+        alone = explain.grad_cam(classifier, card.slice_input(ct_volume.voxels, [z]), "conv2", 1)
         np.testing.assert_allclose(result.maps[z], alone[0], rtol=1e-4, atol=1e-6)
     expected_scores = classifier.predict(card.slice_input(ct_volume.voxels, range(12)), verbose=0)
     np.testing.assert_allclose(result.scores, expected_scores, rtol=1e-4, atol=1e-6)
@@ -63,7 +60,7 @@ def test_slices_run_in_the_order_asked_and_cancel_keeps_what_is_done(ct_volume, 
         classifier,
         "activation_maps",
         card=card,
-        layer="c1",
+        layer="conv1",
         slices=[7, 0, 1, 2, 3, 4, 5],
         batch_size=1,
         progress=lambda done, total: seen.append((done, total)),
@@ -78,7 +75,7 @@ def test_slices_run_in_the_order_asked_and_cancel_keeps_what_is_done(ct_volume, 
 
 def test_maps_come_back_on_the_volume_grid_when_the_model_is_smaller(head_ct_hu, classifier, card):
     volume = imaging.Volume(head_ct_hu[55:57], spacing=(1.5, 0.957, 0.957), modality="CT")
-    result = explain_volume(volume, classifier, "grad_cam", card=card, layer="c2", target=1)
+    result = explain_volume(volume, classifier, "grad_cam", card=card, layer="conv2", target=1)
     assert result.maps.shape == (2, 256, 256)
     assert np.isfinite(result.maps).all()
 
@@ -93,7 +90,7 @@ def test_a_card_that_does_not_fit_is_refused(ct_volume, classifier):
 
 def test_without_a_card_the_assumptions_are_reported(ct_volume, classifier):
     result = explain_volume(ct_volume, classifier, "grad_cam", slices=[3])
-    assert result.layer == "c2" and result.target == 1
+    assert result.layer == "conv2" and result.target == 1
     assert any("minimum and maximum" in a for a in result.assumptions)
 
 
@@ -185,9 +182,9 @@ def test_a_model_path_brings_its_card_from_beside_it(tmp_path, ct_volume, classi
     path = tmp_path / "classifier.keras"
     classifier.save(path)
     write_card(card, path)
-    result = explain_volume(ct_volume, path, "grad_cam", layer="c2", slices=[2])
+    result = explain_volume(ct_volume, path, "grad_cam", layer="conv2", slices=[2])
     assert result.card == card and result.assumptions == []
-    direct = explain_volume(ct_volume, classifier, "grad_cam", card=card, layer="c2", slices=[2])
+    direct = explain_volume(ct_volume, classifier, "grad_cam", card=card, layer="conv2", slices=[2])
     np.testing.assert_allclose(result.maps[2], direct.maps[2], rtol=1e-5)
 
 

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from medvis_desktop import imaging
 from medvis_desktop.imaging import Volume
+from tests.conftest import tiny_classifier
 
 HEAD_SPACING = (1.5, 0.957, 0.957)
 INPUT_SIDE = 64
@@ -71,24 +72,9 @@ def ct_nifti(ct_volume: Volume, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return path
 
 
-def build_classifier(side: int = INPUT_SIDE):
-    """conv-relu-pool-conv-gap-dense(softmax), 2 classes; seeded, a few filters."""
-    import keras
-    from keras import layers
-
-    keras.utils.set_random_seed(7)
-    inputs = keras.Input((side, side, 1), name="image")
-    h = layers.Conv2D(6, 3, padding="same", activation="relu", name="conv1")(inputs)
-    h = layers.MaxPooling2D(2, name="pool1")(h)
-    h = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv2")(h)
-    h = layers.GlobalAveragePooling2D(name="gap")(h)
-    outputs = layers.Dense(2, activation="softmax", name="dense")(h)
-    return keras.Model(inputs, outputs, name="tiny")
-
-
 @pytest.fixture(scope="session")
 def tiny_model():
-    return build_classifier()
+    return tiny_classifier(INPUT_SIDE)
 
 
 @pytest.fixture(scope="session")
