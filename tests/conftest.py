@@ -73,3 +73,17 @@ def tiny_classifier(side: int):
     h = layers.GlobalAveragePooling2D(name="gap")(h)
     outputs = layers.Dense(2, activation="softmax", name="dense")(h)
     return keras.Model(inputs, outputs, name="tiny")
+
+
+NEAR_MM = 5.0  # the pointing-game tolerance of the demo evaluation
+
+
+def near(mask: np.ndarray, spacing_yx: tuple[float, float], mm: float = NEAR_MM) -> np.ndarray:
+    """Pixels within `mm` of the mask (a disc dilation, in millimetres)."""
+    result = mask.copy()
+    reach_y, reach_x = (int(mm // s) for s in spacing_yx)
+    for dy in range(-reach_y, reach_y + 1):
+        for dx in range(-reach_x, reach_x + 1):
+            if (dy * spacing_yx[0]) ** 2 + (dx * spacing_yx[1]) ** 2 <= mm**2:
+                result |= np.roll(mask, (dy, dx), axis=(0, 1))
+    return result

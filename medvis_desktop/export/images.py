@@ -40,13 +40,16 @@ def short_number(value: float) -> str:
     return f"{value:.1e}"
 
 
+def finite_range(values: np.ndarray) -> tuple[float, float]:
+    """The finite values' min and max; (0, 1) when there are none (a map not computed yet)."""
+    finite = values[np.isfinite(values)]
+    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+
+
 def normalise(values: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
-    """Scale to 0–1 over `value_range` (default: the finite values' min and max); NaN stays NaN."""
+    """Scale to 0–1 over `value_range` (default: finite_range); NaN stays NaN."""
     values = np.asarray(values, dtype=np.float32)
-    if value_range is None:
-        finite = values[np.isfinite(values)]
-        value_range = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    low, high = value_range
+    low, high = finite_range(values) if value_range is None else value_range
     return np.clip((values - low) / max(high - low, 1e-12), 0.0, 1.0)
 
 
@@ -112,9 +115,7 @@ def triptych(
     legend: Sequence[str] = (),
 ) -> Image.Image:
     """The paper's figure: image | heat map | overlay, with a colour bar and a legend."""
-    finite = heat[np.isfinite(heat)]
-    if value_range is None:
-        value_range = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    value_range = value_range or finite_range(heat)
     scaled = normalise(heat, value_range)
     panels = [
         Image.fromarray(np.asarray(grey, dtype=np.uint8)).convert("RGB"),

@@ -27,7 +27,7 @@ def key_slice(explanation: Any) -> int:
     """The slice a figure shows: the highest score for the target among computed slices."""
     computed = np.nonzero(explanation.computed)[0]
     scores = explanation.scores
-    if scores.shape[0] == len(explanation.computed) and explanation.target is not None:
+    if explanation.card.input_mode != "3d" and explanation.target is not None:
         return int(computed[np.nanargmax(scores[computed, explanation.target])])
     strongest = np.nanmax(explanation.maps[computed].reshape(len(computed), -1), axis=1)
     return int(computed[np.argmax(strongest)])
@@ -84,12 +84,11 @@ def write_exports(
     )
     written = [save_heatmap(volume, explanation.maps, out / f"{stem}.nii.gz")]
     grey = imaging.to_display(volume.voxels[z], imaging.default_window(volume))
-    figure = triptych(
-        grey, explanation.maps[z], spacing_yx=volume.spacing[1:], legend=legend(explanation, volume, z)
-    )
+    lines = legend(explanation, volume, z)
+    figure = triptych(grey, explanation.maps[z], spacing_yx=volume.spacing[1:], legend=lines)
     written.append(save_png(figure, out / f"{stem}_slice{z:03d}.png"))
     if features is not None:
-        grid = activation_grid(features, dead, legend=legend(explanation, volume, z)[:2])
+        grid = activation_grid(features, dead, legend=lines[:2])
         written.append(save_png(grid, out / f"{stem}_grid_slice{z:03d}.png"))
     written.append(_write_scores(explanation, out / f"{stem}_scores.csv"))
     record.outputs = [path.name for path in written]

@@ -92,7 +92,8 @@ class MainWindow(QMainWindow):
             self.statusBar().addPermanentWidget(label)
         self.status["device"].setText("TensorFlow: starting…")
         self._mosaic_timer = QTimer(self, singleShot=True, interval=MOSAIC_DELAY_MS)
-        self._mosaic_timer.timeout.connect(self.run_mosaic)
+        self._mosaic_timer.timeout.connect(self._mosaic_for_cursor)
+        self._mosaic_asked: tuple[str, int] | None = None  # (layer, slice) of the last mosaic job
         self._build_menus()
         self._connect()
         self._restore_settings()
@@ -172,8 +173,7 @@ class MainWindow(QMainWindow):
             "Demo: the magenta outline is the inserted lesions' true extent, in slices the model never saw",
             20000,
         )
-        region = "predicted" if case.mask_rule == "predicted" else "all"
-        self.panel.select(method=case.method, layer=case.layer, target=case.target, region=region)
+        self.panel.select(method=case.method, layer=case.layer, target=case.target, region=case.region)
         self.setWindowTitle(f"medvis: {case.title}")
         return True
 
@@ -320,8 +320,16 @@ class MainWindow(QMainWindow):
         layer = self.panel.settings().layer or (self.explanation.layer if self.explanation else None)
         if not self._ready() or layer is None:
             return None
+        self._mosaic_asked = (layer, self.viewer.cursor[0])
         job = MosaicJob(MOSAIC_VIEW, self.volume, self.model, self.card, layer, self.viewer.cursor[0])
         return self.relay.submit(job)
+
+    def _mosaic_for_cursor(self) -> None:
+        """The mosaic for the slice on screen, unless it was asked for already: every redraw
+        (each partial result, style change) reports the cursor, moved or not."""
+        layer = self.panel.settings().layer or (self.explanation.layer if self.explanation else None)
+        if (layer, self.viewer.cursor[0]) != self._mosaic_asked:
+            self.run_mosaic()
 
     def run_on_layer(self, method: str, layer: str, filter: int | None = None) -> int | None:
         self.panel.select(method=method, layer=layer)
@@ -346,6 +354,7 @@ class MainWindow(QMainWindow):
         return not missing
 
     def _cancel_jobs(self) -> None:
+        self._mosaic_asked = None
         if self.relay is not None:
             for view in (SLICES_VIEW, MOSAIC_VIEW):
                 self.relay.cancel(view)

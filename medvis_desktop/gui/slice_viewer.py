@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QMenu, QSlider, QVBoxLay
 
 from medvis_desktop import colormaps, imaging
 from medvis_desktop.export import OverlayStyle
-from medvis_desktop.export.images import short_number
+from medvis_desktop.export.images import finite_range, short_number
 from medvis_desktop.imaging import Volume, Window
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
@@ -197,7 +197,6 @@ class SliceViewer(QWidget):
 
     cursor_changed = Signal(int, int, int)
     hovered = Signal(object)  # (z, y, x) under the mouse, or None
-    window_changed = Signal(object)  # Window
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -273,9 +272,7 @@ class SliceViewer(QWidget):
         """Show an Explanation's maps (None: no overlay); its colour scale spans all its slices."""
         self.explanation = explanation
         if explanation is not None:
-            computed = explanation.maps[explanation.computed]
-            finite = computed[np.isfinite(computed)]
-            low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+            low, high = finite_range(explanation.maps[explanation.computed])
             self.map_range = (low, high if high > low else low + 1e-6)
             self.bar_high.setText(f"max<br>{short_number(self.map_range[1])}")
             self.bar_low.setText(f"min<br>{short_number(low)}")
@@ -307,7 +304,6 @@ class SliceViewer(QWidget):
         levels = (window.low - self._offset, window.high - self._offset)
         for view in self.views:
             view.image.setLevels(levels)
-        self.window_changed.emit(window)
 
     def set_layout_mode(self, mode: str, axis: int | None = None) -> None:
         """SINGLE shows the view through `axis` (default: the active one); THREE shows all."""

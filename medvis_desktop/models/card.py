@@ -127,7 +127,8 @@ class ModelCard:
         region = tuple(slice(c, c + s) for c, s in zip(corner, self.spatial_shape, strict=True))
         patch = voxels[region]
         padding = [(0, s - n) for s, n in zip(self.spatial_shape, patch.shape, strict=True)]
-        patch = np.pad(patch, padding, constant_values=np.min(voxels))
+        if any(after for _, after in padding):  # the volume's minimum only when it is needed
+            patch = np.pad(patch, padding, constant_values=np.min(voxels))
         batch = self.intensity.apply(patch[np.newaxis, ..., np.newaxis], reference=voxels)
         return np.repeat(batch, self.channels, axis=-1).astype(np.float32)
 

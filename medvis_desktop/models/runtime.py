@@ -39,9 +39,8 @@ def _native_stderr_silenced() -> Iterator[None]:
 
 
 def start_tensorflow(*, quiet: bool = False) -> Device:
-    """Import TensorFlow with the settings above; returns the device computations will use."""
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Import TensorFlow (with the settings medvis_desktop/__init__.py made before anything
+    could import it); returns the device computations will use."""
     with _native_stderr_silenced() if quiet else contextlib.nullcontext():
         import tensorflow as tf
 

@@ -250,17 +250,16 @@ def test_outputs_from_the_same_pass_are_the_models_own(
     models: Models, rank: int, kind: str, ending: str | None, output: int, layer: str
 ) -> None:
     """The viewer takes its scores from Grad-CAM's pass: they must be what the model itself
-    gives (softmax or sigmoid included), and the map what grad_cam alone gives."""
+    gives (softmax or sigmoid included). (grad_cam is this function's maps, so the maps are
+    checked by the direct computations above.)"""
     model = models.classifier(rank, ending) if kind == "classifier" else getattr(models, kind)(rank)
     x = models.images(rank)
     own = model(x, training=False)
     own = np.asarray(own[output] if isinstance(own, (list, tuple)) else own)
-    maps, outputs = explain.grad_cam_with_outputs(
+    _, outputs = explain.grad_cam_with_outputs(
         model, x, layer, 1, output=output if kind == "two_outputs" else None
     )
     np.testing.assert_allclose(outputs, own, rtol=1e-5, atol=1e-6)
-    alone = explain.grad_cam(model, x, layer, 1, output=output if kind == "two_outputs" else None)
-    np.testing.assert_allclose(maps, alone, rtol=1e-5, atol=1e-7)
 
 
 def softmax_over_rows(rank: int, side: int) -> keras.Model:

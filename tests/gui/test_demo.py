@@ -7,22 +7,11 @@ import pytest
 
 from medvis_desktop import cli
 from medvis_desktop.demo.cases import CASES, load_case
+from tests.conftest import near
 from tests.gui.conftest import screen_samples, xvfb_medvis
 from tests.gui.test_main_window import make_window
 
 LEGEND_LINES = 4  # method and layer, study and slice, model, the true lesions' outline
-NEAR_MM = 5.0  # the pointing-game tolerance of the demo evaluation
-
-
-def near(mask: np.ndarray, spacing_yx: tuple[float, float], mm: float = NEAR_MM) -> np.ndarray:
-    """Pixels within `mm` of the mask (a disc dilation, in millimetres)."""
-    result = mask.copy()
-    reach_y, reach_x = (int(mm // s) for s in spacing_yx)
-    for dy in range(-reach_y, reach_y + 1):
-        for dx in range(-reach_x, reach_x + 1):
-            if (dy * spacing_yx[0]) ** 2 + (dx * spacing_yx[1]) ** 2 <= mm**2:
-                result |= np.roll(mask, (dy, dx), axis=(0, 1))
-    return result
 
 
 def test_the_command_line_knows_every_demo_case():
