@@ -1,11 +1,25 @@
 # Two commands set everything up on a fresh Debian/Ubuntu machine:
 #   make run   - virtual environment, dependencies, then the app on the built-in demo
 #   make test  - the same plus test tools, then ruff and the whole suite, headless
+# Packages for offline workstations (README, "Install on an offline workstation"):
+#   make package       - dist/: the wheel, the offline bundle (.tar.gz) and the .deb
+#   make package-test  - installs each into a fresh prefix and runs it with the network cut
+#   make lock          - writes packaging/*.lock again from pyproject.toml
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+DIST := dist
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' medvis_desktop/__init__.py)
+LOCKS := packaging/requirements.lock packaging/requirements-dev.lock packaging/requirements-nodeps.lock
+# The platform every lock and wheelhouse is made for: CPython 3.11, Linux x86_64, glibc >= 2.34.
+LOCK_TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_34 --generate-hashes \
+	--custom-compile-command 'make lock' --quiet
 
-.PHONY: run test lint bench system-deps clean
+WHEEL := $(DIST)/medvis_desktop-$(VERSION)-py3-none-any.whl
+BUNDLE := $(DIST)/medvis-$(VERSION)-linux-x86_64.tar.gz
+DEB := $(DIST)/medvis_$(VERSION)_amd64.deb
+
+.PHONY: run test lint bench system-deps clean lock package wheel bundle deb package-test
 
 system-deps:
 	@bash packaging/system_deps.sh
@@ -13,11 +27,13 @@ system-deps:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	# The MNI152 template only (demo MRI training and its tests): nilearn's own dependencies are not needed
-	$(BIN)/python -m pip install --quiet --no-deps nilearn==0.14.1
+# Everything comes from the lock files, with hashes; the project itself is linked in editable.
+$(VENV)/.installed: $(LOCKS) pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r packaging/requirements-dev.lock
+	$(BIN)/python -m pip check
+	# nilearn for the MNI152 template only (demo MRI training and its tests), without its dependencies
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r packaging/requirements-nodeps.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 run: system-deps $(VENV)/.installed
@@ -34,5 +50,35 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/load_memory.py
 	$(BIN)/python benchmarks/explain_speed.py
 
+lock: $(VENV)/.installed
+	$(BIN)/uv pip compile pyproject.toml $(LOCK_TARGET) -o packaging/requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra package $(LOCK_TARGET) \
+		-c packaging/requirements.lock -o packaging/requirements-dev.lock
+	echo "nilearn==0.14.1" | $(BIN)/uv pip compile - --no-deps $(LOCK_TARGET) \
+		-o packaging/requirements-nodeps.lock
+
+# --- packages --------------------------------------------------------------------------------
+
+wheel: $(WHEEL)
+$(WHEEL): $(VENV)/.installed
+	rm -rf build/lib $(DIST)/medvis_desktop-*.whl
+	$(BIN)/python -m build --wheel --no-isolation --outdir $(DIST) .
+
+bundle: $(BUNDLE)
+$(BUNDLE): $(WHEEL) packaging/requirements.lock
+	PYTHON=$(BIN)/python bash packaging/bundle/build_bundle.sh $(WHEEL) $(VERSION) $(DIST)
+
+deb: $(DEB)
+$(DEB): $(VENV)/.installed
+	rm -rf build/pyinstaller $(DIST)/frozen
+	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath $(DIST)/frozen \
+		--workpath build/pyinstaller packaging/pyinstaller/medvis.spec
+	bash packaging/deb/build_deb.sh $(DIST)/frozen/medvis $(VERSION) $(DIST)
+
+package: wheel bundle deb
+
+package-test: system-deps package
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q packaging/tests
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) build $(DIST)

@@ -1,25 +1,26 @@
 """The demo cases `medvis --demo NAME` opens: a demo model, a study, where to look first.
 
-Each case pairs a model trained by tools/train_demo_models.py with a whole study from
-medvis_desktop.demo.data whose lesions lie in a block of slices the model never saw, and
-their true mask, so what the explanation shows can be checked against where the lesion is.
+Each case pairs a model trained by tools/train_demo_models.py with a whole study shipped in the
+package (medvis_desktop.demo.studies, made as medvis_desktop.demo.data says) whose lesions lie in
+a block of slices the model never saw, and their true mask, so what the explanation shows can
+be checked against where the lesion is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from medvis_desktop.demo import data
+from medvis_desktop.demo import data, studies
 from medvis_desktop.explain.runner import explain_volume
 from medvis_desktop.imaging.volume import Volume
 from medvis_desktop.models.card import ModelCard
+from medvis_desktop.package_data import resource
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "resources" / "models"
+MODELS_DIR = resource("models")
 # A slice counts as a lesion slice when the lesion covers at least this many pixels there
 # (the smallest lesion, 5 mm across, covers about 20 pixels of the CT).
 MIN_LESION_PIXELS = 20
@@ -34,7 +35,7 @@ class DemoCase:
     name: str
     title: str
     model_file: str
-    make_volume: Callable[[], tuple[Volume, np.ndarray]]
+    study: str  # a study of medvis_desktop.demo.studies
     first_slice: int  # a slice through a lesion
     method: str = "grad_cam"
     layer: str | None = None  # None: the method's default layer
@@ -55,7 +56,7 @@ CASES: dict[str, DemoCase] = {
             name="ct",
             title="Head CT, hyperdense lesions: 2D CNN slice by slice",
             model_file="ct_head_lesion_2d.keras",
-            make_volume=data.ct_demo,
+            study="ct_head",
             first_slice=58,
             layer="relu5",
         ),
@@ -63,7 +64,7 @@ CASES: dict[str, DemoCase] = {
             name="ct3d",
             title="Head CT, hyperdense lesions: 3D CNN over overlapping sub-volumes",
             model_file="ct_head_lesion_3d.keras",
-            make_volume=data.ct_demo,
+            study="ct_head",
             first_slice=58,
             layer="relu4",
         ),
@@ -71,7 +72,7 @@ CASES: dict[str, DemoCase] = {
             name="mri",
             title="T1 brain MRI (Colin27), tumour-like lesions: 2D U-Net segmentation, Seg-Grad-CAM",
             model_file="mri_lesion_seg_2d.keras",
-            make_volume=data.mri_demo,
+            study="colin27_t1",
             first_slice=101,
             layer="relu4",
             region="predicted",
@@ -80,7 +81,7 @@ CASES: dict[str, DemoCase] = {
             name="mammo",
             title="Mammogram patch (CBIS-DDSM), inserted spiculated mass: 2D CNN",
             model_file="mammo_mass_2d.keras",
-            make_volume=data.mammo_demo,
+            study="mammogram_patch",
             first_slice=0,
             layer="relu5",
         ),
@@ -102,7 +103,7 @@ def load_case(name: str) -> tuple[Volume, np.ndarray, Path, DemoCase]:
             f"The demo model {case.model_path} is missing: make it with "
             f"tools/train_demo_models.py --only {case.model_path.stem}"
         )
-    volume, mask = case.make_volume()
+    volume, mask = studies.read_study(case.study)
     return volume, mask, case.model_path, case
 
 

