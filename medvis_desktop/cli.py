@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from medvis_desktop import __version__
 from medvis_desktop.errors import MedvisError
 
 UNITS = {"CT": "HU"}
@@ -183,6 +184,7 @@ def add_window_arguments(parser: argparse._ActionsContainer) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medvis", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"medvis {__version__}")
     add_window_arguments(parser.add_argument_group("the window (no subcommand)"))
     commands = parser.add_subparsers(dest="command")
     info = commands.add_parser("info", help="describe a study: series, shape, spacing, warnings")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import medvis_desktop
 from tests.imaging.dicom_factory import SeriesSpec, write_series
 
 MEDVIS = Path(sys.executable).parent / "medvis"
@@ -53,3 +54,16 @@ def test_module_entry_point_matches_the_script(head_ct_path):
         timeout=120,
     )
     assert result.returncode == 0 and "Modality: CT" in result.stdout
+
+
+def test_version_names_the_package_without_loading_tensorflow_or_qt():
+    result = run("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"medvis {medvis_desktop.__version__}\n"
+    loaded = subprocess.run(
+        [sys.executable, "-c",
+         "import sys\nfrom medvis_desktop.cli import main\ntry:\n    main(['--version'])\n"
+         "except SystemExit:\n    pass\nprint('tensorflow' in sys.modules, 'PySide6' in sys.modules)"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert loaded.stdout.splitlines()[-1] == "False False"

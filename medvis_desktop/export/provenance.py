@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from medvis_desktop import __version__
+
 PACKAGES = ("medvis-desktop", "tensorflow", "keras", "numpy", "pydicom", "SimpleITK", "pillow")
 SUFFIX = ".provenance.json"
 CHUNK = 1 << 20
@@ -51,6 +53,8 @@ class Provenance:
     input_path: str | None
     input_sha256: str | None
     outputs: list[str] = field(default_factory=list)
+    # From the package itself: a frozen app may carry no distribution metadata to ask.
+    medvis_version: str = __version__
     versions: dict[str, str] = field(default_factory=package_versions)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 
+from medvis_desktop import __version__
 from medvis_desktop.export import Provenance, sha256_of, write_provenance
 
 
@@ -44,3 +46,9 @@ def test_record_beside_the_export(tmp_path):
     assert saved["outputs"] == ["heat.nii.gz"]
     assert saved["versions"]["tensorflow"].startswith("2.")
     assert saved["created"].endswith("+00:00")
+
+
+def test_record_names_the_medvis_version(tmp_path):
+    record = Provenance.for_run("grad_cam", model_path=None, input_path=None)
+    saved = json.loads(write_provenance(record, tmp_path / "shot.png").read_text())
+    assert saved["medvis_version"] == __version__ == importlib.metadata.version("medvis-desktop")
