@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from medvis_desktop.gui.main_window import MainWindow
+from medvis_desktop.package_data import resource
 
 TIMEOUT_S = 300
 FIRST_DEMO = "ct"
@@ -112,6 +114,8 @@ def run_gui(args: argparse.Namespace, settings: QSettings | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("medvis")
     app.setApplicationName("medvis_desktop")
+    app.setDesktopFileName("medvis")  # Wayland and task bars match the window to medvis.desktop
+    app.setWindowIcon(QIcon(str(resource("icons", "medvis.svg"))))
     window = MainWindow(settings or settings_store(), interactive=args.screenshot is None)
     if window.geometry().width() < 400:
         window.resize(1400, 900)

@@ -28,9 +28,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medvis_desktop import export, imaging
+from medvis_desktop import about, export, imaging
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.export import OverlayStyle
+from medvis_desktop.gui.about_dialog import AboutDialog
 from medvis_desktop.gui.activation_view import ActivationView
 from medvis_desktop.gui.method_panel import MethodPanel
 from medvis_desktop.gui.model_tree import ModelTree
@@ -53,7 +54,8 @@ TREE_WIDTH = 380  # wide enough for the output shapes and parameter counts
 
 
 class MainWindow(QMainWindow):
-    """`interactive=False` (scripted runs) never opens a dialog: errors are only signalled."""
+    """`interactive=False` (scripted runs) never opens a dialog that waits for an answer: errors
+    are only signalled."""
 
     result_shown = Signal(object)  # the Explanation now on screen (grows as slices come in)
     error_reported = Signal(str)
@@ -75,6 +77,7 @@ class MainWindow(QMainWindow):
         self.last_error = ""
         self._job_id: int | None = None
         self._method_labels: dict[str, str] = {}
+        self.about_dialog: AboutDialog | None = None
 
         self.viewer = SliceViewer()
         self.activations = ActivationView()
@@ -565,6 +568,20 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         self.window_menu = view_menu.addMenu("Window")
         view_menu.addAction("Reset view", QKeySequence("R"), self.viewer.reset_view)
+
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("&About medvis…", self.show_about)
+
+    def show_about(self) -> AboutDialog:
+        """Non-modal, made once (reading every licence text takes a moment), raised when asked again."""
+        if self.about_dialog is None:
+            self.about_dialog = AboutDialog(about.components(), parent=self)
+        # The device is known once TensorFlow has started (the label says "starting…" until then).
+        self.about_dialog.set_device(self.status["device"].text() if self.relay is not None else None)
+        self.about_dialog.show()
+        self.about_dialog.raise_()
+        self.about_dialog.activateWindow()
+        return self.about_dialog
 
     def _make_demo(self, name: str):
         return lambda: self.open_demo(name) and self.run()
