@@ -58,22 +58,25 @@ lock: $(VENV)/.installed
 
 # --- packages --------------------------------------------------------------------------------
 
+SOURCES := pyproject.toml LICENSE $(shell find medvis_desktop resources -type f -not -path '*/__pycache__/*')
+
 wheel: $(WHEEL)
-$(WHEEL): $(VENV)/.installed
+$(WHEEL): $(VENV)/.installed $(SOURCES)
 	rm -rf build/lib $(DIST)/medvis_desktop-*.whl
 	$(BIN)/python -m build --wheel --no-isolation --outdir $(DIST) .
 
 bundle: $(BUNDLE)
-$(BUNDLE): $(WHEEL) packaging/requirements.lock
+$(BUNDLE): $(WHEEL) packaging/requirements.lock $(wildcard packaging/bundle/* packaging/linux/*)
 	PYTHON=$(BIN)/python bash packaging/bundle/build_bundle.sh $(WHEEL) $(VERSION) $(DIST)
 
 deb: $(DEB)
-$(DEB): $(VENV)/.installed
+$(DEB): $(WHEEL) $(wildcard packaging/pyinstaller/* packaging/deb/* packaging/linux/*)
 	@bash packaging/system_deps.sh package
-	rm -rf build/pyinstaller $(DIST)/frozen
+	rm -rf build/pyinstaller build/frozen-site $(DIST)/frozen
+	$(BIN)/python -m pip install --quiet --no-deps --no-compile --target build/frozen-site $(WHEEL)
 	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath $(DIST)/frozen \
 		--workpath build/pyinstaller packaging/pyinstaller/medvis.spec
-	bash packaging/deb/build_deb.sh $(DIST)/frozen/medvis $(VERSION) $(DIST)
+	PYTHON=$(BIN)/python bash packaging/deb/build_deb.sh $(DIST)/frozen/medvis $(VERSION) $(DIST)
 
 package: wheel bundle deb
 

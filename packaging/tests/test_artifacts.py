@@ -9,6 +9,7 @@ development environment, never from the installed app.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -252,9 +253,7 @@ def run_installer(bundle_install, tmp_path, *options: str, before: str = "") -> 
 
 
 def test_a_python_other_than_cpython_311_is_refused_with_nothing_written(bundle_install, tmp_path) -> None:
-    other = next(
-        (found for name in ("python3.12", "python3.13", "python3.10") if (found := real_python(name))), None
-    )
+    other = next(other_pythons(), None)
     assert other, "no CPython other than 3.11 on this machine to try the installer with"
     done = run_installer(bundle_install, tmp_path, "--prefix", str(tmp_path / "medvis"), "--python", other)
     assert done.returncode == 1
@@ -264,12 +263,16 @@ def test_a_python_other_than_cpython_311_is_refused_with_nothing_written(bundle_
     assert not (tmp_path / "medvis").exists() and not (tmp_path / "bin").exists()
 
 
-def real_python(name: str) -> str | None:
-    found = shutil.which(name)
-    if found is None:
-        return None
-    done = subprocess.run([found, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True)
-    return done.stdout.strip() or None if done.returncode == 0 else None
+def other_pythons():
+    """CPython interpreters of other minor versions that really run (pyenv's shims may not)."""
+    names = ("python3.12", "python3.13", "python3.10")
+    candidates = [shutil.which(name) for name in names]
+    candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[023]*/bin/python3.1[023]")))
+    for candidate in filter(None, candidates):
+        check = "import sys; print(sys.version_info[:2] != (3, 11))"
+        done = subprocess.run([candidate, "-c", check], capture_output=True, text=True)
+        if done.returncode == 0 and done.stdout.strip() == "True":
+            yield candidate
 
 
 def test_missing_system_libraries_are_named_with_nothing_written(bundle_install, tmp_path) -> None:
