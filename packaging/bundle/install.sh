@@ -5,8 +5,8 @@
 #
 #   ./install.sh [--prefix DIR] [--python PYTHON] [--bin-dir DIR] [--no-desktop]
 #
-# As root the defaults are /opt/medvis, /usr/local/bin and /usr/local/share; otherwise
-# ~/.local/opt/medvis, ~/.local/bin and ~/.local/share. Needs CPython 3.11 (with its venv
+# As root the defaults are /opt/medvis-venv (/opt/medvis is the .deb's), /usr/local/bin and
+# /usr/local/share; otherwise ~/.local/opt/medvis, ~/.local/bin and ~/.local/share. Needs CPython 3.11 (with its venv
 # module) on Linux x86_64 with glibc 2.34 or newer, as the wheels are built for it.
 # Everything is checked before anything is written; a failure leaves nothing behind, and an
 # existing installation stays as it was. The user's settings (~/.config/medvis) are never touched.
@@ -15,7 +15,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 version=$(cat "$here/VERSION")
 if [ "$(id -u)" -eq 0 ]; then
-    prefix=/opt/medvis bin_dir=/usr/local/bin share_dir=/usr/local/share
+    prefix=/opt/medvis-venv bin_dir=/usr/local/bin share_dir=/usr/local/share
 else
     prefix="$HOME/.local/opt/medvis" bin_dir="$HOME/.local/bin" share_dir="$HOME/.local/share"
 fi
