@@ -6,8 +6,9 @@
 #   ./install.sh [--prefix DIR] [--python PYTHON] [--bin-dir DIR] [--no-desktop]
 #
 # As root the defaults are /opt/medvis-venv (/opt/medvis is the .deb's), /usr/local/bin and
-# /usr/local/share; otherwise ~/.local/opt/medvis, ~/.local/bin and ~/.local/share. Needs CPython 3.11 (with its venv
-# module) on Linux x86_64 with glibc 2.34 or newer, as the wheels are built for it.
+# /usr/local/share; otherwise ~/.local/opt/medvis, ~/.local/bin and ~/.local/share.
+# Needs CPython 3.11 (with its venv module) on Linux x86_64 with glibc 2.34 or newer, as the
+# wheels are built for it.
 # Everything is checked before anything is written; a failure leaves nothing behind, and an
 # existing installation stays as it was. The user's settings (~/.config/medvis) are never touched.
 set -euo pipefail
@@ -44,7 +45,7 @@ while [ $# -gt 0 ]; do
         --bin-dir) bin_dir=$2; shift 2 ;;
         --share-dir) share_dir=$2; shift 2 ;;
         --no-desktop) desktop=0; shift ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) fail "unknown option '$1' (see --help)" ;;
     esac
 done
