@@ -14,7 +14,6 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-version=$(cat "$here/VERSION")
 if [ "$(id -u)" -eq 0 ]; then
     prefix=/opt/medvis-venv bin_dir=/usr/local/bin share_dir=/usr/local/share
 else
@@ -50,6 +49,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 case "$prefix" in /*) ;; *) prefix="$PWD/$prefix" ;; esac
+[ -f "$here/VERSION" ] && [ -d "$here/wheelhouse" ] || fail "run install.sh from the unpacked bundle (VERSION and wheelhouse/ are missing)."
+version=$(cat "$here/VERSION")
 
 # --- checks: nothing is written before all of them pass -----------------------------------
 
