@@ -38,7 +38,7 @@ def licence_files(dist: importlib.metadata.Distribution) -> list[tuple[Path, str
     for file in dist.files or ():
         parts = Path(str(file)).parts
         in_metadata = parts[0].endswith(".dist-info")
-        if in_metadata and (len(parts) > 2 and parts[1] == "licenses" or LICENCE_NAME.match(parts[-1])):
+        if in_metadata and ((len(parts) > 2 and parts[1] == "licenses") or LICENCE_NAME.match(parts[-1])):
             found.append((Path(str(dist.locate_file(file))), str(Path(*parts[1:]))))
         elif not in_metadata and LICENCE_NAME.match(parts[-1]) and "include" not in parts:
             found.append((Path(str(dist.locate_file(file))), str(Path("files", *parts))))
@@ -60,7 +60,8 @@ def main(frozen: Path, out: Path) -> None:
         for source, relative in files:
             (folder / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, folder / relative)
-        print(f"{dist.name} {dist.version} {licence or 'unknown'}{'' if files else ' (no licence file in its wheel)'}")
+        note = "" if files else " (no licence file in its wheel)"
+        print(f"{dist.name} {dist.version} {licence or 'unknown'}{note}")
     python_licence = Path(sysconfig.get_paths()["stdlib"]) / "LICENSE.txt"
     version = sysconfig.get_python_version()
     if python_licence.is_file():
