@@ -3,8 +3,7 @@
 #   make test  - the same plus test tools, then ruff and the whole suite, headless
 # Packages for offline workstations (README, "Install on an offline workstation"):
 #   make package       - dist/: the wheel, the offline bundle (.tar.gz) and the .deb
-#   make package-test  - installs the wheel's bundle into a fresh prefix and runs it with the network cut
-#   make deb-test      - the same for the .deb (frozen app)
+#   make package-test  - installs the bundle and the .deb afresh and runs each with the network cut
 #   make lock          - writes packaging/*.lock again from pyproject.toml
 PYTHON ?= python3
 VENV := .venv
@@ -20,7 +19,7 @@ WHEEL := $(DIST)/medvis_desktop-$(VERSION)-py3-none-any.whl
 BUNDLE := $(DIST)/medvis-$(VERSION)-linux-x86_64.tar.gz
 DEB := $(DIST)/medvis_$(VERSION)_amd64.deb
 
-.PHONY: run test lint bench system-deps clean lock package wheel bundle deb package-test deb-test
+.PHONY: run test lint bench system-deps clean lock package wheel bundle deb package-test
 
 system-deps:
 	@bash packaging/system_deps.sh
@@ -81,14 +80,10 @@ $(DEB): $(WHEEL) $(wildcard packaging/pyinstaller/* packaging/deb/* packaging/li
 
 package: wheel bundle deb
 
-# CI runs package-test (the wheel and the offline bundle); the frozen app's .deb takes a PyInstaller
-# build of about 4 minutes more and is tested apart, with deb-test.
-package-test: wheel bundle
+# CI runs package-test after test: every artifact is built, installed and run (about 10 minutes).
+package-test: system-deps package
 	@bash packaging/system_deps.sh package
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q packaging/tests -k "not deb"
-
-deb-test: deb
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q packaging/tests -k "deb"
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q packaging/tests
 
 clean:
 	rm -rf $(VENV) build $(DIST)

@@ -54,7 +54,7 @@ needed=$(echo "$elfs" | xargs readelf -d 2>/dev/null | sed -n 's/.*(NEEDED).*\[\
 missing=$(comm -23 <(echo "$needed") <(echo "$bundled"))
 packages=""
 for soname in $missing; do
-    path=$(ldconfig -p | awk -v s="$soname" '$1 == s && /x86-64/ {print $NF; exit}')
+    path=$(ldconfig -p | awk -v s="$soname" '$1 == s && /x86-64/ && !found {print $NF; found = 1}')
     [ -n "$path" ] || { echo "$soname is needed by the bundle but not installed here" >&2; exit 1; }
     owner=""
     for candidate in "$path" "$(readlink -f "$path")" "${path#/usr}" "/usr$path"; do

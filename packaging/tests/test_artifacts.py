@@ -121,7 +121,7 @@ def deb_install() -> dict[str, Path]:
     assert listed.returncode != 0, "a medvis package is installed already: dpkg --purge medvis first"
     done = subprocess.run(["dpkg", "-i", str(require(DEB))], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    yield {"prefix": Path("/opt/medvis"), "medvis": Path("/usr/bin/medvis")}
+    yield {"prefix": Path("/opt/medvis"), "medvis": Path("/usr/bin/medvis"), "share": Path("/usr/share")}
     subprocess.run(["dpkg", "--purge", "medvis"], capture_output=True, check=True)
 
 
@@ -329,3 +329,49 @@ def test_the_deb_declares_the_qt_system_libraries_and_installs_its_desktop_files
         "./usr/share/doc/medvis/copyright",
     ):
         assert path in listing
+
+
+def test_the_desktop_entry_is_valid(installed) -> None:
+    entry = installed["share"] / "applications" / "medvis.desktop"
+    done = subprocess.run(["desktop-file-validate", str(entry)], capture_output=True, text=True)
+    assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
+
+
+def older_deb(folder: Path) -> Path:
+    """A medvis 0.0.9 package as an earlier release would lie on the workstation."""
+    root = folder / "medvis-0.0.9"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "opt" / "medvis").mkdir(parents=True)
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "opt" / "medvis" / "medvis").write_text("#!/bin/sh\necho medvis 0.0.9\n")
+    (root / "opt" / "medvis" / "medvis").chmod(0o755)
+    (root / "opt" / "medvis" / "only-in-0.0.9").write_text("left by the older release\n")
+    (root / "usr" / "bin" / "medvis").symlink_to("../../opt/medvis/medvis")
+    (root / "DEBIAN" / "control").write_text(
+        "Package: medvis\nVersion: 0.0.9\nArchitecture: amd64\nMaintainer: medvis <medvis@example.org>\n"
+        "Description: an older medvis\n"
+    )
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(folder)], check=True,
+                   capture_output=True)  # fmt: skip
+    return folder / "medvis_0.0.9_amd64.deb"
+
+
+def test_the_deb_upgrades_an_older_release_keeps_settings_and_purges_cleanly(deb_install, tmp_path) -> None:
+    home = tmp_path / "home"
+    settings = home / ".config" / "medvis" / "medvis_desktop.ini"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("[recent]\nvolumes=/data/study1\n")
+
+    subprocess.run(["dpkg", "--purge", "medvis"], check=True, capture_output=True)
+    for path in ("/opt/medvis", "/usr/bin/medvis", "/usr/share/applications/medvis.desktop",
+                 "/usr/share/mime/packages/medvis-nifti.xml", "/usr/share/doc/medvis"):  # fmt: skip
+        assert not Path(path).exists(), f"{path} is left after dpkg --purge"
+
+    subprocess.run(["dpkg", "-i", str(older_deb(tmp_path))], check=True, capture_output=True)
+    assert isolated(["/usr/bin/medvis", "--version"]).stdout.strip() == "medvis 0.0.9"
+    done = subprocess.run(["dpkg", "-i", str(DEB)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Preparing to unpack" in done.stdout and "over (0.0.9)" in done.stdout
+    assert not Path("/opt/medvis/only-in-0.0.9").exists()
+    assert isolated(["/usr/bin/medvis", "--version"], home=str(home)).stdout.strip() == f"medvis {VERSION}"
+    assert settings.read_text() == "[recent]\nvolumes=/data/study1\n"
