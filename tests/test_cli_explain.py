@@ -12,6 +12,7 @@ import SimpleITK as sitk
 from medvis_desktop import imaging
 from medvis_desktop.export import sha256_of
 from medvis_desktop.models.card import Intensity, ModelCard, write_card
+from medvis_desktop.models.runtime import start_tensorflow
 from tests.conftest import tiny_classifier
 from tests.imaging.dicom_factory import SeriesSpec, write_series
 from tests.models.conftest import fixture_path
@@ -77,6 +78,7 @@ def test_explain_writes_aligned_exports_with_provenance(tmp_path, model_path, se
     assert record["input_sha256"] == sha256_of(series)
     assert record["layer"] == "conv2" and record["target"] == 1
     assert record["parameters"]["card"]["class_names"] == ["normal", "lesion"]
+    assert record["parameters"]["device"] == str(start_tensorflow())  # e.g. "CPU: 2 cores"
     for path in out.iterdir():
         assert b"Doe^Jane" not in path.read_bytes()
 

@@ -25,6 +25,7 @@ from medvis_desktop.explain.graph import compiled
 from medvis_desktop.imaging.volume import Volume
 from medvis_desktop.models.card import ModelCard, default_card_for, read_card
 from medvis_desktop.models.layers import default_gradcam_layer
+from medvis_desktop.models.runtime import device
 
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
@@ -121,7 +122,7 @@ def explain_volume(
         card=card,
         patches=run.patches,
         assumptions=assumptions,
-        parameters={"mode": mode, "region": region, "batch_size": batch_size},
+        parameters={"mode": mode, "region": region, "batch_size": batch_size, "device": str(device())},
         cancelled=run.cancelled,
     )
 

@@ -8,6 +8,7 @@ see DESIGN.md), and GPUs grow their memory on demand so that a workstation's oth
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,9 +43,16 @@ def start_tensorflow(*, quiet: bool = False) -> Device:
     """Import TensorFlow (with the settings medvis_desktop/__init__.py made before anything
     could import it); returns the device computations will use."""
     with _native_stderr_silenced() if quiet else contextlib.nullcontext():
-        import tensorflow as tf
+        return device()
 
-        gpus = tf.config.list_physical_devices("GPU")
+
+@functools.cache
+def device() -> Device:
+    """The device TensorFlow computes on, found once (provenance records name it: a GPU's
+    results may differ from a CPU's in the last bits)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         # RuntimeError: the GPU was initialised by an earlier call, with growth set then.
         with contextlib.suppress(RuntimeError):

@@ -178,6 +178,7 @@ def test_explain_a_keras2_h5_model(installed, inputs, tmp_path) -> None:
     assert imaging.load(heat).shape == imaging.load(inputs["study"]).shape
     record = json.loads(heat.with_name(heat.name + ".provenance.json").read_text())
     assert record["medvis_version"] == VERSION
+    assert record["parameters"]["device"].startswith("CPU: ")  # no GPU driver here: it starts on the CPU
 
 
 def test_the_ct_demo_screenshot_shows_the_head_with_its_heat_map(installed, tmp_path) -> None:
