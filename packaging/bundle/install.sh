@@ -75,9 +75,12 @@ glibc=$("$python" -c 'import platform; print(platform.libc_ver()[1])')
     fail "glibc $glibc is too old: the wheels need glibc 2.34 or newer (Debian 12, Ubuntu 22.04, RHEL 9)."
 
 missing=""
+# Read once: `ldconfig -p | grep -q` would fail now and then under pipefail (grep stops reading,
+# ldconfig dies of SIGPIPE) and report a library that is there as missing.
+libraries=$(/sbin/ldconfig -p 2>/dev/null || true)
 for entry in $QT_LIBRARIES; do
     library=${entry%%:*} package=${entry##*:}
-    if ! /sbin/ldconfig -p 2>/dev/null | grep -q "[[:space:]]$library "; then
+    if ! grep -q "[[:space:]]$library " <<< "$libraries"; then
         missing="$missing $package"
     fi
 done

@@ -58,7 +58,7 @@ for soname in $missing; do
     [ -n "$path" ] || { echo "$soname is needed by the bundle but not installed here" >&2; exit 1; }
     owner=""
     for candidate in "$path" "$(readlink -f "$path")" "${path#/usr}" "/usr$path"; do
-        owner=$(dpkg-query -S "$candidate" 2>/dev/null | head -n1 | cut -d: -f1) && [ -n "$owner" ] && break
+        owner=$(dpkg-query -S "$candidate" 2>/dev/null | awk -F: 'NR == 1 {print $1}') && [ -n "$owner" ] && break
     done
     [ -n "$owner" ] || { echo "no Debian package provides $path ($soname)" >&2; exit 1; }
     packages+="$owner"$'\n'
