@@ -156,7 +156,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--unsafe", action="store_true", help="allow Python code inside the model file to run"
+        "--unsafe", action="store_true", help="allow a model that runs code or reads outside files as it loads"
     )
     parser.add_argument("--custom-objects", help="Python file defining the model's custom layers")
 
@@ -174,7 +174,7 @@ def add_window_arguments(parser: argparse._ActionsContainer) -> None:
     parser.add_argument(
         "--screenshot", metavar="OUT.png", help="save the view once the slice's result shows, then exit"
     )
-    parser.add_argument("--unsafe", action="store_true", help="allow a model that carries Python code")
+    parser.add_argument("--unsafe", action="store_true", help="allow a model that runs code or reads outside files as it loads")
     parser.add_argument(
         "--demo",
         choices=DEMOS,

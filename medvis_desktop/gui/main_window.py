@@ -279,7 +279,7 @@ class MainWindow(QMainWindow):
     def _confirm_unsafe(self, message: str) -> bool:
         answer = QMessageBox.warning(
             self,
-            "Model with Python code",
+            "Model that runs code or reads files",
             f"{message}\n\nOpen it anyway? Only do so if you trust where it comes from.",
             QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Cancel,

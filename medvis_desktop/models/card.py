@@ -7,15 +7,17 @@ it can from the model's input shape and says what it assumed, so the user can ch
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from medvis_desktop.arrays import resize_linear
 from medvis_desktop.errors import MedvisError
+from medvis_desktop.models.messages import printable
 
 CARD_SUFFIX = ".medvis.json"
 CARD_VERSION = 1
@@ -31,6 +33,19 @@ INTENSITY_KINDS = ("window", "minmax", "zscore", "scale")
 RESIZE_POLICIES = ("resize", "crop_or_pad")
 TASKS = ("classification", "segmentation")
 ACTIVATIONS = ("softmax", "sigmoid", "linear")
+# The entries a card may choose from a list, by their name in the file.
+CHOICES = {
+    "input_mode": INPUT_MODES,
+    "intensity.kind": INTENSITY_KINDS,
+    "resize": RESIZE_POLICIES,
+    "task": TASKS,
+    "output_activation": ACTIVATIONS,
+}
+# Limits on a card file: what no real model needs, so that a damaged or hostile card cannot
+# make medvis allocate or compute without bound.
+MAX_CARD_BYTES = 2**20  # a card takes about 1 KB, its description included
+MAX_INPUT_SIDE = 8192  # any one size in input_shape; a full-field mammogram is about 4.5k × 2.6k
+MAX_INPUT_VALUES = 2**28  # one sample of input_shape: 1 GB as float32
 
 
 class CardError(MedvisError):
@@ -155,7 +170,12 @@ class ModelCard:
         issues = []
         rank = len(model_input_shape) - 1
         expected_rank = 4 if self.input_mode == "3d" else 3
-        if rank != expected_rank:
+        if len(self.input_shape) != expected_rank:
+            issues.append(
+                f"input mode '{self.input_mode}' needs an input shape of {expected_rank} sizes, "
+                f"the card has {tuple(self.input_shape)}"
+            )
+        elif rank != expected_rank:
             issues.append(
                 f"input mode '{self.input_mode}' needs a model input of rank {expected_rank + 1}, "
                 f"the model's is {tuple(model_input_shape)}"
@@ -169,16 +189,10 @@ class ModelCard:
             issues.append("a 2.5D stack needs an odd number (3 or more) of slices as channels")
         if class_count is not None and self.class_names and len(self.class_names) != class_count:
             issues.append(f"{len(self.class_names)} class names for {class_count} model outputs")
-        for name, allowed in (
-            ("input_mode", INPUT_MODES),
-            ("resize", RESIZE_POLICIES),
-            ("task", TASKS),
-            ("output_activation", ACTIVATIONS),
-        ):
-            if getattr(self, name) not in allowed:
-                issues.append(f"{name} must be one of {', '.join(allowed)}")
-        if self.intensity.kind not in INTENSITY_KINDS:
-            issues.append(f"intensity kind must be one of {', '.join(INTENSITY_KINDS)}")
+        for key in CHOICES:
+            value = self.intensity.kind if key == "intensity.kind" else getattr(self, key)
+            if value not in CHOICES[key]:
+                issues.append(_choice_problem(key, value))
         if self.intensity.kind == "window" and self.intensity.width <= 0:
             issues.append("the intensity window needs a positive width")
         return issues
@@ -190,18 +204,119 @@ class ModelCard:
 
     @classmethod
     def from_json(cls, text: str) -> ModelCard:
+        """The card written in `text`; a CardError naming the first entry that is wrong."""
         try:
             record = json.loads(text)
-            record.pop("medvis_card", None)
-            known = {f.name for f in fields(cls)}
-            unknown = set(record) - known
-            if unknown:
-                raise CardError(f"unknown entries {', '.join(sorted(unknown))}")
-            record["intensity"] = Intensity(**record.get("intensity", {}))
-            record["input_shape"] = tuple(int(n) for n in record["input_shape"])
-            return cls(**record)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            raise CardError(f"not a valid model card ({error})") from error
+        except (ValueError, RecursionError) as error:
+            raise CardError(f"not a valid model card: not JSON ({error})") from error
+        return cls(**_checked_entries(record))
+
+
+# --- reading a card: every entry checked, each problem its own one-line message -------------
+
+
+def _checked_entries(record: Any) -> dict[str, Any]:
+    """ModelCard's arguments from a card's JSON, after checking each entry's type and range."""
+    if not isinstance(record, dict):
+        raise CardError(f"not a valid model card: a JSON object {{...}} was expected, not {_shown(record)}")
+    record = dict(record)
+    version = record.pop("medvis_card", CARD_VERSION)
+    if not _is_whole(version) or version != CARD_VERSION:
+        raise CardError(
+            f"medvis_card is {_shown(version)}; this medvis reads cards of version {CARD_VERSION}"
+        )
+    unknown = sorted(set(record) - set(_ENTRY_CHECKS))
+    if unknown:
+        raise CardError(f"unknown entries {', '.join(printable(key) for key in unknown)}")
+    missing = [key for key in ("input_mode", "input_shape") if key not in record]
+    if missing:
+        raise CardError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
+    return {key: _ENTRY_CHECKS[key](key, value) for key, value in record.items()}
+
+
+def _choice(key: str, value: Any) -> str:
+    if not isinstance(value, str) or value not in CHOICES[key]:
+        raise CardError(_choice_problem(key, value))
+    return value
+
+
+def _choice_problem(key: str, value: Any) -> str:
+    return f"{key} is {_shown(value)}; it must be one of {', '.join(CHOICES[key])}"
+
+
+def _input_shape(key: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(_is_whole(n) for n in value):
+        raise CardError(f"{key} is {_shown(value)}; it must be a list of whole numbers, e.g. [128, 128, 1]")
+    if len(value) not in (3, 4):
+        raise CardError(
+            f"{key} has {len(value)} sizes; it must have 3 (height, width, channels) "
+            "or 4 (depth, height, width, channels)"
+        )
+    if not all(1 <= n <= MAX_INPUT_SIDE for n in value):
+        raise CardError(f"{key} {_shown(value)} has a size outside 1 to {MAX_INPUT_SIDE}")
+    if math.prod(value) > MAX_INPUT_VALUES:
+        raise CardError(
+            f"{key} {_shown(value)} makes {math.prod(value):,} values per sample, over {MAX_INPUT_VALUES:,}"
+        )
+    return tuple(value)
+
+
+def _intensity(key: str, value: Any) -> Intensity:
+    if not isinstance(value, dict):
+        raise CardError(f'{key} is {_shown(value)}; it must be an object such as {{"kind": "minmax"}}')
+    unknown = sorted(set(value) - {"kind", "center", "width", "scale", "offset"})
+    if unknown:
+        raise CardError(f"{key}: unknown entries {', '.join(printable(name) for name in unknown)}")
+    checked = {name: _number(f"{key}.{name}", number) for name, number in value.items() if name != "kind"}
+    if "kind" in value:
+        checked["kind"] = _choice(f"{key}.kind", value["kind"])
+    return Intensity(**checked)
+
+
+def _number(key: str, value: Any) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise CardError(f"{key} is {_shown(value)}; it must be a finite number")
+    return float(value)
+
+
+def _texts(key: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(text, str) for text in value):
+        raise CardError(f"{key} is {_shown(value)}; it must be a list of texts")
+    return value
+
+
+def _index(key: str, value: Any) -> int:
+    if not _is_whole(value) or value < 0:
+        raise CardError(f"{key} is {_shown(value)}; it must be a whole number, 0 or more")
+    return value
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise CardError(f"{key} is {_shown(value)}; it must be a text")
+    return value
+
+
+_ENTRY_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "input_mode": _choice,
+    "input_shape": _input_shape,
+    "intensity": _intensity,
+    "resize": _choice,
+    "task": _choice,
+    "class_names": _texts,
+    "output": _index,
+    "output_activation": _choice,
+    "description": _text,
+}
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shown(value: Any) -> str:
+    """A value from the card as it is written in JSON, fit for a one-line message."""
+    return printable(json.dumps(value, ensure_ascii=False), limit=60)
 
 
 def crop_or_pad(
@@ -236,7 +351,12 @@ def read_card(model_path: Path | str) -> ModelCard | None:
     if not path.exists():
         return None
     try:
-        return ModelCard.from_json(path.read_text())
+        size = path.stat().st_size
+        if size > MAX_CARD_BYTES:
+            raise CardError(f"{size:,} bytes, more than the {MAX_CARD_BYTES:,} a model card may take")
+        return ModelCard.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise CardError(f"{path.name}: cannot be read ({error})") from error
     except CardError as error:
         raise CardError(f"{path.name}: {error}") from error
 

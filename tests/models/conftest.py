@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -37,6 +40,19 @@ def _numbered(arrays: np.lib.npyio.NpzFile, prefix: str) -> list[np.ndarray]:
     return [arrays[f"{prefix}_{i}"] for i in range(sum(key.startswith(prefix) for key in arrays))]
 
 
+def h5_config(path: Path) -> dict:
+    with h5py.File(path, "r") as h5:
+        return json.loads(h5.attrs["model_config"])
+
+
+def rewrite_config(source: Path, target: Path, config: dict) -> Path:
+    """A copy of the .h5 model `source` with another model config."""
+    shutil.copy(source, target)
+    with h5py.File(target, "r+") as h5:
+        h5.attrs["model_config"] = json.dumps(config)
+    return target
+
+
 def predict(model: keras.Model, inputs: list[np.ndarray]) -> list[np.ndarray]:
     outputs = model(inputs if len(inputs) > 1 else inputs[0], training=False)
     return [np.asarray(output) for output in (outputs if isinstance(outputs, list | tuple) else [outputs])]
@@ -46,6 +62,27 @@ def assert_close(actual: list[np.ndarray], expected: list[np.ndarray], atol: flo
     assert len(actual) == len(expected), f"{len(actual)} outputs, expected {len(expected)}"
     for got, want in zip(actual, expected, strict=True):
         np.testing.assert_allclose(got, want, atol=atol)
+
+
+def small_keras3_model() -> keras.Model:
+    """A Sequential ("stem") and a functional sub-model ("block") inside a functional model."""
+    keras.utils.set_random_seed(7)
+    inner_in = keras.Input((8, 8, 4))
+    block = keras.Model(
+        inner_in, keras.layers.Conv2D(4, 3, padding="same", name="block_conv")(inner_in), name="block"
+    )
+    stem = keras.Sequential(
+        [
+            keras.Input((16, 16, 1)),
+            keras.layers.Conv2D(4, 3, padding="same", name="stem_conv"),
+            keras.layers.MaxPooling2D(),
+        ],
+        name="stem",
+    )
+    inputs = keras.Input((16, 16, 1))
+    x = keras.layers.BatchNormalization()(block(stem(inputs)))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -131,3 +133,98 @@ def test_default_card_for_a_keras_model_reads_its_head(head, expected):
     card, _ = default_card_for(keras.Model(inputs, head(features)))
     assert card.output_activation == expected
     assert card.input_shape == (32, 32, 1)
+
+
+# --- damaged or hostile cards: one message each, naming the entry --------------------------
+
+GOOD = {"medvis_card": 1, "input_mode": "2d", "input_shape": [128, 128, 1]}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[1, 2]", "not a valid model card: a JSON object {...} was expected, not [1, 2]"),
+        ("{not json", "not a valid model card: not JSON (Expecting property name"),
+        ("[" * 100_000 + "]" * 100_000, "not a valid model card: not JSON"),
+        ("{}", "input_mode and input_shape are missing"),
+        ('{"input_mode": "2d"}', "input_shape is missing"),
+        ('{"a\\nb": 1, "input_mode": "2d"}', "unknown entries a\\nb"),
+    ],
+    ids=["list", "not-json", "nested-too-deep", "empty", "no-shape", "newline-key"],
+)
+def test_card_text_that_is_not_a_card(tmp_path, text, expected):
+    (tmp_path / "model.medvis.json").write_text(text)
+    assert_refused(tmp_path, expected)
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        ({"medvis_card": 2}, "medvis_card is 2; this medvis reads cards of version 1"),
+        ({"medvis_card": True}, "medvis_card is true; this medvis reads cards of version 1"),
+        ({"input_mode": "4d"}, 'input_mode is "4d"; it must be one of 2d, 2.5d, 3d'),
+        ({"input_mode": ["2d"]}, 'input_mode is ["2d"]; it must be one of 2d, 2.5d, 3d'),
+        ({"input_shape": "128x128"}, 'input_shape is "128x128"; it must be a list of whole numbers'),
+        ({"input_shape": [128, float("nan"), 1]}, "input_shape is [128, NaN, 1]; it must be a list of whole"),
+        ({"input_shape": [128.5, 128, 1]}, "input_shape is [128.5, 128, 1]; it must be a list of whole"),
+        ({"input_shape": [True, 128, 1]}, "input_shape is [true, 128, 1]; it must be a list of whole"),
+        ({"input_shape": [128, 128]}, "input_shape has 2 sizes; it must have 3 (height, width, channels)"),
+        ({"input_shape": [128, -128, 1]}, "input_shape [128, -128, 1] has a size outside 1 to 8192"),
+        ({"input_shape": [128, 0, 1]}, "input_shape [128, 0, 1] has a size outside 1 to 8192"),
+        (
+            {"input_shape": [10**12, 128, 1]},
+            "input_shape [1000000000000, 128, 1] has a size outside 1 to 8192",
+        ),
+        ({"input_shape": [8192, 8192, 8]}, "input_shape [8192, 8192, 8] makes 536,870,912 values per sample"),
+        ({"intensity": "window"}, 'intensity is "window"; it must be an object such as {"kind": "minmax"}'),
+        ({"intensity": {"kind": "hounsfield"}}, 'intensity.kind is "hounsfield"; it must be one of window,'),
+        (
+            {"intensity": {"kind": "window", "width": float("nan")}},
+            "intensity.width is NaN; it must be a finite",
+        ),
+        ({"intensity": {"center": float("inf")}}, "intensity.center is Infinity; it must be a finite number"),
+        ({"intensity": {"center": "40"}}, 'intensity.center is "40"; it must be a finite number'),
+        ({"intensity": {"gamma": 2.2}}, "intensity: unknown entries gamma"),
+        ({"resize": "stretch"}, 'resize is "stretch"; it must be one of resize, crop_or_pad'),
+        ({"task": "detection"}, 'task is "detection"; it must be one of classification, segmentation'),
+        ({"output_activation": "relu"}, 'output_activation is "relu"; it must be one of softmax, sigmoid'),
+        ({"class_names": "lesion"}, 'class_names is "lesion"; it must be a list of texts'),
+        ({"class_names": [0, 1]}, "class_names is [0, 1]; it must be a list of texts"),
+        ({"output": -1}, "output is -1; it must be a whole number, 0 or more"),
+        ({"output": 1.5}, "output is 1.5; it must be a whole number, 0 or more"),
+        ({"description": 5}, "description is 5; it must be a text"),
+    ],
+    ids=lambda value: json.dumps(value)[:40] if isinstance(value, dict) else None,
+)
+def test_card_entry_that_is_wrong(tmp_path, entries, expected):
+    (tmp_path / "model.medvis.json").write_text(json.dumps(GOOD | entries))
+    assert_refused(tmp_path, expected)
+
+
+def test_card_file_too_large_or_not_text(tmp_path):
+    path = tmp_path / "model.medvis.json"
+    path.write_text(json.dumps(GOOD | {"description": "x" * 2**20}))
+    assert_refused(tmp_path, "bytes, more than the 1,048,576 a model card may take")
+    path.write_bytes(b'{"input_mode": "2d", "description": "\xff\xfe"}')
+    assert_refused(tmp_path, "cannot be read ('utf-8' codec can't decode byte 0xff")
+
+
+def test_good_card_still_reads_with_defaults(tmp_path):
+    (tmp_path / "model.medvis.json").write_text(json.dumps(GOOD | {"intensity": {"kind": "zscore"}}))
+    card = read_card(tmp_path / "model.keras")
+    assert card == ModelCard(input_mode="2d", input_shape=(128, 128, 1), intensity=Intensity("zscore"))
+
+
+def test_problems_with_a_shape_that_does_not_fit_the_mode():
+    card = ModelCard(input_mode="3d", input_shape=(64, 64, 1))
+    assert card.problems((None, 64, 64, 1), class_count=None) == [
+        "input mode '3d' needs an input shape of 4 sizes, the card has (64, 64, 1)"
+    ]
+
+
+def assert_refused(folder, expected):
+    with pytest.raises(CardError) as error:
+        read_card(folder / "model.keras")
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("model.medvis.json: "), message
+    assert expected in message, message

@@ -22,23 +22,19 @@ import pytest
 from medvis_desktop import models
 from medvis_desktop.errors import LoadError
 from medvis_desktop.models import legacy_h5
-from tests.models.conftest import assert_close, fixture_path, predict, reference
+from tests.models.conftest import (
+    assert_close,
+    fixture_path,
+    h5_config,
+    predict,
+    reference,
+    rewrite_config,
+    small_keras3_model,
+)
 
 LEGACY = ["flat_functional_2d", "sequential_2d", "nested_2d", "bilateral_shared", "nested_3d"]
 ATOL = 1e-5
 REPO = Path(__file__).resolve().parents[2]
-
-
-def h5_config(path: Path) -> dict:
-    with h5py.File(path, "r") as h5:
-        return json.loads(h5.attrs["model_config"])
-
-
-def rewrite_config(source: Path, target: Path, config: dict) -> Path:
-    shutil.copy(source, target)
-    with h5py.File(target, "r+") as h5:
-        h5.attrs["model_config"] = json.dumps(config)
-    return target
 
 
 def run_python(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -171,22 +167,6 @@ def test_keras2_arguments_keras3_dropped_are_removed(tmp_path, caplog):
 # --- .keras ---------------------------------------------------------------------------------
 
 
-def small_keras3_model() -> keras.Model:
-    keras.utils.set_random_seed(7)
-    inner_in = keras.Input((8, 8, 4))
-    block = keras.Model(
-        inner_in, keras.layers.Conv2D(4, 3, padding="same", name="block_conv")(inner_in), name="block"
-    )
-    stem = keras.Sequential(
-        [keras.Input((16, 16, 1)), keras.layers.Conv2D(4, 3, padding="same"), keras.layers.MaxPooling2D()],
-        name="stem",
-    )
-    inputs = keras.Input((16, 16, 1))
-    x = keras.layers.BatchNormalization()(block(stem(inputs)))
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
-
-
 def test_keras_round_trip(tmp_path):
     model = small_keras3_model()
     path = tmp_path / "model.keras"
@@ -218,8 +198,8 @@ def test_h5_lambda_refused_before_anything_runs(lambda_marker, monkeypatch):
     with pytest.raises(models.UnsafeModelError) as error:
         models.load_model(fixture_path("with_lambda"))
     message = str(error.value)
-    assert "Python code (Lambda layer 'marker_lambda')" in message
-    assert "would run on this workstation" in message and "unsafe=True" in message
+    assert "on this workstation: Lambda layer 'marker_lambda' (Python code)" in message
+    assert "would run code or read files" in message and "unsafe=True" in message
     assert not lambda_marker.exists()
 
 
