@@ -82,6 +82,8 @@ BUNDLED = (
     Bundled("SimpleITK", "SimpleITK", "SimpleITK", "reads and writes NIfTI, MHA, NRRD", "Apache-2.0"),
     Bundled("Pillow", "pillow", "PIL", "PNG and JPEG images", "MIT-CMU"),
     Bundled("h5py", "h5py", "h5py", "reads Keras 2 .h5 models", "BSD-3-Clause"),
+    Bundled("highdicom", "highdicom", "highdicom", "writes DICOM results (Parametric Map, SEG, SC)", "MIT"),
+    Bundled("pynetdicom", "pynetdicom", "pynetdicom", "DICOM networking", "MIT"),
 )
 
 

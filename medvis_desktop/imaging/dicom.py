@@ -19,6 +19,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder, pixel_array
 
 from medvis_desktop.errors import LoadError
+from medvis_desktop.imaging.dicom_source import DicomSource, SourceSlice, reduced_header
 from medvis_desktop.imaging.volume import Volume, Window
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
@@ -45,6 +46,8 @@ class Frame:
     rescale: tuple[float, float]
     instance_number: int
     windows: list[Window]
+    # The file's header reduced to what DICOM results reference (shared by a file's frames).
+    header: Dataset | None = None
 
 
 @dataclass
@@ -154,6 +157,7 @@ def _frames_of(ds: Dataset, path: Path) -> list[Frame]:
     count = int(ds.get("NumberOfFrames", 1) or 1)
     rescale = (float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0))
     instance = int(ds.get("InstanceNumber", 0) or 0)
+    header = reduced_header(ds)
     if count == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
         spacing = _spacing(ds.get("PixelSpacing")) or _spacing(ds.get("ImagerPixelSpacing"))
         return [
@@ -166,6 +170,7 @@ def _frames_of(ds: Dataset, path: Path) -> list[Frame]:
                 rescale=rescale,
                 instance_number=instance,
                 windows=_windows(ds),
+                header=header,
             )
         ]
     shared = ds.get("SharedFunctionalGroupsSequence")
@@ -211,6 +216,7 @@ def _frames_of(ds: Dataset, path: Path) -> list[Frame]:
                 ),
                 instance_number=instance * 100000 + index,
                 windows=_windows(voi) if voi is not None else _windows(ds),
+                header=header,
             )
         )
     return frames
@@ -536,6 +542,39 @@ def _assemble(series: Series, frames: list[Frame], warnings: list[str], path: Pa
         windows=windows,
         warnings=warnings,
         source=path,
+        dicom=_dicom_source(kept),
+    )
+
+
+SOURCE_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID")
+
+
+def _dicom_source(frames: list[Frame]) -> DicomSource | None:
+    """The record DICOM results reference; None when an instance lacks the UIDs to name it."""
+    slices = []
+    headers: dict[str, Dataset] = {}
+    for frame in frames:
+        header = frame.header
+        if header is None or not all(header.get(key) for key in SOURCE_UIDS):
+            return None
+        uid = str(header.SOPInstanceUID)
+        headers.setdefault(uid, header)
+        slices.append(
+            SourceSlice(
+                sop_class_uid=str(header.SOPClassUID),
+                sop_instance_uid=uid,
+                frame_number=None if frame.frame_index is None else frame.frame_index + 1,
+                position=None if frame.position is None else tuple(float(v) for v in frame.position),
+            )
+        )
+    first = frames[0].header
+    frame_of_reference = first.get("FrameOfReferenceUID")
+    return DicomSource(
+        study_instance_uid=str(first.StudyInstanceUID),
+        series_instance_uid=str(first.get("SeriesInstanceUID", "")),
+        frame_of_reference_uid=str(frame_of_reference) if frame_of_reference else None,
+        slices=slices,
+        headers=headers,
     )
 
 

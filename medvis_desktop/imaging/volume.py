@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from medvis_desktop.imaging.dicom_source import DicomSource
 
 # A slice normal within about 25° of a patient axis names the plane after it.
 PLANE_TOLERANCE = 0.9
@@ -35,7 +39,8 @@ class Volume:
     Geometry follows DICOM patient coordinates (LPS, millimetres): `origin` is the centre of
     voxel (0, 0, 0) as a point (x, y, z); column k of `direction` is the unit vector, in
     (x, y, z), along array axis k (0 = slice axis z, 1 = rows y, 2 = columns x); `spacing` is
-    (z, y, x). A 2D image is a volume with one slice.
+    (z, y, x). A 2D image is a volume with one slice. `dicom` is set when the volume was read
+    from a DICOM series: what results written back as DICOM reference (see dicom_source).
     """
 
     voxels: np.ndarray
@@ -47,6 +52,7 @@ class Volume:
     windows: list[Window] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     source: Path | None = None
+    dicom: DicomSource | None = None
 
     def __post_init__(self) -> None:
         if self.voxels.ndim != 3:
