@@ -59,9 +59,10 @@ def cold_start(medvis: Path, home: Path) -> tuple[float, float]:
     drop_caches()
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "DISPLAY": DISPLAY, "LANG": "C.UTF-8"}
     start = time.perf_counter()
+    errors = (home / "stderr.txt").open("w+")
     process = subprocess.Popen(
         [str(medvis), "--demo", "ct", "--screenshot", str(home / "shot.png")],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, stdout=subprocess.DEVNULL, stderr=errors,
     )  # fmt: skip
     shown = None
     while process.poll() is None:
@@ -74,7 +75,8 @@ def cold_start(medvis: Path, home: Path) -> tuple[float, float]:
         time.sleep(0.02)
     result = time.perf_counter() - start
     if process.returncode != 0:
-        raise RuntimeError(f"{medvis} --demo ct failed ({process.returncode})")
+        errors.seek(0)
+        raise RuntimeError(f"{medvis} --demo ct failed ({process.returncode}): {errors.read()[-2000:]}")
     return shown if shown is not None else float("nan"), result
 
 

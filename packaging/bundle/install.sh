@@ -121,9 +121,10 @@ echo "Installing medvis $version into $prefix (Python: $python)"
 "$staging/env/bin/python" -m pip install --quiet --no-index --no-cache-dir --disable-pip-version-check \
     --find-links "$here/wheelhouse" --require-hashes -r "$here/requirements.txt" ||
     fail "pip could not install the wheels (see above)."
-# The environment is run as env/bin/python -m medvis_desktop, which still works once the folder
-# is renamed (console scripts would keep the staging path in their first line).
-"$staging/env/bin/python" -c "import medvis_desktop, sys; sys.exit(medvis_desktop.__version__ != '$version')" ||
+# The environment is run as env/bin/python -I -m medvis_desktop, which still works once the folder
+# is renamed (console scripts would keep the staging path in their first line). -I: neither the
+# current folder nor PYTHONPATH can put another medvis_desktop (a checkout, say) in its place.
+"$staging/env/bin/python" -I -c "import medvis_desktop, sys; sys.exit(medvis_desktop.__version__ != '$version')" ||
     fail "the installed package does not import."
 mkdir -p "$staging/share"
 cp -r "$here/share/." "$staging/share/"
@@ -148,7 +149,7 @@ mkdir -p "$bin_dir"
 cat > "$bin_dir/medvis" <<EOF
 #!/bin/sh
 # medvis, installed from the offline bundle into $prefix
-exec "$prefix/current/env/bin/python" -m medvis_desktop "\$@"
+exec "$prefix/current/env/bin/python" -I -m medvis_desktop "\$@"
 EOF
 chmod 755 "$bin_dir/medvis"
 echo "$bin_dir/medvis" > "$prefix/installed-files"

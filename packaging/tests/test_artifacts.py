@@ -153,8 +153,12 @@ def test_the_wheel_carries_the_resources_and_licence() -> None:
 # --- each installed app -------------------------------------------------------------------------
 
 
-def test_version(installed) -> None:
-    done = isolated([str(installed["medvis"]), "--version"])
+def test_version(installed, tmp_path) -> None:
+    # Started from a folder holding another medvis_desktop (a checkout, say), also on PYTHONPATH.
+    decoy = tmp_path / "medvis_desktop"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise SystemExit('the decoy medvis_desktop was imported')\n")
+    done = isolated([str(installed["medvis"]), "--version"], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"medvis {VERSION}"
 
