@@ -15,6 +15,7 @@ METHODS = ("grad_cam", "deconvnet", "activation_maps")
 DEMOS = ("ct", "ct3d", "mri", "mammo")
 # Identifying fields are printed only when asked for (--show-patient).
 PATIENT_KEYS = ("PatientName", "PatientID", "PatientBirthDate")
+UNSAFE_HELP = "allow a model that runs code or reads outside files as it loads"
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -155,9 +156,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--unsafe", action="store_true", help="allow a model that runs code or reads outside files as it loads"
-    )
+    parser.add_argument("--unsafe", action="store_true", help=UNSAFE_HELP)
     parser.add_argument("--custom-objects", help="Python file defining the model's custom layers")
 
 
@@ -174,7 +173,7 @@ def add_window_arguments(parser: argparse._ActionsContainer) -> None:
     parser.add_argument(
         "--screenshot", metavar="OUT.png", help="save the view once the slice's result shows, then exit"
     )
-    parser.add_argument("--unsafe", action="store_true", help="allow a model that runs code or reads outside files as it loads")
+    parser.add_argument("--unsafe", action="store_true", help=UNSAFE_HELP)
     parser.add_argument(
         "--demo",
         choices=DEMOS,

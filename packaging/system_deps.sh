@@ -9,7 +9,9 @@ set -euo pipefail
 QT_OFFSCREEN="libegl1 libgl1 libx11-6 libdbus-1-3 libfontconfig1 libfreetype6 libglib2.0-0 libxkbcommon0"
 QT_WINDOW="libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 \
 libxcb-render0 libxcb-shape0 libxcb-util1 libxcb-xkb1 libxkbcommon-x11-0 xvfb xauth"
-DATA="invesalius-examples mricron-data dicom3tools"
+DATA="invesalius-examples mricron-data"
+# Real DICOM peers of the tests: the standard's validator and a PACS started on the loopback.
+DICOM="dicom3tools orthanc openssl"
 # Building the frozen app and the .deb, and installing the bundle on the system's CPython 3.11.
 # The Wayland client libraries are those of Qt's Wayland platform plugin, which the frozen app
 # carries (the .deb's Depends are read from the libraries present at build time).
@@ -20,7 +22,7 @@ libwayland-client0 libwayland-cursor0 libwayland-egl1"
 fi
 
 missing=()
-for pkg in $QT_OFFSCREEN $QT_WINDOW $DATA $PACKAGE; do
+for pkg in $QT_OFFSCREEN $QT_WINDOW $DATA $DICOM $PACKAGE; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$pkg")
     fi

@@ -1,4 +1,5 @@
-"""The layering in DESIGN.md: the core never imports Qt, imaging never imports TensorFlow."""
+"""The layering in DESIGN.md: the core never imports Qt, imaging and the DICOM network never
+import TensorFlow."""
 
 from __future__ import annotations
 
@@ -26,15 +27,16 @@ def modules(subpackage: str) -> list[Path]:
     return sorted((PACKAGE / subpackage).rglob("*.py")) if subpackage else sorted(PACKAGE.glob("*.py"))
 
 
-@pytest.mark.parametrize("subpackage", ["", "imaging", "models", "explain", "export", "demo"])
+@pytest.mark.parametrize("subpackage", ["", "imaging", "models", "explain", "export", "demo", "dicomnet"])
 def test_core_never_imports_qt(subpackage):
     for path in modules(subpackage):
         assert not imported_roots(path) & QT, f"{path.relative_to(PACKAGE)} imports Qt"
 
 
-def test_imaging_never_imports_tensorflow():
-    paths = modules("imaging")
-    assert paths, "imaging package not found"
+@pytest.mark.parametrize("subpackage", ["imaging", "dicomnet"])
+def test_imaging_and_networking_never_import_tensorflow(subpackage):
+    paths = modules(subpackage)
+    assert paths, f"{subpackage} package not found"
     for path in paths:
         assert not imported_roots(path) & TENSORFLOW, f"{path.relative_to(PACKAGE)} imports TensorFlow"
 
