@@ -246,12 +246,15 @@ def test_reinstalling_over_an_older_version_keeps_settings_and_removes_the_old(b
     assert isolated([str(bundle_install["medvis"]), "--version"]).stdout.strip() == f"medvis {VERSION}"
 
 
-def run_installer(bundle_install, tmp_path, *options: str, before: str = "") -> subprocess.CompletedProcess:
-    """install.sh into a fresh prefix under tmp_path, after the shell commands `before`."""
+def run_installer(
+    bundle_install, tmp_path, *options: str, before: str = "", personality: str = "x86_64"
+) -> subprocess.CompletedProcess:
+    """install.sh into a fresh prefix under tmp_path, after the shell commands `before`, on a
+    machine that `uname -m` says is `personality`."""
     install = bundle_install["folder"] / "install.sh"
     command = f'{before} exec "{install}" --bin-dir "{tmp_path}/bin" --share-dir "{tmp_path}/share" "$@"'
     return subprocess.run(
-        ["unshare", "--net", "--mount", "sh", "-c", command, "sh", *options],
+        ["setarch", personality, "unshare", "--net", "--mount", "sh", "-c", command, "sh", *options],
         capture_output=True, text=True, timeout=TIMEOUT_S,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )  # fmt: skip
@@ -266,6 +269,17 @@ def test_a_python_other_than_cpython_311_is_refused_with_nothing_written(bundle_
     assert re.search(refused, done.stderr)
     assert "nothing was installed" in done.stderr
     assert not (tmp_path / "medvis").exists() and not (tmp_path / "bin").exists()
+
+
+def test_another_platform_is_refused_with_nothing_written(bundle_install, tmp_path) -> None:
+    # setarch makes uname report a 32-bit x86 machine to the installer and all it runs.
+    prefix = tmp_path / "medvis"
+    done = run_installer(bundle_install, tmp_path, "--prefix", str(prefix), "--python", python311(),
+                         personality="i686")  # fmt: skip
+    assert done.returncode == 1
+    assert "this bundle is for Linux on x86_64; this machine is Linux i686" in done.stderr
+    assert "nothing was installed" in done.stderr
+    assert not prefix.exists() and not (tmp_path / "bin").exists()
 
 
 def other_pythons():
