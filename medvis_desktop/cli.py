@@ -1,8 +1,9 @@
-"""`medvis`: opens the GUI; `medvis info|layers|explain` work headless in a terminal."""
+"""`medvis`: opens the GUI; `medvis info|layers|explain|send|query|retrieve` work headless in a terminal."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,12 @@ DEMOS = ("ct", "ct3d", "mri", "mammo")
 # Identifying fields are printed only when asked for (--show-patient).
 PATIENT_KEYS = ("PatientName", "PatientID", "PatientBirthDate")
 UNSAFE_HELP = "allow a model that runs code or reads outside files as it loads"
+# Defaults of dicomnet.DEFAULT_AE and export.writer.DEFAULT_SEG_FRACTION, repeated here so that
+# building the parser loads neither pynetdicom nor the exporters (a test keeps them equal).
+CALLING_AE = "MEDVIS"
+SEG_FRACTION = 0.5
+# DICOM date matching (PS3.4 C.2.2.2.5): a date, or a range with either end open.
+DATE_RANGE = re.compile(r"^(\d{8}|\d{8}-|-\d{8}|\d{8}-\d{8})$")
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -112,7 +119,7 @@ def _explain(args: argparse.Namespace) -> int:
     from medvis_desktop import imaging
     from medvis_desktop.explain import activation_maps, dead_filters
     from medvis_desktop.explain.runner import explain_volume
-    from medvis_desktop.export.writer import key_slice, write_exports
+    from medvis_desktop.export.writer import dicom_results_missing, key_slice, write_exports
     from medvis_desktop.models.card import read_card
 
     volume = imaging.load(args.input, series_uid=args.series)
@@ -149,9 +156,141 @@ def _explain(args: argparse.Namespace) -> int:
         input_path=Path(args.input),
         features=features,
         dead=dead,
+        dicom_out=None if args.dicom_out is None else Path(args.dicom_out),
+        seg_fraction=args.seg_threshold,
     )
     for path in written:
         print(path)
+    if args.dicom_out is not None and (missing := dicom_results_missing(volume)):
+        print(missing)
+    return 0
+
+
+def _dicom_files(paths: Sequence[str]) -> tuple[list[Path], int]:
+    """The files named, and the DICOM files (Part 10, not DICOMDIR) below each folder named;
+    with how many other files those folders held."""
+    from pydicom.misc import is_dicom
+
+    files: list[Path] = []
+    skipped = 0
+    for name in paths:
+        path = Path(name)
+        if not path.exists():
+            raise MedvisError(f"{path} does not exist")
+        if not path.is_dir():
+            files.append(path)
+            continue
+        for found in sorted(p for p in path.rglob("*") if p.is_file()):
+            if found.name.upper() != "DICOMDIR" and is_dicom(found):
+                files.append(found)
+            else:
+                skipped += 1
+    return files, skipped
+
+
+def _network(args: argparse.Namespace) -> dict[str, object]:
+    """calling_ae and timeout for a dicomnet call; a timeout not given keeps the call's default."""
+    options: dict[str, object] = {"calling_ae": args.calling_ae}
+    if args.timeout is not None:
+        options["timeout"] = args.timeout
+    return options
+
+
+def _send(args: argparse.Namespace) -> int:
+    from medvis_desktop.dicomnet import Node, raise_if_incomplete, send
+
+    node = Node.parse(args.to)
+    files, skipped = _dicom_files(args.paths)
+    if skipped:
+        print(f"skipped {skipped} file(s) that are not DICOM", file=sys.stderr)
+    if not files:
+        raise MedvisError(f"No DICOM file in {', '.join(args.paths)}")
+    statuses = send(node, files, progress=_progress_bar, **_network(args))
+    for status in statuses:
+        code = "" if status.status is None else f" 0x{status.status:04X}"
+        print(f"{'OK' if status.ok else 'FAILED'}{code}  {status.path}  {status.message}")
+    raise_if_incomplete(node, statuses)
+    print(f"{node} stored all {len(statuses)} instance(s)")
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    from medvis_desktop.dicomnet import Node, find_series, find_studies
+
+    node = Node.parse(args.pacs)
+    if args.study:
+        series = find_series(node, args.study, **_network(args))
+        print(f"{len(series)} series in study {args.study}")
+        for item in series:
+            count = "?" if item.instance_count is None else item.instance_count
+            number = "" if item.series_number is None else item.series_number
+            print(
+                f"  {item.series_uid}  {item.modality:<3} #{number:<4} {count:>5} images  {item.description}"
+            )
+        return 0
+    if args.date and not DATE_RANGE.match(args.date):
+        raise MedvisError(
+            f"--date takes YYYYMMDD or a range YYYYMMDD-YYYYMMDD (either end open), not '{args.date}'"
+        )
+    studies = find_studies(
+        node,
+        patient_id=args.patient_id or "",
+        patient_name=args.patient_name or "",
+        study_date=args.date or "",
+        modality=args.modality or "",
+        limit=args.limit,
+        **_network(args),
+    )
+    print(f"{len(studies)} study(ies)")
+    if len(studies) == args.limit:
+        print(f"(the first {args.limit} only: narrow the query)")
+    for study in studies:
+        counts = f"{study.series_count if study.series_count is not None else '?'} series"
+        print(
+            f"  {study.study_uid}  {study.study_date or '--------'}  {study.patient_id}  {study.patient_name}"
+            f"  {'/'.join(study.modalities)}  {counts}  {study.description}"
+        )
+    return 0
+
+
+def _retrieve(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
+    from medvis_desktop.dicomnet import LocalStore, Node, StorageServer, retrieve_series
+
+    if (args.move_to is None) != (args.port is None):
+        raise MedvisError("--move-to and --port go together: our storage server's AE title and port")
+    node = Node.parse(args.pacs)
+    store = LocalStore(args.store)
+    server = (
+        nullcontext()
+        if args.move_to is None
+        else StorageServer(store, ae_title=args.move_to, port=args.port, host=args.listen)
+    )
+    shown: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:  # the final count comes twice: show it once
+        if not shown or shown[-1] != (done, total):
+            shown.append((done, total))
+            _progress_bar(done, total)
+
+    with server:
+        result = retrieve_series(
+            node,
+            args.study,
+            args.series,
+            store,
+            method="get" if args.move_to is None else "move",
+            move_destination=args.move_to,
+            progress=progress,
+            **_network(args),
+        )
+    print(f"{result.completed} instance(s) retrieved, {result.failed} failed, {result.warning} with warnings")
+    print(result.folder)
+    if not result.complete:
+        raise MedvisError(
+            f"{node}: {result.failed} instance(s) of series {args.series} failed ({result.status})"
+        )
     return 0
 
 
@@ -207,9 +346,83 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--filter", type=int, help="feature map (filter) index")
     explain.add_argument("--slices", help="A:B, slices A to B-1 (2D models; default all)")
     explain.add_argument("--out", required=True, help="folder for the exports")
+    explain.add_argument(
+        "--dicom-out",
+        metavar="DIR",
+        help="also write DICOM results into DIR: Parametric Map, binary Segmentation and a Secondary "
+        "Capture of the triptych, in the source's study (a non-DICOM study: the Secondary Capture only)",
+    )
+    explain.add_argument(
+        "--seg-threshold",
+        type=_fraction,
+        default=SEG_FRACTION,
+        metavar="F",
+        help="the Segmentation holds the voxels above F times the map's maximum over the computed "
+        "slices (0 < F ≤ 1; default %(default)s)",
+    )
     _add_model_arguments(explain)
     explain.set_defaults(handler=_explain)
+
+    send = commands.add_parser("send", help="C-STORE DICOM files (every DICOM file below a folder) to a node")
+    send.add_argument("paths", nargs="+", metavar="DIR_OR_FILE")
+    send.add_argument(
+        "--to", required=True, metavar="AE@HOST:PORT", help="the receiving node, e.g. PACS@10.0.0.5:104"
+    )
+    _add_network_arguments(send)
+    send.set_defaults(handler=_send)
+
+    query = commands.add_parser("query", help="C-FIND: the studies on a PACS, or the series of one study")
+    query.add_argument("--pacs", required=True, metavar="AE@HOST:PORT")
+    query.add_argument("--patient-id", help="'*' matches any characters")
+    query.add_argument("--patient-name", help="DICOM form, e.g. 'Doe^J*'")
+    query.add_argument("--date", help="study date YYYYMMDD, or a range YYYYMMDD-YYYYMMDD")
+    query.add_argument("--modality", help="a modality in the study, e.g. CT")
+    query.add_argument("--study", metavar="UID", help="list this study's series instead")
+    query.add_argument(
+        "--limit", type=int, default=500, help="at most this many studies (default %(default)s)"
+    )
+    _add_network_arguments(query)
+    query.set_defaults(handler=_query)
+
+    retrieve = commands.add_parser("retrieve", help="C-GET (or C-MOVE) one series into a local store")
+    retrieve.add_argument("--pacs", required=True, metavar="AE@HOST:PORT")
+    retrieve.add_argument("--study", required=True, metavar="UID")
+    retrieve.add_argument("--series", required=True, metavar="UID")
+    retrieve.add_argument("--store", required=True, metavar="DIR", help="files go to DIR/<study>/<series>/")
+    retrieve.add_argument(
+        "--move-to",
+        metavar="AE",
+        help="C-MOVE to our storage server with this AE title (the PACS must know it)",
+    )
+    retrieve.add_argument("--port", type=int, help="with --move-to: the port our storage server listens on")
+    retrieve.add_argument(
+        "--listen",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="with --move-to: address to listen on (default %(default)s)",
+    )
+    _add_network_arguments(retrieve)
+    retrieve.set_defaults(handler=_retrieve)
     return parser
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"takes a fraction 0 < F ≤ 1, not '{text}'")
+    return value
+
+
+def _add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--calling-ae", default=CALLING_AE, metavar="AE", help="our AE title (default %(default)s)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, metavar="S", help="seconds to wait for the peer (default 10; retrieve 60)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from medvis_desktop import imaging
 from medvis_desktop.export.images import activation_grid, save_png, triptych
@@ -21,6 +22,8 @@ from medvis_desktop.export.volumes import save_heatmap
 from medvis_desktop.imaging.volume import Volume
 
 LABELS = {"grad_cam": "Grad-CAM", "deconvnet": "Deconvnet", "activation_maps": "Activation map"}
+DEFAULT_SEG_FRACTION = 0.5
+"""The SEG holds the voxels above this fraction of the map's maximum (over computed slices)."""
 
 
 def key_slice(explanation: Any) -> int:
@@ -59,10 +62,13 @@ def write_exports(
     input_path: Path | None,
     features: np.ndarray | None = None,
     dead: np.ndarray | None = None,
+    dicom_out: Path | None = None,
+    seg_fraction: float = DEFAULT_SEG_FRACTION,
 ) -> list[Path]:
     """Heat-map volume, the key slice's triptych, scores, and the activation grid when given.
 
-    `features` (y, x, C) and `dead` (C,) are the target layer's maps on the key slice.
+    `features` (y, x, C) and `dead` (C,) are the target layer's maps on the key slice. With
+    `dicom_out`, the DICOM results too (see `write_dicom_results`), with the same record.
     """
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{explanation.method}_{_safe(explanation.layer)}"
@@ -91,8 +97,65 @@ def write_exports(
         grid = activation_grid(features, dead, legend=lines[:2])
         written.append(save_png(grid, out / f"{stem}_grid_slice{z:03d}.png"))
     written.append(_write_scores(explanation, out / f"{stem}_scores.csv"))
+    if dicom_out is not None:
+        written += write_dicom_results(volume, explanation, figure, z, record, dicom_out, seg_fraction)
     record.outputs = [path.name for path in written]
     return written + [write_provenance(record, path) for path in written]
+
+
+def dicom_results_missing(volume: Volume) -> str | None:
+    """Which DICOM results this study cannot have, and why; None when it can have all three."""
+    if volume.dicom is None:
+        return (
+            "The Parametric Map and the Segmentation need a DICOM study; only the Secondary Capture "
+            "was written (it starts a new study and says what is unknown)"
+        )
+    if volume.dicom.frame_of_reference_uid is None:
+        return (
+            "A Parametric Map needs images with a Frame of Reference (these have none); "
+            "the Segmentation and the Secondary Capture were written"
+        )
+    return None
+
+
+def write_dicom_results(
+    volume: Volume,
+    explanation: Any,
+    figure: Image.Image,
+    z: int,
+    record: Provenance,
+    out: Path,
+    seg_fraction: float = DEFAULT_SEG_FRACTION,
+) -> list[Path]:
+    """Parametric Map, binary SEG (above `seg_fraction` of the map's maximum) and a Secondary
+    Capture of `figure` (slice z's triptych, legend drawn in) into `out`, as far as the study
+    allows (`dicom_results_missing`)."""
+    # Here, not at the top: dicom_results imports this module (LABELS), and highdicom is slow to load.
+    from medvis_desktop.export import dicom_results
+
+    what = explanation.class_name if explanation.method == "grad_cam" else None
+    maps, written = explanation.maps, []
+    record.parameters["seg_threshold_fraction"] = seg_fraction
+    if volume.dicom is not None:
+        if volume.dicom.frame_of_reference_uid is not None:
+            pm = dicom_results.parametric_map(
+                volume, maps, record, class_name=what, computed=explanation.computed
+            )
+            written.append(dicom_results.save(pm, out))
+        segment = what or (f"filter {explanation.filter}" if explanation.filter is not None else "map")
+        threshold = seg_fraction * float(np.nanmax(maps[explanation.computed]))
+        seg = dicom_results.segmentation(volume, {segment: maps}, record, threshold=threshold)
+        written.append(dicom_results.save(seg, out))
+    label = LABELS.get(explanation.method, explanation.method)
+    sc = dicom_results.secondary_capture(
+        np.asarray(figure.convert("RGB")),
+        volume,
+        burned_in_annotation=True,  # the legend (method, layer, class, score) is drawn into the pixels
+        description=f"{label} triptych",
+        provenance=record,
+        slices=[z],
+    )
+    return [*written, dicom_results.save(sc, out)]
 
 
 def _write_scores(explanation: Any, path: Path) -> Path:
