@@ -84,6 +84,13 @@ BUNDLED = (
     Bundled("h5py", "h5py", "h5py", "reads Keras 2 .h5 models", "BSD-3-Clause"),
     Bundled("highdicom", "highdicom", "highdicom", "writes DICOM results (Parametric Map, SEG, SC)", "MIT"),
     Bundled("pynetdicom", "pynetdicom", "pynetdicom", "DICOM networking", "MIT"),
+    Bundled(
+        "dicom-anonymizer",
+        "dicom-anonymizer",
+        "dicomanonymizer",
+        "the DICOM de-identification table (PS3.15 Annex E)",
+        "BSD-3-Clause",
+    ),
 )
 
 

@@ -88,7 +88,11 @@ FREE_TEXT = {
     "GPL V3.0": "GPL-3.0-only",
     "LGPL-3.0-only OR GPL-2.0-only OR GPL-3.0-only": "LGPL-3.0-only OR GPL-2.0-only OR GPL-3.0-only",
 }
-CLASSIFIERS = {"License :: OSI Approved :: MIT License": "MIT"}
+CLASSIFIERS = {
+    "License :: OSI Approved :: MIT License": "MIT",
+    # Only dicom-anonymizer declares this one; its LICENSE file is the 3-clause text (checked below).
+    "License :: OSI Approved :: BSD License": "BSD-3-Clause",
+}
 
 
 def declared_licence(distribution: str) -> str:
@@ -169,3 +173,9 @@ def test_licence_folders_name_site_packages_and_the_demo_folder(components):
     folders = about.licence_folders(components.values())
     assert SITE_PACKAGES in folders
     assert DEMO in folders
+
+
+def test_the_bsd_classifier_stands_for_the_three_clause_text():
+    (licence,) = installed_licence_files("dicom-anonymizer")
+    text = " ".join(licence.read_text().split())
+    assert "Neither the name of the copyright holder nor the names of its contributors" in text
