@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -125,6 +127,8 @@ def _explain(args: argparse.Namespace) -> int:
     volume = imaging.load(args.input, series_uid=args.series)
     model = _load_model(args)
     slices = _slice_range(args.slices)
+    if args.deidentify and args.dicom_out is None:
+        raise MedvisError("--deidentify applies to the DICOM results: give --dicom-out DIR too")
     if slices is not None and (slices.start < 0 or slices.stop > volume.shape[0] or not len(slices)):
         raise MedvisError(f"--slices {args.slices} is outside the volume's 0:{volume.shape[0]}")
     explanation = explain_volume(
@@ -148,22 +152,52 @@ def _explain(args: argparse.Namespace) -> int:
         key = card.slice_input(volume.voxels, [key_slice(explanation)])
         features = activation_maps(model, key, explanation.layer)[0]
         dead = dead_filters(model, card.slice_input(volume.voxels, computed), explanation.layer)
-    written = write_exports(
-        volume,
-        explanation,
-        Path(args.out),
-        model_path=Path(args.model),
-        input_path=Path(args.input),
-        features=features,
-        dead=dead,
-        dicom_out=None if args.dicom_out is None else Path(args.dicom_out),
-        seg_fraction=args.seg_threshold,
-    )
+    dicom_out = None if args.dicom_out is None else Path(args.dicom_out)
+    # De-identified: the results are written aside first, then de-identified together with the
+    # source instances into --dicom-out, so that nothing identifying lands there.
+    with tempfile.TemporaryDirectory() if args.deidentify else contextlib.nullcontext(dicom_out) as results:
+        written = write_exports(
+            volume,
+            explanation,
+            Path(args.out),
+            model_path=Path(args.model),
+            input_path=Path(args.input),
+            features=features,
+            dead=dead,
+            dicom_out=None if results is None else Path(results),
+            seg_fraction=args.seg_threshold,
+        )
+        if args.deidentify:
+            written = [path for path in written if path.parent != Path(results)]
+            written += _deidentified(volume, Path(args.input), Path(results), dicom_out, args.pseudonym)
     for path in written:
         print(path)
-    if args.dicom_out is not None and (missing := dicom_results_missing(volume)):
+    if dicom_out is not None and (missing := dicom_results_missing(volume)):
         print(missing)
     return 0
+
+
+def _deidentified(volume, input_path: Path, results: Path, out: Path, pseudonym: str | None) -> list[Path]:
+    """The study's instances that made `volume` and the DICOM results in `results`, through the
+    basic confidentiality profile with one UID map, into `out`; burned-in text is warned of."""
+    from medvis_desktop.export.deidentify import deidentify
+
+    sources: list[Path] = []
+    if volume.dicom is not None:
+        wanted = {piece.sop_instance_uid for piece in volume.dicom.slices}
+        files, _ = _dicom_files([str(input_path)])
+        sources = [path for path in files if _sop_instance_uid(path) in wanted]
+    done = deidentify([*sources, *sorted(results.glob("*.dcm"))], out, patient_pseudonym=pseudonym)
+    for warning in done.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return list(done.paths)
+
+
+def _sop_instance_uid(path: Path) -> str | None:
+    import pydicom
+
+    header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
+    return header.get("SOPInstanceUID")
 
 
 def _dicom_files(paths: Sequence[str]) -> tuple[list[Path], int]:
@@ -359,6 +393,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="F",
         help="the Segmentation holds the voxels above F times the map's maximum over the computed "
         "slices (0 < F ≤ 1; default %(default)s)",
+    )
+    explain.add_argument(
+        "--deidentify",
+        action="store_true",
+        help="write into --dicom-out the source series and the results de-identified together (DICOM "
+        "basic confidentiality profile, one UID map: the results still reference the source)",
+    )
+    explain.add_argument(
+        "--pseudonym", help="with --deidentify: the Patient Name and Patient ID to write (default: empty)"
     )
     _add_model_arguments(explain)
     explain.set_defaults(handler=_explain)

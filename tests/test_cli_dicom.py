@@ -267,6 +267,43 @@ def test_explain_of_a_non_dicom_study_writes_the_secondary_capture_only(model_pa
     assert "not read from DICOM" in sc.ImageComments and sc.BurnedInAnnotation == "YES"
 
 
+def test_a_deidentified_export_keeps_its_references_and_no_identity(model_path, ct: CTStudy, tmp_path):
+    dicom_out = tmp_path / "research"
+    result = run(
+        "explain", "--model", str(model_path), "--input", str(ct.folder), "--method", "grad_cam",
+        "--slices", "1:4", "--out", str(tmp_path / "out"), "--dicom-out", str(dicom_out),
+        "--deidentify", "--pseudonym", "RESEARCH-042",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    files = sorted(dicom_out.iterdir())
+    kinds = sorted(path.name.split("_")[0] for path in files)
+    assert kinds == ["CT"] * SLICES + ["PM", "SC", "SEG"], kinds  # the whole series, the three results
+    assert "burned-in" in result.stderr.lower()  # the SC's legend is drawn into its pixels
+    originals = {ct.study_uid, ct.series_uid, ct.frame_of_reference_uid, *ct.sop_instance_uids}
+    for path in files:
+        raw = path.read_bytes()
+        for identity in (ct.patient_name, ct.patient_id, "19610423", "ACC20240311", *originals):
+            assert identity.encode() not in raw, (path.name, identity)
+    datasets = {path.name.split("_")[0]: pydicom.dcmread(path) for path in files}
+    cts = [pydicom.dcmread(path) for path in files if path.name.startswith("CT_")]
+    ct_uids = {str(ds.SOPInstanceUID) for ds in cts}
+    for ds in [*cts, *datasets.values()]:
+        assert ds.PatientID == "RESEARCH-042" and ds.PatientIdentityRemoved == "YES"
+        assert ds.StudyInstanceUID == cts[0].StudyInstanceUID
+    assert set(frame_sources(datasets["PM"])) <= ct_uids and len(frame_sources(datasets["PM"])) == 3
+    assert datasets["PM"].FrameOfReferenceUID == cts[0].FrameOfReferenceUID
+
+
+def test_deidentify_without_dicom_out_is_one_line(model_path, ct: CTStudy, tmp_path):
+    result = run(
+        "explain", "--model", str(model_path), "--input", str(ct.folder), "--method", "grad_cam",
+        "--out", str(tmp_path / "out"), "--deidentify",
+    )  # fmt: skip
+    assert result.returncode == 1
+    expected = "medvis: --deidentify applies to the DICOM results: give --dicom-out DIR too"
+    assert result.stderr.strip() == expected
+
+
 # --- failures: one line and exit 1 --------------------------------------------------------------
 
 

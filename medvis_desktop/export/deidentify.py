@@ -55,6 +55,7 @@ from pydicom.tag import BaseTag, Tag
 from pydicom.uid import generate_uid
 
 from medvis_desktop import __version__
+from medvis_desktop.errors import MedvisError
 
 # The edition of PS3.15 whose Table E.1-1 is applied (dicom-anonymizer's module name).
 TABLE_EDITION = "2026c"
@@ -110,7 +111,7 @@ _REQUIRED, _TYPE2, _OPTIONAL = 2, 1, 0
 _STRENGTH = {"1": _REQUIRED, "1C": _REQUIRED, "2": _TYPE2, "2C": _TYPE2}
 
 
-class DeidentificationError(ValueError):
+class DeidentificationError(MedvisError):
     """A set that cannot be de-identified as asked (unreadable file, two patients, one pseudonym...)."""
 
 
