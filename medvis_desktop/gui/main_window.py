@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -29,12 +30,14 @@ from PySide6.QtWidgets import (
 )
 
 from medvis_desktop import about, export, imaging
+from medvis_desktop.dicomnet import DicomNetError
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.export import OverlayStyle
 from medvis_desktop.gui.about_dialog import AboutDialog
 from medvis_desktop.gui.activation_view import ActivationView
 from medvis_desktop.gui.method_panel import MethodPanel
 from medvis_desktop.gui.model_tree import ModelTree
+from medvis_desktop.gui.pacs_network import DicomNetwork
 from medvis_desktop.gui.series_dialog import SeriesDialog
 from medvis_desktop.gui.slice_viewer import SINGLE, THREE, SliceViewer
 from medvis_desktop.imaging import Volume
@@ -97,9 +100,16 @@ class MainWindow(QMainWindow):
         self._mosaic_timer = QTimer(self, singleShot=True, interval=MOSAIC_DELAY_MS)
         self._mosaic_timer.timeout.connect(self._mosaic_for_cursor)
         self._mosaic_asked: tuple[str, int] | None = None  # (layer, slice) of the last mosaic job
+        self.dicom = DicomNetwork(settings, self)
+        self.query_dialog: QDialog | None = None
+        self.received_dialog: QDialog | None = None
         self._build_menus()
         self._connect()
         self._restore_settings()
+        try:
+            self.dicom.start()  # the receiver, if the user turned it on
+        except DicomNetError as error:
+            self.report_error("The DICOM receiver is off", str(error))
 
     # --- start-up --------------------------------------------------------------------------
 
@@ -444,10 +454,11 @@ class MainWindow(QMainWindow):
         self._write_provenance(path)
         return path
 
-    def export_triptych(self, path: Path | str) -> Path:
+    def triptych_figure(self) -> Image.Image:
+        """Image | heat map | overlay of the slice on screen, with the legend."""
         self._require(self.explanation, "an explanation")
         z = self.viewer.cursor[0]
-        figure = export.triptych(
+        return export.triptych(
             imaging.to_display(self.volume.voxels[z], self.viewer.window),
             self.explanation.maps[z],
             style=self.viewer.style,
@@ -455,7 +466,9 @@ class MainWindow(QMainWindow):
             value_range=self.viewer.map_range,
             legend=self.legend(),
         )
-        return self._write_provenance(export.save_png(figure, path))
+
+    def export_triptych(self, path: Path | str) -> Path:
+        return self._write_provenance(export.save_png(self.triptych_figure(), path))
 
     def export_heatmap(self, path: Path | str) -> Path:
         self._require(self.explanation, "an explanation")
@@ -470,8 +483,14 @@ class MainWindow(QMainWindow):
         return self._write_provenance(export.save_png(figure, path), layer=mosaic.layer)
 
     def _write_provenance(self, path: Path, layer: str | None = None) -> Path:
+        export.write_provenance(self.provenance(layer), path)
+        self.statusBar().showMessage(f"Saved {path}", 10000)
+        return path
+
+    def provenance(self, layer: str | None = None) -> export.Provenance:
+        """How what is on screen was made: model, input, method, view settings."""
         e = self.explanation
-        record = export.Provenance.for_run(
+        return export.Provenance.for_run(
             e.method if e is not None else "view",
             model_path=self.model_path,
             input_path=self.volume.source if self.volume is not None else None,
@@ -485,9 +504,6 @@ class MainWindow(QMainWindow):
                 **(e.parameters if e is not None else {}),
             },
         )
-        export.write_provenance(record, path)
-        self.statusBar().showMessage(f"Saved {path}", 10000)
-        return path
 
     @staticmethod
     def _require(value: object, what: str) -> None:
@@ -507,6 +523,76 @@ class MainWindow(QMainWindow):
             self.report_error(f"{title} failed", str(error))
             return
         self.settings.setValue("folders/export", str(Path(path).parent))
+
+    # --- DICOM network (PACS menu) ---------------------------------------------------------
+
+    def show_network_settings(self) -> QDialog:
+        """PACS nodes with Verify, our AE title and the receiver; OK saves and applies them."""
+        from medvis_desktop.gui.pacs_settings import NetworkDialog
+
+        dialog = NetworkDialog(self.dicom, self)
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.open()
+        return dialog
+
+    def show_query_pacs(self) -> QDialog:
+        """Find studies on a node, retrieve a series into the local store, open it."""
+        from medvis_desktop.gui.pacs_query import QueryDialog
+
+        if self.query_dialog is None:
+            self.query_dialog = QueryDialog(self.dicom, self.open_volume, self)
+        self._present(self.query_dialog)
+        return self.query_dialog
+
+    def show_received_studies(self) -> QDialog:
+        """The local store's studies, kept up to date; double-click a series to open it."""
+        from medvis_desktop.gui.pacs_received import ReceivedStudiesDialog
+
+        if self.received_dialog is None:
+            self.received_dialog = ReceivedStudiesDialog(self.dicom, self.open_volume, self)
+        self._present(self.received_dialog)
+        return self.received_dialog
+
+    def save_result_dicom(self, folder: Path | str | None = None) -> list[Path]:
+        """Parametric Map, Segmentation and Secondary Capture of the explanation into a folder
+        (asked for when not given): all of them or, on an error, none."""
+        from medvis_desktop.gui.pacs_results import save_results
+
+        if folder is None:
+            start = self.settings.value("folders/export", str(Path.home()))
+            folder = QFileDialog.getExistingDirectory(self, "Save result as DICOM into", start)
+            if not folder:
+                return []
+        try:
+            paths, note = save_results(self, folder)
+        except (MedvisError, OSError, ValueError) as error:
+            self.report_error("Save result as DICOM failed", str(error))
+            return []
+        self.settings.setValue("folders/export", str(folder))
+        self.statusBar().showMessage(f"Saved {len(paths)} DICOM objects in {folder}. {note or ''}", 20000)
+        if note and self.interactive:
+            box = QMessageBox(QMessageBox.Icon.Information, "medvis", "Saved as DICOM", parent=self)
+            box.setInformativeText(note)
+            box.open()
+        return paths
+
+    def send_result_to_pacs(self) -> QDialog | None:
+        """The result as DICOM, sent with C-STORE to a chosen node, one line per object."""
+        from medvis_desktop.gui.pacs_results import SendDialog
+
+        try:
+            dialog = SendDialog(self.dicom, self, self)
+        except (MedvisError, OSError, ValueError) as error:
+            self.report_error("Send result to PACS failed", str(error))
+            return None
+        self._present(dialog)
+        return dialog
+
+    @staticmethod
+    def _present(dialog: QDialog) -> None:
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
 
     # --- menus, settings, drag and drop ----------------------------------------------------
 
@@ -568,6 +654,15 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         self.window_menu = view_menu.addMenu("Window")
         view_menu.addAction("Reset view", QKeySequence("R"), self.viewer.reset_view)
+
+        pacs_menu = self.menuBar().addMenu("&PACS")
+        pacs_menu.addAction("&Query PACS…", self.show_query_pacs)
+        pacs_menu.addAction("&Received studies", self.show_received_studies)
+        pacs_menu.addSeparator()
+        pacs_menu.addAction("&Save result as DICOM…", self.save_result_dicom)
+        pacs_menu.addAction("Se&nd result to PACS…", self.send_result_to_pacs)
+        pacs_menu.addSeparator()
+        pacs_menu.addAction("DICOM &network…", self.show_network_settings)
 
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("&About medvis…", self.show_about)
@@ -670,6 +765,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()
+        self.dicom.shutdown()
         if self.relay is not None:
             self.relay.shutdown()
         super().closeEvent(event)
