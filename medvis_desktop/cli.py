@@ -169,7 +169,7 @@ def _explain(args: argparse.Namespace) -> int:
         )
         if args.deidentify:
             written = [path for path in written if path.parent != Path(results)]
-            written += _deidentified(volume, Path(args.input), Path(results), dicom_out, args.pseudonym)
+            written += _deidentified(volume, Path(results), dicom_out, args.pseudonym)
     for path in written:
         print(path)
     if dicom_out is not None and (missing := dicom_results_missing(volume)):
@@ -177,27 +177,13 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _deidentified(volume, input_path: Path, results: Path, out: Path, pseudonym: str | None) -> list[Path]:
-    """The study's instances that made `volume` and the DICOM results in `results`, through the
-    basic confidentiality profile with one UID map, into `out`; burned-in text is warned of."""
-    from medvis_desktop.export.deidentify import deidentify
+def _deidentified(volume, results: Path, out: Path, pseudonym: str | None) -> list[Path]:
+    from medvis_desktop.export.deidentify import deidentify_with_source
 
-    sources: list[Path] = []
-    if volume.dicom is not None:
-        wanted = {piece.sop_instance_uid for piece in volume.dicom.slices}
-        files, _ = _dicom_files([str(input_path)])
-        sources = [path for path in files if _sop_instance_uid(path) in wanted]
-    done = deidentify([*sources, *sorted(results.glob("*.dcm"))], out, patient_pseudonym=pseudonym)
+    done = deidentify_with_source(volume, sorted(results.glob("*.dcm")), out, patient_pseudonym=pseudonym)
     for warning in done.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return list(done.paths)
-
-
-def _sop_instance_uid(path: Path) -> str | None:
-    import pydicom
-
-    header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
-    return header.get("SOPInstanceUID")
 
 
 def _dicom_files(paths: Sequence[str]) -> tuple[list[Path], int]:

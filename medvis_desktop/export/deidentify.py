@@ -46,6 +46,7 @@ from functools import cache
 from pathlib import Path
 
 import pydicom
+import pydicom.errors
 from dicomanonymizer.dicom_anonymization_databases import dicomfields_2026c as basic_profile_table
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement
@@ -56,6 +57,7 @@ from pydicom.uid import generate_uid
 
 from medvis_desktop import __version__
 from medvis_desktop.errors import MedvisError
+from medvis_desktop.imaging.volume import Volume
 
 # The edition of PS3.15 whose Table E.1-1 is applied (dicom-anonymizer's module name).
 TABLE_EDITION = "2026c"
@@ -419,3 +421,32 @@ def deidentify(
         if reason:
             warnings.append(f"{path.name}: {reason}; its pixels were not checked for burned-in text")
     return DeidentifiedSet(tuple(written), dict(uids.mapping), tuple(warnings))
+
+
+def source_files(volume: Volume) -> list[Path]:
+    """The files, under where `volume` was read from, holding the instances it was made of:
+    what a de-identified export sends along with the results that reference them."""
+    if volume.dicom is None or volume.source is None:
+        return []
+    wanted = {piece.sop_instance_uid for piece in volume.dicom.slices}
+    location = Path(volume.source)
+    if location.is_file() and location.name.upper() == "DICOMDIR":
+        location = location.parent
+    candidates = [location] if location.is_file() else sorted(p for p in location.rglob("*") if p.is_file())
+    found = []
+    for path in candidates:
+        try:
+            header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
+        except (pydicom.errors.InvalidDicomError, OSError, ValueError, EOFError):
+            continue  # not DICOM (a sidecar, a thumbnail): nothing of the study
+        if header.get("SOPInstanceUID") in wanted:
+            found.append(path)
+    return found
+
+
+def deidentify_with_source(
+    volume: Volume, results: Sequence[Path], out_dir: Path | str, *, patient_pseudonym: str | None = None
+) -> DeidentifiedSet:
+    """The study's instances behind `volume` and the DICOM `results` written from it, de-identified
+    together (one UID map) into `out_dir`."""
+    return deidentify([*source_files(volume), *results], out_dir, patient_pseudonym=patient_pseudonym)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDockWidget,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -553,9 +554,13 @@ class MainWindow(QMainWindow):
         self._present(self.received_dialog)
         return self.received_dialog
 
-    def save_result_dicom(self, folder: Path | str | None = None) -> list[Path]:
+    def save_result_dicom(
+        self, folder: Path | str | None = None, *, deidentified: bool = False, pseudonym: str | None = None
+    ) -> list[Path]:
         """Parametric Map, Segmentation and Secondary Capture of the explanation into a folder
-        (asked for when not given): all of them or, on an error, none."""
+        (asked for when not given): all of them or, on an error, none. `deidentified`: for
+        research, with the study's own instances, all through the DICOM basic confidentiality
+        profile (the pseudonym, asked for when not given, becomes Patient Name and ID)."""
         from medvis_desktop.gui.pacs_results import save_results
 
         if folder is None:
@@ -563,8 +568,14 @@ class MainWindow(QMainWindow):
             folder = QFileDialog.getExistingDirectory(self, "Save result as DICOM into", start)
             if not folder:
                 return []
+            if deidentified and pseudonym is None:
+                pseudonym, accepted = QInputDialog.getText(
+                    self, "De-identified DICOM", "Pseudonym for Patient Name and ID (may be empty):"
+                )
+                if not accepted:
+                    return []
         try:
-            paths, note = save_results(self, folder)
+            paths, note = save_results(self, folder, deidentified=deidentified, pseudonym=pseudonym or None)
         except (MedvisError, OSError, ValueError) as error:
             self.report_error("Save result as DICOM failed", str(error))
             return []
@@ -660,6 +671,9 @@ class MainWindow(QMainWindow):
         pacs_menu.addAction("&Received studies", self.show_received_studies)
         pacs_menu.addSeparator()
         pacs_menu.addAction("&Save result as DICOM…", self.save_result_dicom)
+        pacs_menu.addAction(
+            "Save &de-identified result as DICOM…", lambda: self.save_result_dicom(deidentified=True)
+        )
         pacs_menu.addAction("Se&nd result to PACS…", self.send_result_to_pacs)
         pacs_menu.addSeparator()
         pacs_menu.addAction("DICOM &network…", self.show_network_settings)

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from medvis_desktop.dicomnet import DicomNetError, SendStatus, send
 from medvis_desktop.dicomnet.association import sop_class_name
 from medvis_desktop.errors import MedvisError
+from medvis_desktop.export.deidentify import deidentify_with_source
 from medvis_desktop.export.writer import dicom_results_missing, write_dicom_results
 from medvis_desktop.gui.pacs_network import DicomNetwork, NetworkTask
 from medvis_desktop.gui.pacs_settings import FAILED_COLOUR, OK_COLOUR
@@ -39,21 +40,32 @@ if TYPE_CHECKING:
 REPORT_COLUMNS = ("Object", "File", "Result")
 
 
-def save_results(window: MainWindow, folder: Path | str) -> tuple[list[Path], str | None]:
+def save_results(
+    window: MainWindow, folder: Path | str, *, deidentified: bool = False, pseudonym: str | None = None
+) -> tuple[list[Path], str | None]:
     """Write the window's explanation as DICOM into `folder`: (the files, the note of what this
     study cannot have, or None). Written in a hidden folder inside `folder` and moved in only
-    when all are written, so an error leaves nothing behind."""
+    when all are written, so an error leaves nothing behind. `deidentified`: the study's source
+    instances and the results, de-identified together (export.deidentify), with the warnings
+    about burned-in text in the note."""
     if window.explanation is None or window.volume is None:
         raise MedvisError("Nothing to save yet: run a method on a study first")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".medvis-", dir=folder))
     moved: list[Path] = []
+    notes = [dicom_results_missing(window.volume)]
     try:
         z = window.viewer.cursor[0]
         staged = write_dicom_results(
             window.volume, window.explanation, window.triptych_figure(), z, window.provenance(), staging
         )
+        if deidentified:
+            done = deidentify_with_source(
+                window.volume, staged, staging / "deidentified", patient_pseudonym=pseudonym
+            )
+            staged = list(done.paths)
+            notes += done.warnings
         for path in staged:
             moved.append(folder / path.name)
             os.replace(path, moved[-1])
@@ -63,7 +75,7 @@ def save_results(window: MainWindow, folder: Path | str) -> tuple[list[Path], st
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return moved, dicom_results_missing(window.volume)
+    return moved, " ".join(note for note in notes if note) or None
 
 
 class SendDialog(QDialog):

@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 
 import medvis_desktop
@@ -28,6 +29,7 @@ from medvis_desktop.demo import cases
 from medvis_desktop.explain.runner import explain_volume
 from medvis_desktop.models import load_model
 from medvis_desktop.models.card import read_card
+from tests.export.ct_study import write_ct_study
 from tests.gui.conftest import screen_samples
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,6 +96,8 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     found["study"] = folder / "head.nii.gz"
     imaging.save(imaging.Volume(volume.voxels[56:60], spacing=volume.spacing, modality="CT"), found["study"])
     found["keras2_model"] = Path(shutil.copy(REPO / "tests/models/fixtures/nested_2d.h5", folder / "k2.h5"))
+    hu = np.round(volume.voxels[56:60]).astype(np.int16)
+    found["dicom_series"] = write_ct_study(hu, folder / "ct").folder
     return found
 
 
@@ -183,6 +187,22 @@ def test_explain_a_keras2_h5_model(installed, inputs, tmp_path) -> None:
     record = json.loads(heat.with_name(heat.name + ".provenance.json").read_text())
     assert record["medvis_version"] == VERSION
     assert record["parameters"]["device"].startswith("CPU: ")  # no GPU driver here: it starts on the CPU
+
+
+def test_explain_writes_deidentified_dicom_results(installed, inputs, tmp_path) -> None:
+    # highdicom (and its tables of the standard) and the de-identification table, as packaged.
+    out = tmp_path / "dicom"
+    done = isolated(
+        [str(installed["medvis"]), "explain", "--model", str(inputs["keras2_model"]),
+         "--input", str(inputs["dicom_series"]), "--method", "grad_cam", "--out", str(tmp_path / "out"),
+         "--dicom-out", str(out), "--deidentify", "--pseudonym", "P-001"],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    written = {path.name.split("_")[0]: pydicom.dcmread(path) for path in out.glob("*.dcm")}
+    assert sorted(written) == ["CT", "PM", "SC", "SEG"]
+    assert len(list(out.glob("CT_*.dcm"))) == 4 and written["PM"].NumberOfFrames == 4
+    assert {ds.PatientID for ds in written.values()} == {"P-001"}
+    assert {ds.PatientIdentityRemoved for ds in written.values()} == {"YES"}
 
 
 def test_the_ct_demo_screenshot_shows_the_head_with_its_heat_map(installed, tmp_path) -> None:

@@ -290,6 +290,27 @@ def test_save_and_send_the_result_as_dicom(
     window.close()
 
 
+def test_a_deidentified_save_carries_the_source_and_no_identity(
+    qtbot, store_settings, tmp_path: Path, ct_series: CTStudy, tiny_model_path
+):
+    window = explained(qtbot, store_settings, ct_series.folder, tiny_model_path)
+    out = tmp_path / "research"
+    paths = window.save_result_dicom(out, deidentified=True, pseudonym="R-7")
+    kinds = sorted(p.name.split("_")[0] for p in paths)
+    assert kinds == ["CT"] * SLICES + ["PM", "SC", "SEG"], window.last_error
+    assert sorted(out.iterdir()) == sorted(paths)  # no staging folder left
+    originals = [ct_series.patient_name, ct_series.patient_id, ct_series.study_uid]
+    originals += ct_series.sop_instance_uids
+    for path in paths:
+        raw = path.read_bytes()
+        assert not [identity for identity in originals if identity.encode() in raw], path.name
+    datasets = [pydicom.dcmread(p) for p in paths]
+    assert {ds.PatientID for ds in datasets} == {"R-7"}
+    assert len({ds.StudyInstanceUID for ds in datasets}) == 1
+    assert "burned-in" in window.statusBar().currentMessage()  # the SC's legend is in its pixels
+    window.close()
+
+
 def test_a_non_dicom_study_saves_only_the_secondary_capture(
     qtbot, store_settings, tmp_path: Path, ct_nifti: Path, tiny_model_path
 ):
