@@ -316,6 +316,43 @@ def test_a_real_model_explanation_goes_out_as_dicom(ct, volume, tmp_path):
     assert back.NumberOfFrames == 3
 
 
+def test_a_3d_model_in_patches_writes_only_its_whole_slices_and_says_which_are_missing(ct, volume, tmp_path):
+    """A Conv3D classifier over (4, 32, 32) patches, asked for slice 0 only: the runner computes
+    the patches covering it, and the slices all of whose patches ran are the frames written."""
+    import keras
+    from keras import layers
+
+    from medvis_desktop.explain.runner import explain_volume
+    from medvis_desktop.models.card import Intensity, ModelCard
+
+    keras.utils.set_random_seed(11)
+    inputs = keras.Input((4, 32, 32, 1))
+    h = layers.Conv3D(4, 3, padding="same", activation="relu", name="conv3d")(inputs)
+    outputs = layers.Dense(2, activation="softmax")(layers.GlobalAveragePooling3D()(h))
+    card = ModelCard(input_mode="3d", input_shape=(4, 32, 32, 1), class_names=["normal", "lesion"],
+                     intensity=Intensity(kind="window", center=40, width=80), resize="crop_or_pad")
+    result = explain_volume(volume, keras.Model(inputs, outputs), "grad_cam", card=card, layer="conv3d",
+                            target=1, slices=[0])  # fmt: skip
+    computed = np.nonzero(result.computed)[0].tolist()
+    assert 0 in computed and len(computed) < volume.shape[0]  # some slices were left out
+    record = Provenance.for_run("grad_cam", model_path=None, input_path=ct.folder, layer="conv3d")
+    pm = dicom_results.parametric_map(
+        volume, result.maps, record, class_name="lesion", computed=result.computed
+    )
+    path = dicom_results.save(pm, tmp_path)
+    dciodvfy(path, "ParametricMap", forgiven=VALIDATOR_DEFECT)
+    back = pydicom.dcmread(path)
+    written = [ct.sop_instance_uids.index(uid) for uid in frame_sources(back)]
+    assert sorted(written) == computed
+    frames = back.pixel_array.reshape(-1, *volume.shape[1:])  # one frame comes back as 2D
+    for z, values in zip(written, frames, strict=True):
+        np.testing.assert_array_equal(values, result.maps[z])
+    missing = sorted(set(range(volume.shape[0])) - set(computed))
+    assert missing == list(range(missing[0], missing[-1] + 1))  # the patches further down the volume
+    assert f"slices {missing[0]}-{missing[-1]} (0-based" in back.ImageComments
+    assert "were not computed" in back.ImageComments
+
+
 def test_a_radiograph_without_frame_of_reference_gets_a_seg_but_no_parametric_map(tmp_path, provenance):
     """A real computed radiograph (pydicom-data): no Frame of Reference, a zero Pixel Spacing."""
     from pydicom.data import get_testdata_file
