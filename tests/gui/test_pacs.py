@@ -90,7 +90,8 @@ def test_defaults_listen_on_nothing(qtbot, store_settings):
     menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&PACS")
     actions = {a.text().replace("&", ""): a for a in menu.actions() if a.text()}
     assert set(actions) == {
-        "Query PACS…", "Received studies", "Save result as DICOM…", "Send result to PACS…", "DICOM network…"
+        "Query PACS…", "Received studies", "Save result as DICOM…", "Save de-identified result as DICOM…",
+        "Send result to PACS…", "DICOM network…",
     }  # fmt: skip
     actions["Received studies"].trigger()
     assert window.received_dialog.isVisible()
