@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from medvis_desktop.errors import LoadError
-from medvis_desktop.imaging import dicom, invesalius, itk, planar
+from medvis_desktop.imaging import checks, dicom, invesalius, itk, planar
+from medvis_desktop.imaging.checks import DEFAULT_MEMORY_BUDGET, MEMORY_BUDGET_ENV
 from medvis_desktop.imaging.dicom import SeriesInfo, list_series
+from medvis_desktop.imaging.isolated import load_isolated
 from medvis_desktop.imaging.volume import Volume, Window
 from medvis_desktop.imaging.windowing import CT_PRESETS, default_window, presets, to_display
 
 __all__ = [
     "CT_PRESETS",
+    "DEFAULT_MEMORY_BUDGET",
+    "MEMORY_BUDGET_ENV",
     "LoadError",
     "SeriesInfo",
     "Volume",
@@ -19,25 +23,41 @@ __all__ = [
     "default_window",
     "list_series",
     "load",
+    "load_isolated",
     "presets",
     "save",
     "to_display",
 ]
 
 
-def load(path: Path | str, *, series_uid: str | None = None) -> Volume:
-    """Open a study: a DICOM folder, DICOMDIR or file, a NIfTI/MHA/NRRD, an .inv3, an image."""
+def load(path: Path | str, *, series_uid: str | None = None, memory_budget: int | None = None) -> Volume:
+    """Open a study: a DICOM folder, DICOMDIR or file, a NIfTI/MHA/NRRD, an .inv3, an image.
+
+    Headers are checked before anything is decoded (imaging/checks.py); `memory_budget` (bytes)
+    caps the voxels one load may allocate, by default $MEDVIS_MEMORY_BUDGET_MB or a quarter of
+    the RAM. Every failure is a LoadError with a one-line message naming the file, and a loaded
+    Volume always has finite, sane spacing, origin and direction.
+    """
     path = Path(path).expanduser()
     if not path.exists():
         raise LoadError(f"Nothing found at {path}")
+    volume = _read(path, series_uid, memory_budget)
+    try:
+        checks.geometry(volume.spacing, volume.origin, volume.direction)
+    except checks.HeaderError as error:
+        raise checks.HeaderError(f"{path.name}: {error}") from None
+    return volume
+
+
+def _read(path: Path, series_uid: str | None, memory_budget: int | None) -> Volume:
     if path.is_dir() or dicom.is_dicom_file(path):
-        return dicom.load_dicom(path, series_uid=series_uid)
+        return dicom.load_dicom(path, series_uid=series_uid, memory_budget=memory_budget)
     if itk.handles(path):
-        return itk.load_itk(path)
+        return itk.load_itk(path, memory_budget=memory_budget)
     if invesalius.handles(path):
-        return invesalius.load_inv3(path)
+        return invesalius.load_inv3(path, memory_budget=memory_budget)
     if planar.handles(path):
-        return planar.load_raster(path)
+        return planar.load_raster(path, memory_budget=memory_budget)
     raise LoadError(
         f"{path.name} is neither a DICOM file nor a supported image "
         "(NIfTI .nii/.nii.gz, MHA/MHD, NRRD, InVesalius .inv3, PNG, JPEG, TIFF)"

@@ -3,22 +3,34 @@
 Two passes keep memory near the size of the result: headers first (no pixels) to find the
 series, order the slices and size the array; then pixels, one file or frame at a time,
 written straight into the preallocated volume.
+
+No header is trusted (see checks.py): before a file joins a series, its declared
+Rows × Columns × SamplesPerPixel × BitsAllocated × NumberOfFrames is compared with the pixel
+bytes (or, compressed, the fragments) the file really holds and with the memory budget, and its
+positions, orientation, spacing and rescale must be finite and sane. A file that fails, or
+whose decoder fails in any way (Rust decoders panic with a BaseException), is skipped with a
+warning naming it; a lone file that fails is a LoadError naming it.
 """
 
 from __future__ import annotations
 
+import struct
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.encaps import parse_basic_offsets, parse_fragments
 from pydicom.pixels import get_decoder, pixel_array
+from pydicom.tag import Tag
+from pydicom.uid import JPEG2000TransferSyntaxes
 
 from medvis_desktop.errors import LoadError
+from medvis_desktop.imaging import checks
 from medvis_desktop.imaging.dicom_source import DicomSource, SourceSlice, reduced_header
 from medvis_desktop.imaging.volume import Volume, Window
 
@@ -32,6 +44,14 @@ TILT_TOLERANCE_DEGREES = 0.1
 ORIENTATION_DECIMALS = 3
 # Outside the scanner's field of view CT padding is shown as air.
 CT_PADDING_FILL_HU = -1024
+PIXEL_DATA_TAGS = (Tag(0x7FE0, 0x0010), Tag(0x7FE0, 0x0008), Tag(0x7FE0, 0x0009))
+UNDEFINED_LENGTH = 0xFFFFFFFF
+BITS_ALLOCATED = (1, 8, 16, 32, 64)
+MAX_SAMPLES_PER_PIXEL = 4
+MAX_ROWS_COLUMNS = 65535
+# A JPEG 2000 codestream opens with SOC then SIZ: Lsiz Rsiz Xsiz Ysiz XOsiz YOsiz (big endian).
+J2K_SOC_SIZ = b"\xff\x4f\xff\x51"
+J2K_SIZ_BYTES = 4 + 2 + 2 + 4 * 4
 
 
 @dataclass
@@ -48,6 +68,8 @@ class Frame:
     windows: list[Window]
     # The file's header reduced to what DICOM results reference (shared by a file's frames).
     header: Dataset | None = None
+    # What was wrong but not fatal in the header (unusable display windows).
+    notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -119,30 +141,41 @@ def _dicomdir_files(dicomdir: Dataset) -> list[Path]:
 
 
 def _float_list(value: object) -> list[float] | None:
-    if value is None:
+    """The numbers of a (multi-valued) element; None when absent, empty or not numeric."""
+    if value is None or value == "":
         return None
+    if not isinstance(value, pydicom.multival.MultiValue | list | tuple):
+        value = [value]
     try:
-        return [float(v) for v in value]
+        values = [float(v) for v in value]
     except (TypeError, ValueError):
         return None
+    return values or None
 
 
-def _windows(item: Dataset) -> list[Window]:
-    """The VOI windows a DICOM object recommends (WindowCenter/Width may be multi-valued)."""
+def _windows(item: Dataset) -> tuple[list[Window], list[str]]:
+    """The VOI windows a DICOM object recommends (WindowCenter/Width may be multi-valued).
+
+    Unusable ones (NaN, infinite, width ≤ 0) are dropped with a note: a bad window must not
+    cost the reader the image.
+    """
     centers = item.get("WindowCenter")
     widths = item.get("WindowWidth")
     if centers is None or widths is None:
-        return []
+        return [], []
     centers = list(centers) if isinstance(centers, pydicom.multival.MultiValue) else [centers]
     widths = list(widths) if isinstance(widths, pydicom.multival.MultiValue) else [widths]
     names = item.get("WindowCenterWidthExplanation") or []
     names = list(names) if isinstance(names, pydicom.multival.MultiValue) else [names]
-    windows = []
+    windows, notes = [], []
     for k, (center, width) in enumerate(zip(centers, widths, strict=False)):
-        if float(width) > 0:
-            name = str(names[k]) if k < len(names) and names[k] else f"DICOM {k + 1}"
-            windows.append(Window(name, float(center), float(width)))
-    return windows
+        name = str(names[k]) if k < len(names) and names[k] else f"DICOM {k + 1}"
+        usable = checks.window(center, width)
+        if usable is None:
+            notes.append(f"Display window '{name}' (centre {center}, width {width}) is unusable: ignored")
+            continue
+        windows.append(Window(name, *usable))
+    return windows, notes
 
 
 def _nested(item: Dataset | None, sequence: str, keyword: str) -> object:
@@ -152,25 +185,116 @@ def _nested(item: Dataset | None, sequence: str, keyword: str) -> object:
     return item[sequence].value[0].get(keyword)
 
 
-def _frames_of(ds: Dataset, path: Path) -> list[Frame]:
+def _rescale(
+    slope: object, intercept: object, default: tuple[float, float] = (1.0, 0.0)
+) -> tuple[float, float]:
+    """Rescale slope and intercept (absent: `default`); a zero or NaN slope is refused, not guessed."""
+    slope_value = _float_list(slope)
+    intercept_value = _float_list(intercept)
+    return checks.rescale(
+        slope_value[0] if slope_value else default[0],
+        intercept_value[0] if intercept_value else default[1],
+    )
+
+
+def check_pixel_header(ds: Dataset, path: Path, budget: int) -> int:
+    """The number of frames, once the declared pixel size is checked against the file and budget.
+
+    Runs on the header alone, before any frame object is made or any pixel is decoded, so that
+    a header claiming a million frames or 65535² pixels is refused at once.
+    """
+    rows = checks.count(ds.get("Rows"), "Rows", maximum=MAX_ROWS_COLUMNS)
+    columns = checks.count(ds.get("Columns"), "Columns", maximum=MAX_ROWS_COLUMNS)
+    samples = checks.count(
+        ds.get("SamplesPerPixel", 1) or 1, "SamplesPerPixel", maximum=MAX_SAMPLES_PER_PIXEL
+    )
+    bits = ds.get("BitsAllocated", 16) or 16
+    if bits not in BITS_ALLOCATED:
+        raise checks.HeaderError(f"BitsAllocated {bits} is none of {BITS_ALLOCATED}")
+    # Absent, empty or 0 means one frame, as pydicom reads it (single-frame files carry 0).
+    frames = checks.count(ds.get("NumberOfFrames", 1) or 1, "NumberOfFrames")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is not None and len(per_frame) != frames:
+        raise checks.HeaderError(
+            f"NumberOfFrames is {frames:,} but the per-frame functional groups describe {len(per_frame):,}"
+        )
+    frame_bits = rows * columns * samples * bits
+    declared = (frame_bits * frames + 7) // 8
+    offset, length = _pixel_data_extent(path)
+    if length == UNDEFINED_LENGTH:
+        fragments = _fragment_offsets(path, offset)
+        if len(fragments) < frames:
+            raise checks.HeaderError(
+                f"NumberOfFrames is {frames:,} but the pixel data has {len(fragments):,} fragment(s)"
+            )
+        if ds.file_meta.get("TransferSyntaxUID") in JPEG2000TransferSyntaxes:
+            _check_j2k_sizes(path, fragments, rows, columns)
+    else:
+        checks.bytes_present(declared, min(length, path.stat().st_size - offset), "Pixel data")
+    what = f"{frames:,} frame(s) of {rows}×{columns}×{samples} at {bits} bits"
+    checks.within_budget(declared, budget, what)
+    return frames
+
+
+def _pixel_data_extent(path: Path) -> tuple[int, int]:
+    """Where the pixel data value starts in the file and its declared length, never read."""
+    located = pydicom.dcmread(path, defer_size=0, specific_tags=list(PIXEL_DATA_TAGS))
+    for tag in PIXEL_DATA_TAGS:
+        if tag in located:
+            element: Any = located.get_item(tag, keep_deferred=True)
+            return int(element.value_tell), int(element.length)
+    raise checks.HeaderError("the file has image attributes but no pixel data")
+
+
+def _fragment_offsets(path: Path, offset: int) -> list[int]:
+    """Where each fragment of encapsulated pixel data starts, from the item headers alone."""
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        parse_basic_offsets(handle)
+        return parse_fragments(handle)[1]
+
+
+def _check_j2k_sizes(path: Path, fragments: list[int], rows: int, columns: int) -> None:
+    """Each JPEG 2000 codestream must declare the header's Rows × Columns.
+
+    A codestream claiming 60000² keeps openjpeg busy for minutes on a 256² CT slice.
+    """
+    with path.open("rb") as handle:
+        for fragment in fragments:
+            handle.seek(fragment + 8)  # after the item tag and length
+            head = handle.read(J2K_SIZ_BYTES)
+            if not head.startswith(J2K_SOC_SIZ) or len(head) < J2K_SIZ_BYTES:
+                continue  # a continuation fragment, or not a bare codestream
+            width, height, x0, y0 = struct.unpack_from(">4I", head, 8)
+            if (width - x0, height - y0) != (columns, rows):
+                raise checks.HeaderError(
+                    f"a JPEG 2000 frame declares {width - x0}×{height - y0} pixels, "
+                    f"the header {columns}×{rows}"
+                )
+
+
+def _frames_of(ds: Dataset, path: Path, count: int) -> list[Frame]:
     """The frames of one file, with the geometry of each (enhanced multi-frame included)."""
-    count = int(ds.get("NumberOfFrames", 1) or 1)
-    rescale = (float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0))
+    rescale = _rescale(ds.get("RescaleSlope"), ds.get("RescaleIntercept"))
     instance = int(ds.get("InstanceNumber", 0) or 0)
     header = reduced_header(ds)
     if count == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
-        spacing = _spacing(ds.get("PixelSpacing")) or _spacing(ds.get("ImagerPixelSpacing"))
+        spacing = _spacing(ds.get("PixelSpacing"), "PixelSpacing") or _spacing(
+            ds.get("ImagerPixelSpacing"), "ImagerPixelSpacing"
+        )
+        windows, notes = _windows(ds)
         return [
             Frame(
                 path=path,
                 frame_index=None,
-                position=_array(ds.get("ImagePositionPatient"), 3),
-                orientation=_array(ds.get("ImageOrientationPatient"), 6),
+                position=_position(ds.get("ImagePositionPatient")),
+                orientation=_orientation(ds.get("ImageOrientationPatient")),
                 pixel_spacing=spacing,
                 rescale=rescale,
                 instance_number=instance,
-                windows=_windows(ds),
+                windows=windows,
                 header=header,
+                notes=tuple(notes),
             )
         ]
     shared = ds.get("SharedFunctionalGroupsSequence")
@@ -184,57 +308,72 @@ def _frames_of(ds: Dataset, path: Path) -> list[Frame]:
             value = _nested(item, sequence, keyword)
             return value if value is not None else _nested(shared, sequence, keyword)
 
-        position = _array(functional("PlanePositionSequence", "ImagePositionPatient"), 3)
-        orientation = _array(functional("PlaneOrientationSequence", "ImageOrientationPatient"), 6)
+        position = _position(functional("PlanePositionSequence", "ImagePositionPatient"))
+        orientation = _orientation(functional("PlaneOrientationSequence", "ImageOrientationPatient"))
+        if orientation is None:
+            orientation = _orientation(ds.get("ImageOrientationPatient"))
         if position is None and legacy_step and ds.get("ImagePositionPatient") is not None:
-            orientation = _array(ds.get("ImageOrientationPatient"), 6)
+            orientation = _orientation(ds.get("ImageOrientationPatient"))
             if orientation is not None:
                 normal = np.cross(orientation[:3], orientation[3:])
-                position = _array(ds.ImagePositionPatient, 3) + index * legacy_step * normal
+                start = _position(ds.ImagePositionPatient)
+                if start is not None:
+                    position = checks.position(
+                        start + index * legacy_step * normal, "ImagePositionPatient + frame step"
+                    )
         spacing = (
-            _spacing(functional("PixelMeasuresSequence", "PixelSpacing"))
-            or _spacing(ds.get("PixelSpacing"))
-            or _spacing(ds.get("ImagerPixelSpacing"))
+            _spacing(functional("PixelMeasuresSequence", "PixelSpacing"), "PixelSpacing")
+            or _spacing(ds.get("PixelSpacing"), "PixelSpacing")
+            or _spacing(ds.get("ImagerPixelSpacing"), "ImagerPixelSpacing")
         )
-        slope = functional("PixelValueTransformationSequence", "RescaleSlope")
-        intercept = functional("PixelValueTransformationSequence", "RescaleIntercept")
+        frame_rescale = _rescale(
+            functional("PixelValueTransformationSequence", "RescaleSlope"),
+            functional("PixelValueTransformationSequence", "RescaleIntercept"),
+            default=rescale,
+        )
         voi = item["FrameVOILUTSequence"][0] if item is not None and "FrameVOILUTSequence" in item else None
         if voi is None and shared is not None and "FrameVOILUTSequence" in shared:
             voi = shared["FrameVOILUTSequence"][0]
+        windows, notes = _windows(voi if voi is not None else ds)
         frames.append(
             Frame(
                 path=path,
                 frame_index=index,
                 position=position,
-                orientation=orientation
-                if orientation is not None
-                else _array(ds.get("ImageOrientationPatient"), 6),
+                orientation=orientation,
                 pixel_spacing=spacing,
-                rescale=(
-                    float(slope) if slope is not None else rescale[0],
-                    float(intercept) if intercept is not None else rescale[1],
-                ),
+                rescale=frame_rescale,
                 instance_number=instance * 100000 + index,
-                windows=_windows(voi) if voi is not None else _windows(ds),
+                windows=windows,
                 header=header,
+                notes=tuple(notes),
             )
         )
     return frames
 
 
-def _spacing(value: object) -> tuple[float, float] | None:
-    """(row, column) spacing in mm; absent or zero (as some radiographs carry) is None."""
+def _spacing(value: object, what: str) -> tuple[float, float] | None:
+    """(row, column) spacing in mm; absent or all zero (as some radiographs carry) is None.
+
+    Anything else must be two finite values in (0, 1000] mm, or the file is refused.
+    """
     values = _float_list(value)
-    if values is None or len(values) != 2 or min(values) <= 0:
+    if values is None or values == [0.0, 0.0]:
         return None
-    return values[0], values[1]
+    if len(values) != 2:
+        raise checks.HeaderError(f"{what} needs 2 values, has {len(values)}")
+    row, column = checks.spacing(values, what)
+    return float(row), float(column)
 
 
-def _array(value: object, length: int) -> np.ndarray | None:
+def _position(value: object, what: str = "ImagePositionPatient") -> np.ndarray | None:
     values = _float_list(value)
-    if values is None or len(values) != length:
-        return None
-    return np.asarray(values, dtype=np.float64)
+    return None if values is None else checks.position(values, what)
+
+
+def _orientation(value: object) -> np.ndarray | None:
+    values = _float_list(value)
+    return None if values is None else checks.orientation(values)
 
 
 def _grid_key(frame: Frame) -> tuple:
@@ -244,9 +383,14 @@ def _grid_key(frame: Frame) -> tuple:
     return orientation
 
 
-def scan(path: Path | str) -> Scan:
-    """Read the headers (not the pixels) of every file below `path` and group them into series."""
+def scan(path: Path | str, memory_budget: int | None = None) -> Scan:
+    """Read the headers (not the pixels) of every file below `path` and group them into series.
+
+    A file whose header cannot be read, or fails the checks of `check_pixel_header` and
+    `_frames_of`, is recorded as damaged with the reason, and left out.
+    """
     path = Path(path)
+    budget = checks.memory_budget(memory_budget)
     if not path.exists():
         raise LoadError(f"Nothing found at {path}")
     files = _files_below(path)
@@ -268,8 +412,8 @@ def scan(path: Path | str) -> Scan:
             continue
         try:
             ds = pydicom.dcmread(file, stop_before_pixels=True)
-        except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as error:
-            damaged[file] = _reason(error)
+        except Exception as error:  # a damaged header can fail in any way; the file is skipped
+            damaged[file] = checks.one_line(error)
             continue
         media_class = ds.file_meta.get("MediaStorageSOPClassUID") or ds.get("SOPClassUID")
         if media_class is None:
@@ -278,17 +422,17 @@ def scan(path: Path | str) -> Scan:
         if media_class == MEDIA_STORAGE_DIRECTORY:
             try:
                 queue.extend(p for p in _dicomdir_files(pydicom.dcmread(file)) if p not in seen)
-            except (ValueError, KeyError, OSError) as error:
-                damaged[file] = f"unreadable DICOMDIR: {_reason(error)}"
+            except Exception as error:
+                damaged[file] = f"unreadable DICOMDIR: {checks.one_line(error)}"
             without_image.append(file)
             continue
         if "Rows" not in ds or "Columns" not in ds:
             without_image.append(file)
             continue
         try:
-            frames = _frames_of(ds, file)
-        except (ValueError, TypeError, KeyError, AttributeError) as error:
-            damaged[file] = _reason(error)
+            frames = _frames_of(ds, file, check_pixel_header(ds, file, budget))
+        except Exception as error:
+            damaged[file] = checks.one_line(error)
             continue
         uid = str(ds.get("SeriesInstanceUID", "")) or f"no-uid:{file.parent}"
         # A multi-frame file is a series on its own: its frames carry their own geometry.
@@ -308,11 +452,6 @@ def scan(path: Path | str) -> Scan:
     return Scan(series=series, not_dicom=not_dicom, damaged=damaged, without_image=without_image)
 
 
-def _reason(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
-
-
 def list_series(path: Path | str) -> list[SeriesInfo]:
     """The image series below `path`, largest first."""
     return [
@@ -330,14 +469,20 @@ def _require_series(found: Scan, path: Path) -> list[Series]:
     if found.without_image:
         parts.append(f"{len(found.without_image)} DICOM file(s) hold no image (reports, directories)")
     if found.damaged:
-        parts.append(f"{len(found.damaged)} file(s) are damaged")
+        first, why = next(iter(found.damaged.items()))
+        parts.append(f"{len(found.damaged)} file(s) are damaged ({first.name}: {why})")
     raise LoadError(f"No DICOM images found in {path}: " + ", ".join(parts))
 
 
-def load_dicom(path: Path | str, series_uid: str | None = None) -> Volume:
-    """Load the largest image series below `path` (or the one with `series_uid`)."""
+def load_dicom(path: Path | str, series_uid: str | None = None, memory_budget: int | None = None) -> Volume:
+    """Load the largest image series below `path` (or the one with `series_uid`).
+
+    `memory_budget` (bytes; default: checks.memory_budget) bounds each file's declared pixels
+    and the assembled volume, checked before anything is allocated.
+    """
     path = Path(path)
-    found = scan(path)
+    budget = checks.memory_budget(memory_budget)
+    found = scan(path, budget)
     candidates = _require_series(found, path)
     if series_uid is not None:
         candidates = [s for s in candidates if s.uid == series_uid]
@@ -352,7 +497,7 @@ def load_dicom(path: Path | str, series_uid: str | None = None) -> Volume:
     frames, grid_warnings = _consistent_grid(chosen.frames)
     warnings.extend(grid_warnings)
     _check_decoder(chosen.header, path)
-    return _assemble(chosen, frames, warnings, path)
+    return _assemble(chosen, frames, warnings, path, budget)
 
 
 def _consistent_grid(frames: list[Frame]) -> tuple[list[Frame], list[str]]:
@@ -459,17 +604,33 @@ def _stored_range(header: Dataset) -> tuple[int, int]:
     return 0, 2**bits - 1
 
 
-def _read_pixels(frames: list[Frame]) -> Iterator[tuple[Frame, np.ndarray | None, str]]:
-    """Pixels of each frame in order; a frame that cannot be decoded yields None and why."""
+def _decode(frame: Frame, rows: int, columns: int) -> np.ndarray:
+    """One frame's stored values; a decoder's result of another size is refused."""
+    if frame.frame_index is None:
+        pixels = pixel_array(frame.path)
+    else:
+        pixels = pixel_array(frame.path, index=frame.frame_index)
+    if pixels.shape[:2] != (rows, columns):
+        raise checks.HeaderError(f"decoded a {pixels.shape} image where the header declares {rows}×{columns}")
+    return pixels
+
+
+def _read_pixels(
+    frames: list[Frame], rows: int, columns: int
+) -> Iterator[tuple[Frame, np.ndarray | None, str]]:
+    """Pixels of each frame in order; a frame that cannot be decoded yields None and why.
+
+    Decoders fail in every way, Rust ones (pylibjpeg-rle) with a PanicException that derives
+    from BaseException only: all but the interpreter's own exits count as a damaged frame.
+    """
     for frame in frames:
         try:
-            if frame.frame_index is None:
-                pixels = pixel_array(frame.path)
-            else:
-                pixels = pixel_array(frame.path, index=frame.frame_index)
-            yield frame, pixels, ""
-        except Exception as error:
-            yield frame, None, _reason(error)
+            pixels, why = _decode(frame, rows, columns), ""
+        except checks.NOT_FAILURES:
+            raise
+        except BaseException as error:
+            pixels, why = None, checks.one_line(error)
+        yield frame, pixels, why
 
 
 def _to_grey(pixels: np.ndarray, header: Dataset) -> np.ndarray:
@@ -483,14 +644,19 @@ def _to_grey(pixels: np.ndarray, header: Dataset) -> np.ndarray:
     return pixels
 
 
-def _assemble(series: Series, frames: list[Frame], warnings: list[str], path: Path) -> Volume:
+def _assemble(series: Series, frames: list[Frame], warnings: list[str], path: Path, budget: int) -> Volume:
     header = series.header
     dtype = _output_dtype(series, frames)
+    checks.within_budget(
+        len(frames) * series.rows * series.columns * dtype.itemsize,
+        budget,
+        f"{path.name}: a volume of {len(frames)}×{series.rows}×{series.columns} ({dtype.name})",
+    )
     voxels = np.empty((len(frames), series.rows, series.columns), dtype=dtype)
     padding = _padding_range(header)
     kept: list[Frame] = []
     damaged: list[str] = []
-    for frame, pixels, why in _read_pixels(frames):
+    for frame, pixels, why in _read_pixels(frames, series.rows, series.columns):
         if pixels is None:
             damaged.append(f"Damaged file skipped: {frame.path.name} ({why})")
             continue
@@ -510,6 +676,7 @@ def _assemble(series: Series, frames: list[Frame], warnings: list[str], path: Pa
         reasons = "; ".join(damaged[:3])
         raise LoadError(f"None of the images in {path} could be read: {reasons}")
     warnings.extend(damaged)
+    warnings.extend(dict.fromkeys(note for frame in kept for note in frame.notes))
     voxels = voxels[: len(kept)]
     spacing_z, geometry_warnings = _slice_geometry(kept, series.modality)
     warnings.extend(geometry_warnings)

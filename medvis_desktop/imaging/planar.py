@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from medvis_desktop.errors import LoadError
+from medvis_desktop.imaging import checks
 from medvis_desktop.imaging.volume import Volume
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -21,9 +22,19 @@ def handles(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in SUFFIXES
 
 
-def load_raster(path: Path) -> Volume:
+# Bytes per pixel of the array made from an image, at most (float32 from 32-bit modes).
+MAX_PIXEL_BYTES = 4
+
+
+def load_raster(path: Path, memory_budget: int | None = None) -> Volume:
+    budget = checks.memory_budget(memory_budget)
     try:
         with Image.open(path) as image:
+            width, height = image.size
+            try:
+                checks.within_budget(width * height * MAX_PIXEL_BYTES, budget, f"A {width}×{height} image")
+            except checks.HeaderError as error:
+                raise LoadError(f"{path.name}: {error}") from None
             image.load()
             warnings = []
             if image.mode in ("I;16", "I;16B", "I;16L", "I", "F", "L"):
@@ -32,8 +43,8 @@ def load_raster(path: Path) -> Volume:
                 if image.mode not in ("1", "LA", "P"):
                     warnings.append(f"Colour image ({image.mode}) converted to grey levels")
                 pixels = np.asarray(image.convert("L"))
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise LoadError(f"{path.name} is not a readable image ({error})") from error
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
+        raise LoadError(f"{path.name} is not a readable image ({checks.one_line(error)})") from None
     if pixels.dtype not in (np.uint8, np.int16):
         pixels = pixels.astype(np.float32)
     return Volume(

@@ -1,0 +1,200 @@
+"""Header checks every reader runs before it allocates or decodes anything.
+
+A header is a claim, not a fact: a damaged or hostile file may declare a million frames, a
+100000³ grid, NaN positions or a zero rescale slope. DICOM (dicom.py), NIfTI/MHA/NRRD
+(itk.py) and InVesalius projects go through the same functions here, so that the same fault is
+refused with the same words whichever format carried it. Each check raises `HeaderError` (a
+`LoadError`) with a one-line message; the caller adds the file's name.
+
+The memory budget is the most decoded voxel bytes one load may ask for. It defaults to a
+quarter of the physical RAM (`DEFAULT_MEMORY_BUDGET`), is overridden by the environment
+variable `MEDVIS_MEMORY_BUDGET_MB` (megabytes), and by the `memory_budget` argument (bytes) of
+`imaging.load`, in increasing order of precedence.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from medvis_desktop.errors import LoadError
+
+MEMORY_BUDGET_ENV = "MEDVIS_MEMORY_BUDGET_MB"
+RAM_FRACTION = 0.25
+MB = 1024 * 1024
+# No scanner samples coarser than a metre per voxel, nor sits a kilometre from its isocentre.
+MAX_SPACING_MM = 1000.0
+MAX_COORDINATE_MM = 1e6
+# Direction cosines are written with a few decimals: unit and orthogonal to within this.
+DIRECTION_TOLERANCE = 1e-2
+# Rescale values far beyond any modality's units (HU, SUV, Bq/ml, raw counts).
+MAX_RESCALE = 1e9
+
+
+class HeaderError(LoadError):
+    """A header field contradicts the file or the laws of geometry (the message names which)."""
+
+
+def _physical_ram() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 8 * 1024 * MB
+
+
+DEFAULT_MEMORY_BUDGET = int(_physical_ram() * RAM_FRACTION)
+
+
+def memory_budget(override: int | None = None) -> int:
+    """The budget in bytes: `override`, else $MEDVIS_MEMORY_BUDGET_MB, else a quarter of RAM."""
+    if override is not None:
+        if override <= 0:
+            raise ValueError(f"memory_budget must be positive, got {override}")
+        return int(override)
+    setting = os.environ.get(MEMORY_BUDGET_ENV, "").strip()
+    if setting:
+        try:
+            megabytes = float(setting)
+        except ValueError:
+            megabytes = 0.0
+        if math.isfinite(megabytes) and megabytes > 0:
+            return int(megabytes * MB)
+    return DEFAULT_MEMORY_BUDGET
+
+
+def _size(nbytes: int) -> str:
+    if nbytes >= 1024 * MB:
+        return f"{nbytes / (1024 * MB):,.1f} GB"
+    return f"{nbytes / MB:,.1f} MB"
+
+
+def within_budget(nbytes: int, budget: int, what: str) -> None:
+    """Refuse before allocating when `what` would need more than the memory budget."""
+    if nbytes > budget:
+        raise HeaderError(
+            f"{what} would need {_size(nbytes)}, more than the memory budget of {_size(budget)} "
+            f"(set {MEMORY_BUDGET_ENV} to change it)"
+        )
+
+
+def bytes_present(declared: int, present: int, what: str) -> None:
+    """Refuse a header that declares more data than the file holds (truncated or lying)."""
+    if present < declared:
+        raise HeaderError(f"{what}: the header declares {declared:,} bytes but the file holds {present:,}")
+
+
+def count(value: object, what: str, *, maximum: int | None = None) -> int:
+    """A header count (frames, rows, dimension sizes): an integer ≥ 1 (and ≤ `maximum`)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise HeaderError(f"{what} is not a number ({value!r})") from None
+    if not math.isfinite(number) or number != int(number) or number < 1:
+        raise HeaderError(f"{what} must be a whole number ≥ 1, not {value!r}")
+    if maximum is not None and number > maximum:
+        raise HeaderError(f"{what} of {int(number):,} exceeds the limit of {maximum:,}")
+    return int(number)
+
+
+def finite(values: Sequence[float] | np.ndarray, length: int, what: str) -> np.ndarray:
+    """`length` numbers, all finite."""
+    array = np.asarray(values, dtype=np.float64).ravel()
+    if array.size != length:
+        raise HeaderError(f"{what} needs {length} values, has {array.size}")
+    if not np.all(np.isfinite(array)):
+        raise HeaderError(f"{what} is not finite ({_show(array)})")
+    return array
+
+
+def _show(array: np.ndarray) -> str:
+    return ", ".join(f"{v:g}" for v in array)
+
+
+def spacing(values: Sequence[float] | np.ndarray, what: str = "Spacing") -> np.ndarray:
+    """Voxel sizes in mm: finite, > 0 and below MAX_SPACING_MM."""
+    array = finite(values, len(values), what)
+    if np.any(array <= 0) or np.any(array > MAX_SPACING_MM):
+        raise HeaderError(f"{what} ({_show(array)} mm) must lie in (0, {MAX_SPACING_MM:g}] mm")
+    return array
+
+
+def position(values: Sequence[float] | np.ndarray, what: str = "Position") -> np.ndarray:
+    """A point in patient space (mm): finite and within MAX_COORDINATE_MM of the origin."""
+    array = finite(values, 3, what)
+    if np.any(np.abs(array) > MAX_COORDINATE_MM):
+        raise HeaderError(f"{what} ({_show(array)} mm) lies beyond {MAX_COORDINATE_MM:g} mm")
+    return array
+
+
+def direction(matrix: Sequence[float] | np.ndarray, what: str = "Direction") -> np.ndarray:
+    """A 3×3 matrix whose columns are unit vectors, orthogonal to each other (within tolerance)."""
+    array = finite(matrix, 9, what).reshape(3, 3)
+    gram = array.T @ array
+    if np.max(np.abs(gram - np.eye(3))) > DIRECTION_TOLERANCE:
+        raise HeaderError(f"{what} ({_show(array.ravel())}) is not made of orthogonal unit vectors")
+    return array
+
+
+def orientation(values: Sequence[float] | np.ndarray, what: str = "ImageOrientationPatient") -> np.ndarray:
+    """DICOM row and column cosines (6 values): unit vectors, orthogonal within tolerance.
+
+    Returned normalised, so that the few decimals a scanner writes do not add up downstream.
+    """
+    array = finite(values, 6, what)
+    row, column = array[:3], array[3:]
+    unit = max(abs(np.linalg.norm(row) - 1), abs(np.linalg.norm(column) - 1))
+    if unit > DIRECTION_TOLERANCE or abs(float(row @ column)) > DIRECTION_TOLERANCE:
+        raise HeaderError(f"{what} ({_show(array)}) is not two orthogonal unit vectors")
+    return np.concatenate([row / np.linalg.norm(row), column / np.linalg.norm(column)])
+
+
+def rescale(slope: float, intercept: float) -> tuple[float, float]:
+    """Rescale slope and intercept: finite, slope non-zero, both within MAX_RESCALE."""
+    pair = finite([slope, intercept], 2, "RescaleSlope/RescaleIntercept")
+    if pair[0] == 0 or np.any(np.abs(pair) > MAX_RESCALE):
+        raise HeaderError(
+            f"RescaleSlope {pair[0]:g} / RescaleIntercept {pair[1]:g}: the slope must be non-zero "
+            f"and both within ±{MAX_RESCALE:g}"
+        )
+    return float(pair[0]), float(pair[1])
+
+
+def window(center: object, width: object) -> tuple[float, float] | None:
+    """A display window (centre, width) when both are finite and the width positive, else None.
+
+    A bad window is dropped with a warning by the caller, never a reason to refuse the image.
+    """
+    try:
+        pair = (float(center), float(width))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if not all(math.isfinite(v) for v in pair) or pair[1] <= 0:
+        return None
+    return pair
+
+
+def geometry(
+    spacing_zyx: Sequence[float], origin: Sequence[float], direction_matrix: np.ndarray, what: str = ""
+) -> None:
+    """The last word on a loaded Volume's geometry: spacing, origin and direction all sane."""
+    prefix = f"{what} " if what else ""
+    spacing(spacing_zyx, f"{prefix}spacing")
+    position(origin, f"{prefix}origin")
+    direction(direction_matrix, f"{prefix}direction")
+
+
+# What a reader must never swallow: the user's interrupt and the interpreter's own exits.
+NOT_FAILURES = (KeyboardInterrupt, SystemExit, GeneratorExit)
+MESSAGE_LIMIT = 240
+
+
+def one_line(error: BaseException) -> str:
+    """A failure as one short line: decoders and ITK raise multi-line, path-laden messages."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = " ".join(lines) or type(error).__name__
+    if not isinstance(error, LoadError | ValueError | OSError | RuntimeError):
+        text = f"{type(error).__name__}: {text}"
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
