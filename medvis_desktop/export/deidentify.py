@@ -57,6 +57,7 @@ from pydicom.uid import generate_uid
 
 from medvis_desktop import __version__
 from medvis_desktop.errors import MedvisError
+from medvis_desktop.export.atomic import atomic_write, make_folder
 from medvis_desktop.imaging.volume import Volume
 
 # The edition of PS3.15 whose Table E.1-1 is applied (dicom-anonymizer's module name).
@@ -399,8 +400,7 @@ def deidentify(
         if getattr(dataset, "file_meta", None) is not None:
             cleaner.clean(dataset.file_meta)
         cleaner.clean(dataset)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out_dir)
     written, warnings = [], []
     for (source, dataset), reason in zip(loaded, reasons, strict=True):
         # UIDs the table does not list but that point at an object of the set: the same map.
@@ -416,7 +416,8 @@ def deidentify(
         sop_class = str(dataset.SOPClassUID)
         prefix = PREFIXES.get(sop_class) or str(dataset.get("Modality", "") or "DICOM")
         path = out / f"{prefix}_{dataset.SOPInstanceUID}.dcm"
-        dataset.save_as(path, enforce_file_format=True)
+        with atomic_write(path) as temporary:
+            dataset.save_as(temporary, enforce_file_format=True)
         written.append(DeidentifiedFile(source, path, sop_class, reason))
         if reason:
             warnings.append(f"{path.name}: {reason}; its pixels were not checked for burned-in text")

@@ -40,6 +40,7 @@ from pydicom.uid import (
 )
 
 from medvis_desktop import __version__
+from medvis_desktop.export.atomic import atomic_write, make_folder
 from medvis_desktop.export.provenance import Provenance
 from medvis_desktop.export.writer import LABELS
 from medvis_desktop.imaging import itk
@@ -538,11 +539,12 @@ PREFIXES = {
 }
 
 
-def save(dataset: Dataset, folder: Path | str) -> Path:
-    """Write one object as `<PM|SEG|SC>_<SOP Instance UID>.dcm` in `folder` (DICOM Part 10)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+def save(dataset: Dataset, folder: Path | str, *, source: Path | str | None = None) -> Path:
+    """Write one object as `<PM|SEG|SC>_<SOP Instance UID>.dcm` in `folder` (DICOM Part 10),
+    atomically, never into `source` (the study's own file or folder)."""
+    folder = make_folder(folder, source=source)
     prefix = PREFIXES.get(dataset.SOPClassUID, str(dataset.Modality))
     path = folder / f"{prefix}_{dataset.SOPInstanceUID}.dcm"
-    dataset.save_as(path, enforce_file_format=True)
+    with atomic_write(path, source=source) as temporary:
+        dataset.save_as(temporary, enforce_file_format=True)
     return path

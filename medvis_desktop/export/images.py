@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from medvis_desktop import colormaps
+from medvis_desktop.export.atomic import atomic_write
 
 BACKGROUND = (0, 0, 0)
 TEXT = (235, 235, 235)
@@ -163,8 +164,10 @@ def activation_grid(
     return _with_legend(grid, legend)
 
 
-def save_png(image: Image.Image, path: Path | str) -> Path:
-    """Plain PNG: no text chunks, so no metadata rides along with the picture."""
+def save_png(image: Image.Image, path: Path | str, *, source: Path | str | None = None) -> Path:
+    """Plain PNG: no text chunks, so no metadata rides along with the picture. Written
+    atomically, never over `source` (the study it shows)."""
     path = Path(path)
-    image.save(path, format="PNG")
+    with atomic_write(path, source=source) as temporary:
+        image.save(temporary, format="PNG")
     return path

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from medvis_desktop import __version__
+from medvis_desktop.export.atomic import atomic_write
 
 PACKAGES = ("medvis-desktop", "tensorflow", "keras", "numpy", "pydicom", "SimpleITK", "pillow")
 SUFFIX = ".provenance.json"
@@ -82,10 +83,12 @@ class Provenance:
 
 
 def write_provenance(record: Provenance, export_path: Path | str) -> Path:
-    """`heatmap.nii.gz` → `heatmap.nii.gz.provenance.json` beside it."""
+    """`heatmap.nii.gz` → `heatmap.nii.gz.provenance.json` beside it (atomically, never over
+    the record's input)."""
     export_path = Path(export_path)
     if export_path.name not in record.outputs:
         record.outputs.append(export_path.name)
     path = export_path.with_name(export_path.name + SUFFIX)
-    path.write_text(json.dumps(asdict(record), indent=2, default=str) + "\n")
+    with atomic_write(path, source=record.input_path) as temporary:
+        temporary.write_text(json.dumps(asdict(record), indent=2, default=str) + "\n")
     return path

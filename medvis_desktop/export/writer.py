@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from medvis_desktop import imaging
+from medvis_desktop.export.atomic import atomic_write, make_folder
 from medvis_desktop.export.images import activation_grid, save_png, triptych
 from medvis_desktop.export.provenance import Provenance, write_provenance
 from medvis_desktop.export.volumes import save_heatmap
@@ -70,7 +71,7 @@ def write_exports(
     `features` (y, x, C) and `dead` (C,) are the target layer's maps on the key slice. With
     `dicom_out`, the DICOM results too (see `write_dicom_results`), with the same record.
     """
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, source=volume.source)
     stem = f"{explanation.method}_{_safe(explanation.layer)}"
     z = key_slice(explanation)
     record = Provenance.for_run(
@@ -92,11 +93,11 @@ def write_exports(
     grey = imaging.to_display(volume.voxels[z], imaging.default_window(volume))
     lines = legend(explanation, volume, z)
     figure = triptych(grey, explanation.maps[z], spacing_yx=volume.spacing[1:], legend=lines)
-    written.append(save_png(figure, out / f"{stem}_slice{z:03d}.png"))
+    written.append(save_png(figure, out / f"{stem}_slice{z:03d}.png", source=volume.source))
     if features is not None:
         grid = activation_grid(features, dead, legend=lines[:2])
-        written.append(save_png(grid, out / f"{stem}_grid_slice{z:03d}.png"))
-    written.append(_write_scores(explanation, out / f"{stem}_scores.csv"))
+        written.append(save_png(grid, out / f"{stem}_grid_slice{z:03d}.png", source=volume.source))
+    written.append(_write_scores(explanation, out / f"{stem}_scores.csv", volume.source))
     if dicom_out is not None:
         written += write_dicom_results(volume, explanation, figure, z, record, dicom_out, seg_fraction)
     record.outputs = [path.name for path in written]
@@ -141,11 +142,11 @@ def write_dicom_results(
             pm = dicom_results.parametric_map(
                 volume, maps, record, class_name=what, computed=explanation.computed
             )
-            written.append(dicom_results.save(pm, out))
+            written.append(dicom_results.save(pm, out, source=volume.source))
         segment = what or (f"filter {explanation.filter}" if explanation.filter is not None else "map")
         threshold = seg_fraction * float(np.nanmax(maps[explanation.computed]))
         seg = dicom_results.segmentation(volume, {segment: maps}, record, threshold=threshold)
-        written.append(dicom_results.save(seg, out))
+        written.append(dicom_results.save(seg, out, source=volume.source))
     label = LABELS.get(explanation.method, explanation.method)
     sc = dicom_results.secondary_capture(
         np.asarray(figure.convert("RGB")),
@@ -155,10 +156,10 @@ def write_dicom_results(
         provenance=record,
         slices=[z],
     )
-    return [*written, dicom_results.save(sc, out)]
+    return [*written, dicom_results.save(sc, out, source=volume.source)]
 
 
-def _write_scores(explanation: Any, path: Path) -> Path:
+def _write_scores(explanation: Any, path: Path, source: Path | None) -> Path:
     names = [explanation.card.class_name(k) for k in range(explanation.scores.shape[-1])]
     values = explanation.scores
     if explanation.card.input_mode != "3d":
@@ -168,7 +169,7 @@ def _write_scores(explanation: Any, path: Path) -> Path:
         header, rows = ["patch z", "patch y", "patch x"], [list(corner) for corner in explanation.patches]
     else:
         header, rows = ["volume"], [["whole"]]
-    with path.open("w", newline="") as handle:
+    with atomic_write(path, source=source) as temporary, temporary.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([*header, *names])
         for where, row in zip(rows, values, strict=True):

@@ -7,6 +7,7 @@ of this module: the window must be showing before TensorFlow loads (DESIGN.md, T
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -451,7 +452,10 @@ class MainWindow(QMainWindow):
         """The active view, or the three sections side by side, with the legend."""
         path = Path(path)
         self._require(self.volume, "a study")
-        self.viewer.snapshot(self.legend(), all_views=all_views).save(str(path), "PNG")
+        shot = self.viewer.snapshot(self.legend(), all_views=all_views)
+        with export.atomic_write(path, source=self.volume.source) as temporary:
+            if not shot.save(str(temporary), "PNG"):  # Qt says only "no"; atomic_write says why
+                raise OSError(errno.EIO, "the PNG could not be written")
         self._write_provenance(path)
         return path
 
@@ -469,7 +473,8 @@ class MainWindow(QMainWindow):
         )
 
     def export_triptych(self, path: Path | str) -> Path:
-        return self._write_provenance(export.save_png(self.triptych_figure(), path))
+        figure = self.triptych_figure()
+        return self._write_provenance(export.save_png(figure, path, source=self.volume.source))
 
     def export_heatmap(self, path: Path | str) -> Path:
         self._require(self.explanation, "an explanation")
@@ -481,7 +486,8 @@ class MainWindow(QMainWindow):
         figure = export.activation_grid(
             mosaic.maps, mosaic.dead, legend=[f"{mosaic.layer}, slice {mosaic.slice + 1}"]
         )
-        return self._write_provenance(export.save_png(figure, path), layer=mosaic.layer)
+        saved = export.save_png(figure, path, source=self.volume.source)
+        return self._write_provenance(saved, layer=mosaic.layer)
 
     def _write_provenance(self, path: Path, layer: str | None = None) -> Path:
         export.write_provenance(self.provenance(layer), path)

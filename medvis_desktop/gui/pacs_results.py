@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from medvis_desktop.dicomnet import DicomNetError, SendStatus, send
 from medvis_desktop.dicomnet.association import sop_class_name
 from medvis_desktop.errors import MedvisError
+from medvis_desktop.export.atomic import ExportError, failure_reason, make_folder
 from medvis_desktop.export.deidentify import deidentify_with_source
 from medvis_desktop.export.writer import dicom_results_missing, write_dicom_results
 from medvis_desktop.gui.pacs_network import DicomNetwork, NetworkTask
@@ -50,9 +51,12 @@ def save_results(
     about burned-in text in the note."""
     if window.explanation is None or window.volume is None:
         raise MedvisError("Nothing to save yet: run a method on a study first")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".medvis-", dir=folder))
+    folder = make_folder(folder, source=window.volume.source)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".medvis-", dir=folder))
+    except OSError as error:
+        reason = failure_reason(folder, error)
+        raise ExportError(f"Could not save the results in {folder}: {reason}") from None
     moved: list[Path] = []
     notes = [dicom_results_missing(window.volume)]
     try:

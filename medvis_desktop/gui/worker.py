@@ -100,9 +100,14 @@ class Worker(QObject):
                     self._explain(job)
         except MedvisError as error:
             self.failed.emit(job.job_id, str(error))
-        except Exception as error:  # TensorFlow raises anything; the session must go on.
+        except (KeyboardInterrupt, SystemExit):
+            raise  # the user or the program is ending the process: not the job's failure
+        except BaseException as error:
+            # TensorFlow and the libraries below it raise anything, BaseException subclasses
+            # included (a Rust decoder's PanicException, a layer's own): the session must go on.
             self.failed.emit(job.job_id, f"{type(error).__name__}: {error}")
-        self.finished.emit(job.job_id)
+        finally:
+            self.finished.emit(job.job_id)  # the worker is free, whatever happened
 
     def _explain(self, job: ExplainJob) -> None:
         order = job.slice_order()

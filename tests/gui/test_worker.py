@@ -6,12 +6,14 @@ import threading
 import time
 from dataclasses import replace
 
+import keras
 import numpy as np
 import pytest
 from PySide6.QtCore import QTimer
 
 from medvis_desktop.gui.worker import ExplainJob, Mosaic, MosaicJob, Relay
 from medvis_desktop.models.card import ModelCard
+from tests.gui.test_main_window import make_window, run_and_wait
 
 
 class Recorder:
@@ -177,3 +179,63 @@ def test_a_3d_model_reports_progress_in_whole_slices(qtbot, relay, ct_volume):
     dones = [done for done, total in recorder.progress if total == 40]
     assert len(dones) == len(recorder.progress) > 2
     assert dones == sorted(dones) and dones[-1] == 40 and 0 < dones[len(dones) // 2] < 40
+
+
+class Tripwire(BaseException):
+    """Not an Exception: what a Rust decoder's panic (pyo3 PanicException) is to Python."""
+
+
+@keras.saving.register_keras_serializable(package="medvis_tests")
+class TripwireLayer(keras.layers.Layer):
+    """Passes its input through, or raises Tripwire from inside the model's call when armed."""
+
+    armed = False
+
+    def call(self, inputs):
+        if self.armed:
+            raise Tripwire("the model's own layer gave up")
+        return inputs
+
+
+def tripwire_model(side: int) -> keras.Model:
+    """The tiny classifier's layers (same names) with a TripwireLayer between conv1 and pool1."""
+    inputs = keras.Input((side, side, 1), name="image")
+    h = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv1")(inputs)
+    h = TripwireLayer(name="tripwire")(h)
+    h = keras.layers.MaxPooling2D(2, name="pool1")(h)
+    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv2")(h)
+    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
+    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="dense")(h))
+
+
+def test_a_base_exception_from_the_model_is_a_message_and_the_next_job_runs(qtbot, relay, job):
+    model = tripwire_model(job.card.input_shape[0])
+    model.get_layer("tripwire").armed = True
+    recorder = Recorder(relay)
+    bad = relay.submit(variant(job, model=model))
+    wait_finished(qtbot, recorder, bad)
+    assert recorder.failed == [(bad, "Tripwire: the model's own layer gave up")]
+    assert relay.worker_thread.isRunning()
+
+    model.get_layer("tripwire").armed = False  # the same model, traced again, now works
+    good = relay.submit(variant(job, model=model))
+    wait_finished(qtbot, recorder, good)
+    assert len(recorder.failed) == 1
+    assert recorder.results[-1][0] == good and recorder.results[-1][1].computed.all()
+
+
+def test_the_window_stays_usable_after_a_base_exception(qtbot, settings, ct_nifti, tiny_model_path):
+    window = make_window(qtbot, settings)
+    assert window.open_volume(ct_nifti) and window.open_model(tiny_model_path)
+    model = tripwire_model(window.card.input_shape[0])
+    model.get_layer("tripwire").armed = True
+    window.model = model  # the same layer names as the model the panel was set up for
+    run_and_wait(qtbot, window, layer="conv2", target=1)
+    assert window.last_error == "The explanation failed: Tripwire: the model's own layer gave up"
+    assert "Tripwire" in window.panel.message.text() and not window.panel.cancel_button.isEnabled()
+
+    model.get_layer("tripwire").armed = False
+    run_and_wait(qtbot, window, layer="conv2", target=1)
+    assert window.explanation.computed.all() and window.explanation.layer == "conv2"
+    window.close()
+    assert not window.relay.worker_thread.isRunning()
