@@ -198,3 +198,25 @@ def one_line(error: BaseException) -> str:
     if not isinstance(error, LoadError | ValueError | OSError | RuntimeError):
         text = f"{type(error).__name__}: {text}"
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+
+
+# Voxels checked for ±inf this many at a time, so the check needs no full-size mask.
+_INF_CHECK_CHUNK = 1 << 22
+
+
+def refuse_infinite_voxels(voxels: np.ndarray, name: str) -> None:
+    """Refuse float voxels holding ±inf (an overflowing rescale slope, a damaged float body).
+
+    Refused rather than clipped: a clipped value would be drawn, windowed and fed to a model
+    as a real intensity, while nothing in the file says what it should have been. NaN stays
+    allowed (it marks "no data" and is shown as such).
+    """
+    if voxels.dtype.kind not in "fc":
+        return
+    flat = voxels.reshape(-1)
+    for start in range(0, flat.size, _INF_CHECK_CHUNK):
+        if np.isinf(flat[start : start + _INF_CHECK_CHUNK]).any():
+            raise LoadError(
+                f"{name}: the voxels hold infinite values (an overflowing rescale slope or "
+                "damaged data); refused rather than clipped to a made-up intensity"
+            )

@@ -44,13 +44,20 @@ def load_inv3(path: Path, memory_budget: int | None = None) -> Volume:
             if len(shape) != 3 or len(raw) != np.prod(shape) * dtype.itemsize:
                 raise checks.HeaderError(f"the matrix holds {len(raw):,} bytes, not a {shape} {dtype} array")
             spacing_x, spacing_y, spacing_z = checks.spacing(project["spacing"], "Spacing")
+            voxels = np.frombuffer(raw, dtype=dtype).reshape(shape)
     except checks.HeaderError as error:
         raise LoadError(f"{path.name}: {error}") from None
-    except (tarfile.TarError, OSError, EOFError, KeyError, TypeError, ValueError) as error:
-        # ValueError covers plistlib.InvalidFileException
+    except LoadError:
+        raise
+    except Exception as error:
+        # An untrusted archive fails in many ways: tarfile, gzip (zlib.error, EOFError),
+        # plistlib (ExpatError, InvalidFileException), a plist of the wrong shape (KeyError,
+        # TypeError), an unknown dtype. Listing them one by one always misses one.
         why = checks.one_line(error)
         raise LoadError(f"{path.name} is not a readable InVesalius project ({why})") from None
-    voxels = np.frombuffer(raw, dtype=dtype).reshape(shape)
+    if voxels.dtype.kind not in "biuf":
+        raise LoadError(f"{path.name}: voxels of type {voxels.dtype} are not supported")
+    checks.refuse_infinite_voxels(voxels, path.name)
     # InVesalius stores rows bottom-up (VTK's convention): flip them back so rows run
     # front to back, as in the DICOM series the project was made from.
     voxels = np.ascontiguousarray(voxels[:, ::-1, :])

@@ -6,6 +6,11 @@ is read: ITK's MetaIO and NIfTI readers otherwise ask for tens of GB from a 100-
 the file size (when stored raw in the same file) and the memory budget, spacing, origin and
 direction finite and sane. ITK turns a NaN NIfTI pixdim into 1 mm without a word, so those
 are read from the NIfTI header itself.
+
+Before ITK sees the file at all, its raw header is checked here (`check_before_itk`): ITK
+never returns from a NIfTI with an infinite srow/qoffset, crashes on a MetaImage NDims of
+1000 or -1, and reads whatever an MHA ElementDataFile or a NRRD data file names (/dev/zero).
+Float voxels holding ±inf after reading (and rescaling) are refused, not clipped.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import gzip
 import math
 import re
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -72,28 +78,198 @@ def _stored_raw_inline(path: Path) -> bool:
     return bool(raw) and not re.search(r"^data ?file:", head, flags)
 
 
-def _nifti_pixdim(path: Path) -> list[float] | None:
-    """The spatial pixdim of a NIfTI-1 or -2 header, or None when it cannot be parsed here."""
+# Field offsets (bytes) in the NIfTI-1 and NIfTI-2 headers: (format char, offset, count).
+_NIFTI_FIELDS = {
+    NIFTI1_HEADER: {
+        "ndim": ("h", 40, 1),
+        "pixdim": ("f", 76, 8),
+        "quatern": ("f", 256, 3),
+        "qoffset": ("f", 268, 3),
+        "srow": ("f", 280, 12),
+    },
+    NIFTI2_HEADER: {
+        "ndim": ("q", 16, 1),
+        "pixdim": ("d", 104, 8),
+        "quatern": ("d", 352, 3),
+        "qoffset": ("d", 376, 3),
+        "srow": ("d", 400, 12),
+    },
+}
+
+
+def _nifti_header(path: Path) -> dict[str, tuple] | None:
+    """The geometry fields of a NIfTI-1 or -2 header, or None when it cannot be parsed here."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rb") as handle:
             head = handle.read(NIFTI2_HEADER)
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):
         return None
     for endian in "<>":
         if len(head) < 4:
             return None
         size = struct.unpack_from(f"{endian}i", head)[0]
-        if size == NIFTI1_HEADER and len(head) >= NIFTI1_HEADER:
-            ndim = struct.unpack_from(f"{endian}h", head, 40)[0]
-            pixdim = struct.unpack_from(f"{endian}8f", head, 76)
-        elif size == NIFTI2_HEADER and len(head) >= NIFTI2_HEADER:
-            ndim = struct.unpack_from(f"{endian}q", head, 16)[0]
-            pixdim = struct.unpack_from(f"{endian}8d", head, 104)
-        else:
+        if size not in _NIFTI_FIELDS or len(head) < size:
             continue
-        return list(pixdim[1 : 1 + max(1, min(int(ndim), 3))])
+        return {
+            name: struct.unpack_from(f"{endian}{number}{code}", head, offset)
+            for name, (code, offset, number) in _NIFTI_FIELDS[size].items()
+        }
     return None
+
+
+def _nifti_pixdim(path: Path) -> list[float] | None:
+    """The spatial pixdim of a NIfTI-1 or -2 header, or None when it cannot be parsed here."""
+    fields = _nifti_header(path)
+    if fields is None:
+        return None
+    ndim = fields["ndim"][0]
+    return list(fields["pixdim"][1 : 1 + max(1, min(int(ndim), 3))])
+
+
+def check_nifti_geometry(path: Path) -> None:
+    """Refuse a non-finite quatern/qoffset/srow field before ITK reads the header.
+
+    ITK's NIfTI reader never returns from a header with an infinite srow_* or qoffset_* (it
+    loops orthogonalising the matrix), so these are read here, whatever qform/sform code.
+    """
+    fields = _nifti_header(path)
+    if fields is None:
+        return
+    for name, count in (("quatern_b/c/d", 3), ("qoffset_x/y/z", 3), ("srow_x/y/z", 12)):
+        checks.finite(fields[name.split("_")[0]], count, f"NIfTI {name}")
+
+
+# MetaImage (MHA/MHD) element types of one scalar each; ITK reads no others sensibly.
+META_ELEMENT_BYTES = {
+    "MET_CHAR": 1,
+    "MET_UCHAR": 1,
+    "MET_SHORT": 2,
+    "MET_USHORT": 2,
+    "MET_INT": 4,
+    "MET_UINT": 4,
+    "MET_LONG": 4,
+    "MET_ULONG": 4,
+    "MET_LONG_LONG": 8,
+    "MET_ULONG_LONG": 8,
+    "MET_FLOAT": 4,
+    "MET_DOUBLE": 8,
+}
+
+
+def _text_header_lines(path: Path, separator: str) -> list[tuple[str, str]]:
+    """(key, value) pairs of a MetaImage or NRRD text header, from its first 64 kB."""
+    with path.open("rb") as handle:
+        head = handle.read(HEADER_PEEK_BYTES).decode("latin-1")
+    pairs = []
+    for line in head.split("\n"):
+        if separator == ":" and not line.strip():
+            break  # NRRD: an empty line ends the header
+        key, found, value = line.partition(separator)
+        if found:
+            pairs.append((key.strip().lower(), value.strip()))
+            if separator == "=" and key.strip().lower() == "elementdatafile":
+                break  # MetaImage: the data follow this line
+    return pairs
+
+
+def _numbers(value: str, what: str) -> list[float]:
+    try:
+        return [float(word) for word in value.split()]
+    except ValueError:
+        raise checks.HeaderError(f"{what} is not a list of numbers ({value[:40]!r})") from None
+
+
+def check_data_file(path: Path, name: str, what: str) -> Path | None:
+    """The separate data file a header names: a regular file in the header's folder (or below).
+
+    None for the header's own file (MetaImage's LOCAL). Lists and numbered patterns of files,
+    devices (/dev/zero never ends) and paths leading out of the folder are refused.
+    """
+    name = name.strip()
+    if name.upper() == "LOCAL":
+        return None
+    if not name:
+        raise checks.HeaderError(f"{what} is empty")
+    if name.upper().startswith("LIST") or "%" in name or len(name.split()) > 1:
+        raise checks.HeaderError(f"{what} {name[:60]!r}: lists and patterns of data files are not supported")
+    folder = path.parent.resolve()
+    target = (folder / name).resolve()
+    if not target.is_relative_to(folder):
+        raise checks.HeaderError(f"{what} {name[:60]!r} lies outside the header's folder")
+    if not target.is_file():
+        raise checks.HeaderError(f"{what} {name[:60]!r} is not a regular file next to the header")
+    return target
+
+
+def check_metaimage_header(path: Path, budget: int) -> None:
+    """Refuse a MetaImage header ITK's reader would crash on (NDims 1000 or -1 end in SIGSEGV)."""
+    pairs = _text_header_lines(path, "=")
+    fields: dict[str, list[str]] = {}
+    for key, value in pairs:
+        fields.setdefault(key, []).append(value)
+    if "ndims" not in fields:
+        raise checks.HeaderError("no NDims in the MetaImage header")
+    if "elementdatafile" not in fields:
+        raise checks.HeaderError("no ElementDataFile in the MetaImage header")
+    dims = {checks.count(value, "NDims", maximum=4) for value in fields["ndims"]}
+    if len(dims) != 1 or min(dims) < 2:
+        raise checks.HeaderError(f"NDims {', '.join(fields['ndims'])}: 2, 3 or 4 dimensions are supported")
+    ndims = dims.pop()
+    if "dimsize" not in fields:
+        raise checks.HeaderError("no DimSize in the MetaImage header")
+    sizes: list[int] = []
+    for value in fields["dimsize"]:
+        numbers = _numbers(value, "DimSize")
+        if len(numbers) != ndims:
+            raise checks.HeaderError(f"DimSize ({value[:60]}) does not give {ndims} sizes")
+        sizes = [checks.count(n, f"DimSize along axis {k}") for k, n in enumerate(numbers)]
+    for key in ("elementspacing", "elementsize", "offset", "position", "origin"):
+        for value in fields.get(key, []):
+            checks.finite(_numbers(value, key), ndims, f"MetaImage {key}")
+    for key in ("transformmatrix", "rotation", "orientation"):
+        for value in fields.get(key, []):
+            checks.finite(_numbers(value, key), ndims * ndims, f"MetaImage {key}")
+    for value in fields.get("elementnumberofchannels", []):
+        if value != "1":
+            raise checks.HeaderError(f"ElementNumberOfChannels {value[:20]!r}: only 1 is supported")
+    element_bytes = 0
+    for value in fields.get("elementtype", ["(none)"]):
+        if value.upper() not in META_ELEMENT_BYTES:
+            raise checks.HeaderError(f"ElementType {value[:30]!r} is not a supported scalar type")
+        element_bytes = META_ELEMENT_BYTES[value.upper()]
+    for value in fields.get("headersize", []):
+        try:
+            skip = int(value)
+        except ValueError:
+            raise checks.HeaderError(f"HeaderSize {value[:20]!r} is not a whole number") from None
+        if skip < -1:
+            raise checks.HeaderError(f"HeaderSize {skip} is negative")
+    nbytes = math.prod(sizes) * element_bytes
+    compressed = any(value.lower() == "true" for value in fields.get("compresseddata", []))
+    for value in fields["elementdatafile"]:
+        data = check_data_file(path, value, "ElementDataFile") or path
+        if not compressed:
+            checks.bytes_present(nbytes, data.stat().st_size, "Voxel data")
+    checks.within_budget(nbytes, budget, f"A {'×'.join(map(str, sizes))} image")
+
+
+def check_nrrd_header(path: Path) -> None:
+    """Refuse a NRRD "data file" that is a device, a list, or lies outside the header's folder."""
+    for key, value in _text_header_lines(path, ":"):
+        if key in ("data file", "datafile"):
+            check_data_file(path, value, "NRRD data file")
+
+
+def check_before_itk(path: Path, budget: int) -> None:
+    """The checks made on the raw header, before ITK parses it at all."""
+    name = path.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        check_nifti_geometry(path)
+    elif name.endswith((".mha", ".mhd")):
+        check_metaimage_header(path, budget)
+    elif name.endswith((".nrrd", ".nhdr")):
+        check_nrrd_header(path)
 
 
 def read_header(path: Path) -> sitk.ImageFileReader:
@@ -169,9 +345,16 @@ def image_from_volume(volume: Volume, voxels: np.ndarray | None = None) -> sitk.
 
 def load_itk(path: Path, memory_budget: int | None = None) -> Volume:
     """Read the header, check it (see the module's docstring), then the voxels."""
+    budget = checks.memory_budget(memory_budget)
+    try:
+        check_before_itk(path, budget)
+    except checks.HeaderError as error:
+        raise checks.HeaderError(f"{path.name}: {error}") from None
+    except OSError as error:
+        raise LoadError(f"{path.name} could not be read: {checks.one_line(error)}") from None
     reader = read_header(path)
     try:
-        warnings = check_header(reader, path, checks.memory_budget(memory_budget))
+        warnings = check_header(reader, path, budget)
     except checks.HeaderError as error:
         raise checks.HeaderError(f"{path.name}: {error}") from None
     if reader.GetDimension() == 4:
@@ -185,6 +368,7 @@ def load_itk(path: Path, memory_budget: int | None = None) -> Volume:
         raise LoadError(
             f"{path.name} could not be read as a NIfTI/MHA/NRRD image: {_itk_message(error)}"
         ) from None
+    checks.refuse_infinite_voxels(volume.voxels, path.name)
     volume.warnings.extend(warnings)
     volume.meta["Format"] = path.name.split(".", 1)[-1].upper()
     return volume

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from medvis_desktop.errors import LoadError
 from medvis_desktop.imaging import checks
@@ -43,8 +43,13 @@ def load_raster(path: Path, memory_budget: int | None = None) -> Volume:
                 if image.mode not in ("1", "LA", "P"):
                     warnings.append(f"Colour image ({image.mode}) converted to grey levels")
                 pixels = np.asarray(image.convert("L"))
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
+    except LoadError:
+        raise
+    except Exception as error:
+        # Pillow's decoders raise more than OSError/ValueError on damaged data (SyntaxError
+        # "broken PNG file", struct.error, EOFError, ...): any of them means an unreadable file.
         raise LoadError(f"{path.name} is not a readable image ({checks.one_line(error)})") from None
+    checks.refuse_infinite_voxels(pixels, path.name)
     if pixels.dtype not in (np.uint8, np.int16):
         pixels = pixels.astype(np.float32)
     return Volume(

@@ -341,7 +341,9 @@ def _read_h5_config(path: Path) -> dict:
                         "load the full model saved with model.save(...) instead"
                     )
                 raise LoadError(f"{path.name}: an HDF5 file without a Keras model in it")
-    except OSError as exc:
+    except LoadError:
+        raise
+    except Exception as exc:  # h5py raises OSError, RuntimeError, KeyError... on a damaged file
         raise LoadError(f"{path.name}: the HDF5 file is corrupt or truncated ({_one_line(exc)})") from exc
     return _parse_config(raw, path.name, "the model config")
 
