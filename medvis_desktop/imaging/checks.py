@@ -220,3 +220,16 @@ def refuse_infinite_voxels(voxels: np.ndarray, name: str) -> None:
                 f"{name}: the voxels hold infinite values (an overflowing rescale slope or "
                 "damaged data); refused rather than clipped to a made-up intensity"
             )
+
+
+def file_size(nbytes: int, budget: int) -> None:
+    """A file larger than the memory budget is refused before a byte of it is parsed.
+
+    Its pixels could not be loaded within the budget anyway, and a huge (often sparse) file
+    would otherwise have its header parsers walk gigabytes.
+    """
+    if nbytes > budget:
+        raise HeaderError(
+            f"the file is {_size(nbytes)}, more than the memory budget of {_size(budget)} "
+            f"(set {MEMORY_BUDGET_ENV} to change it)"
+        )

@@ -25,6 +25,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.encaps import parse_basic_offsets, parse_fragments
+from pydicom.filereader import read_partial
 from pydicom.pixels import get_decoder, pixel_array
 from pydicom.tag import Tag
 from pydicom.uid import JPEG2000TransferSyntaxes
@@ -52,6 +53,8 @@ MAX_ROWS_COLUMNS = 65535
 # A JPEG 2000 codestream opens with SOC then SIZ: Lsiz Rsiz Xsiz Ysiz XOsiz YOsiz (big endian).
 J2K_SOC_SIZ = b"\xff\x4f\xff\x51"
 J2K_SIZ_BYTES = 4 + 2 + 2 + 4 * 4
+# An element read this many times in a row is a run of zeros (a hole), not a header.
+MAX_REPEATS = 2
 
 
 @dataclass
@@ -134,9 +137,67 @@ def _files_below(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file())
 
 
+def read_header(
+    path: Path,
+    budget: int,
+    *,
+    stop_before_pixels: bool = True,
+    specific_tags: list | None = None,
+    defer_size: int | None = None,
+) -> Dataset:
+    """pydicom's dcmread, bounded for untrusted files, each value decoded now (unless deferred).
+
+    A file larger than the memory budget is refused unread; the File Meta group must follow
+    'DICM' (else pydicom reads whatever follows as a command set, gigabytes of a sparse hole);
+    an element read again and again (a run of zeros) ends the read. Values are decoded here so
+    that a damaged one (unknown VR, wrong length) fails in the scan, which skips the file.
+    """
+    checks.file_size(path.stat().st_size, budget)
+    last: list[Any] = [None, 0]
+
+    def stop(tag: Any, vr: str | None, length: int) -> bool:
+        last[1] = last[1] + 1 if tag == last[0] else 1
+        last[0] = tag
+        if last[1] > MAX_REPEATS:
+            raise checks.HeaderError(f"element {tag} repeats: the rest of the file is not a header")
+        return stop_before_pixels and tag in PIXEL_DATA_TAGS
+
+    with path.open("rb") as handle:
+        handle.seek(128)
+        if handle.read(6)[4:] != b"\x02\x00":
+            raise checks.HeaderError("no File Meta Information after the 'DICM' prefix")
+        handle.seek(0)
+        ds = read_partial(handle, stop, defer_size=defer_size, specific_tags=specific_tags)
+    if defer_size is None:
+        ds.file_meta.walk(lambda _ds, _element: None)
+        ds.walk(lambda _ds, _element: None)
+    return ds
+
+
+DIRECTORY_FIRST = "OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity"
+DIRECTORY_NEXT = "OffsetOfTheNextDirectoryRecord"
+DIRECTORY_LOWER = "OffsetOfReferencedLowerLevelDirectoryEntity"
+
+
+def _check_record_links(dicomdir: Dataset) -> None:
+    """Each directory record is reached once: offsets pointing back would loop pydicom's walk."""
+    records = {record.seq_item_tell: record for record in dicomdir.get("DirectoryRecordSequence") or []}
+    pending = [dicomdir.get(DIRECTORY_FIRST)]
+    seen: set[int] = set()
+    while pending:
+        offset = pending.pop()
+        if not offset or offset not in records:
+            continue  # none, or dangling: pydicom refuses a dangling offset itself
+        if offset in seen:
+            raise checks.HeaderError(f"directory record at offset {offset} is linked twice (a loop)")
+        seen.add(offset)
+        pending += [records[offset].get(DIRECTORY_NEXT), records[offset].get(DIRECTORY_LOWER)]
+
+
 def _dicomdir_files(dicomdir: Dataset) -> list[Path]:
     from pydicom.fileset import FileSet
 
+    _check_record_links(dicomdir)
     return [Path(instance.path) for instance in FileSet(dicomdir)]
 
 
@@ -220,7 +281,7 @@ def check_pixel_header(ds: Dataset, path: Path, budget: int) -> int:
         )
     frame_bits = rows * columns * samples * bits
     declared = (frame_bits * frames + 7) // 8
-    offset, length = _pixel_data_extent(path)
+    offset, length = _pixel_data_extent(path, budget)
     if length == UNDEFINED_LENGTH:
         fragments = _fragment_offsets(path, offset)
         if len(fragments) < frames:
@@ -236,9 +297,11 @@ def check_pixel_header(ds: Dataset, path: Path, budget: int) -> int:
     return frames
 
 
-def _pixel_data_extent(path: Path) -> tuple[int, int]:
+def _pixel_data_extent(path: Path, budget: int) -> tuple[int, int]:
     """Where the pixel data value starts in the file and its declared length, never read."""
-    located = pydicom.dcmread(path, defer_size=0, specific_tags=list(PIXEL_DATA_TAGS))
+    located = read_header(
+        path, budget, stop_before_pixels=False, specific_tags=list(PIXEL_DATA_TAGS), defer_size=0
+    )
     for tag in PIXEL_DATA_TAGS:
         if tag in located:
             element: Any = located.get_item(tag, keep_deferred=True)
@@ -411,9 +474,10 @@ def scan(path: Path | str, memory_budget: int | None = None) -> Scan:
             not_dicom.append(file)
             continue
         try:
-            ds = pydicom.dcmread(file, stop_before_pixels=True)
+            ds = read_header(file, budget)
         except Exception as error:  # a damaged header can fail in any way; the file is skipped
-            damaged[file] = checks.one_line(error)
+            # pydicom appends a whole traceback to the value errors it re-raises: cut it.
+            damaged[file] = checks.one_line(error).split(" Traceback (most recent call last)")[0]
             continue
         media_class = ds.file_meta.get("MediaStorageSOPClassUID") or ds.get("SOPClassUID")
         if media_class is None:
@@ -421,7 +485,7 @@ def scan(path: Path | str, memory_budget: int | None = None) -> Scan:
             continue
         if media_class == MEDIA_STORAGE_DIRECTORY:
             try:
-                queue.extend(p for p in _dicomdir_files(pydicom.dcmread(file)) if p not in seen)
+                queue.extend(p for p in _dicomdir_files(read_header(file, budget)) if p not in seen)
             except Exception as error:
                 damaged[file] = f"unreadable DICOMDIR: {checks.one_line(error)}"
             without_image.append(file)
@@ -511,6 +575,11 @@ def _consistent_grid(frames: list[Frame]) -> tuple[list[Frame], list[str]]:
         warnings.append(
             f"Mixed orientations: {len(frames) - len(kept)} image(s) with another orientation were left out"
         )
+    placed = [frame for frame in kept if frame.position is not None]
+    if placed and len(placed) < len(kept):
+        names = ", ".join(dict.fromkeys(frame.path.name for frame in kept if frame.position is None))
+        warnings.append(f"Image(s) without a slice position left out: {names}")
+        kept = placed
     if any(frame.position is None or frame.orientation is None for frame in kept):
         kept = sorted(kept, key=lambda f: f.instance_number)
         if len(kept) > 1:
@@ -535,8 +604,8 @@ def _normal(orientation: np.ndarray) -> np.ndarray:
 
 def _check_decoder(header: Dataset, path: Path) -> None:
     syntax = header.file_meta.get("TransferSyntaxUID") if hasattr(header, "file_meta") else None
-    if syntax is None:
-        return
+    if not syntax:
+        raise LoadError(f"The images in {path} cannot be decoded: the file has no transfer syntax")
     try:
         available = get_decoder(syntax).is_available
     except NotImplementedError:
@@ -550,7 +619,7 @@ def _check_decoder(header: Dataset, path: Path) -> None:
 def _slice_geometry(frames: list[Frame], modality: str) -> tuple[float, list[str]]:
     """Slice spacing from positions along the normal, with warnings on what looks wrong."""
     warnings: list[str] = []
-    if len(frames) < 2 or frames[0].position is None:
+    if len(frames) < 2 or any(frame.position is None or frame.orientation is None for frame in frames):
         return 1.0, warnings
     normal = _normal(frames[0].orientation)
     positions = np.array([f.position for f in frames])
