@@ -272,6 +272,8 @@ def check_pixel_header(ds: Dataset, path: Path, budget: int) -> int:
     bits = ds.get("BitsAllocated", 16) or 16
     if bits not in BITS_ALLOCATED:
         raise checks.HeaderError(f"BitsAllocated {bits} is none of {BITS_ALLOCATED}")
+    # The stored values' range (rescaled output type, padding) is worked out from BitsStored.
+    checks.count(ds.get("BitsStored", bits) or bits, "BitsStored", maximum=bits)
     # Absent, empty or 0 means one frame, as pydicom reads it (single-frame files carry 0).
     frames = checks.count(ds.get("NumberOfFrames", 1) or 1, "NumberOfFrames")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")

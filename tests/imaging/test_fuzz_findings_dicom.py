@@ -108,3 +108,12 @@ def test_a_file_without_a_position_is_left_out_of_the_series(seeds, tmp_path):
     path = _case(seeds, tmp_path, "dicom_series", 65)
     volume = imaging.load(path)
     assert any(w == "Image(s) without a slice position left out: IM00002" for w in volume.warnings)
+
+
+@pytest.mark.parametrize("index", [18, 453])  # BitsStored set to 65535 (master seed 29)
+def test_bits_stored_beyond_bits_allocated_is_a_one_line_load_error(seeds, tmp_path, index):
+    path = make_case("dicom", index, 29, seeds["dicom"], tmp_path).path
+    with pytest.raises(LoadError) as raised:
+        imaging.load(path)
+    _one_line_naming(str(raised.value), path.name)
+    assert "BitsStored of 65,535 exceeds the limit" in str(raised.value)
