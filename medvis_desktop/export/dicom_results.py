@@ -108,6 +108,19 @@ class Equipment:
         # The workstation is the device: its name tells a PACS administrator where a result came from.
         return cls(MANUFACTURER, MODEL_NAME, (socket.gethostname() or "unknown")[:LO], software)
 
+    def new_series(self, series_number: int) -> dict[str, object]:
+        """highdicom's arguments for a new series of one instance written by this equipment."""
+        return {
+            "series_instance_uid": hd.UID(),
+            "series_number": series_number,
+            "sop_instance_uid": hd.UID(),
+            "instance_number": 1,
+            "manufacturer": self.manufacturer,
+            "manufacturer_model_name": self.model_name,
+            "software_versions": self.software_versions,
+            "device_serial_number": self.serial_number,
+        }
+
 
 @dataclass(frozen=True)
 class Written:
@@ -286,14 +299,7 @@ def parametric_map(
     pm = hd.pm.ParametricMap(
         source_images=_source_images(source, written.slices),
         pixel_array=frames,
-        series_instance_uid=hd.UID(),
-        series_number=series_number,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer=equipment.manufacturer,
-        manufacturer_model_name=equipment.model_name,
-        software_versions=equipment.software_versions,
-        device_serial_number=equipment.serial_number,
+        **equipment.new_series(series_number),
         contains_recognizable_visual_features=False,
         real_world_value_mappings=[mapping],
         voi_lut_transformations=[window],
@@ -382,14 +388,7 @@ def segmentation(
         pixel_array=masks,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=segments,
-        series_instance_uid=hd.UID(),
-        series_number=series_number,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer=equipment.manufacturer,
-        manufacturer_model_name=equipment.model_name,
-        software_versions=equipment.software_versions,
-        device_serial_number=equipment.serial_number,
+        **equipment.new_series(series_number),
         plane_positions=_plane_positions(source, z),
         omit_empty_frames=False,
         content_label=f"{_lut_label(provenance.method)}ABOVE"[:16],
@@ -470,14 +469,7 @@ def secondary_capture(
         "photometric_interpretation": hd.PhotometricInterpretationValues.RGB,
         "bits_allocated": 8,
         "coordinate_system": hd.CoordinateSystemNames.PATIENT,
-        "series_instance_uid": hd.UID(),
-        "series_number": series_number,
-        "sop_instance_uid": hd.UID(),
-        "instance_number": 1,
-        "manufacturer": equipment.manufacturer,
-        "manufacturer_model_name": equipment.model_name,
-        "software_versions": equipment.software_versions,
-        "device_serial_number": equipment.serial_number,
+        **equipment.new_series(series_number),
         # highdicom takes single letters only; the real value (oblique ones too) is set below.
         "patient_orientation": ("L", "P"),
         "series_description": f"{MANUFACTURER} {description}"[:LO],

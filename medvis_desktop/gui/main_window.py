@@ -7,7 +7,6 @@ of this module: the window must be showing before TensorFlow loads (DESIGN.md, T
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -15,7 +14,6 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -23,7 +21,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QDockWidget,
     QFileDialog,
-    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -31,14 +28,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medvis_desktop import about, export, imaging
+from medvis_desktop import about, imaging
 from medvis_desktop.dicomnet import DicomNetError
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.export import OverlayStyle
 from medvis_desktop.gui.about_dialog import AboutDialog
 from medvis_desktop.gui.activation_view import ActivationView
+from medvis_desktop.gui.exports import ExportActions
 from medvis_desktop.gui.method_panel import MethodPanel
 from medvis_desktop.gui.model_tree import ModelTree
+from medvis_desktop.gui.pacs_menu import PacsMenu
 from medvis_desktop.gui.pacs_network import DicomNetwork
 from medvis_desktop.gui.series_dialog import SeriesDialog
 from medvis_desktop.gui.slice_viewer import SINGLE, THREE, SliceViewer
@@ -50,7 +49,6 @@ VOLUME_FILTER = (
 )
 MODEL_FILTER = "Keras models (*.keras *.h5 *.hdf5)"
 RECENT_COUNT = 10
-PATIENT_KEYS = ("PatientName", "PatientID")
 UNITS = {"CT": "HU"}
 SLICES_VIEW, MOSAIC_VIEW = "slices", "mosaic"
 # Scrolling on the feature-map tab asks for the new slice's maps once the wheel rests.
@@ -58,7 +56,7 @@ MOSAIC_DELAY_MS = 150
 TREE_WIDTH = 380  # wide enough for the output shapes and parameter counts
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ExportActions, PacsMenu, QMainWindow):
     """`interactive=False` (scripted runs) never opens a dialog that waits for an answer: errors
     are only signalled."""
 
@@ -423,194 +421,6 @@ class MainWindow(QMainWindow):
             box.setInformativeText(message)
             box.open()
 
-    # --- exports ---------------------------------------------------------------------------
-
-    def legend(self) -> list[str]:
-        """What a figure shows, in words; patient name and ID only when the user asked."""
-        lines = []
-        if self.explanation is not None:
-            e = self.explanation
-            label = self._method_labels.get(e.method, e.method)
-            target = f", target {e.class_name}" if e.class_name is not None else ""
-            chosen = f", filter {e.filter}" if e.filter is not None else ""
-            lines.append(f"{label}: layer {e.layer}{target}{chosen}")
-        if self.volume is not None:
-            name = self.volume.source.name if self.volume.source else "study"
-            slice_text = f"slice {self.viewer.cursor[0] + 1}/{self.volume.shape[0]}"
-            lines.append(f"{name}, {slice_text}, window {self.viewer.window.name}")
-        if self.model_path is not None:
-            lines.append(f"model {self.model_path.name}")
-        if self.viewer.reference is not None:
-            lines.append(f"magenta outline: {self.viewer.reference_label}")
-        if self.include_patient.isChecked() and self.volume is not None:
-            lines.append(
-                "  ".join(f"{k}: {self.volume.meta[k]}" for k in PATIENT_KEYS if k in self.volume.meta)
-            )
-        return lines
-
-    def export_screenshot(self, path: Path | str, *, all_views: bool = False) -> Path:
-        """The active view, or the three sections side by side, with the legend."""
-        path = Path(path)
-        self._require(self.volume, "a study")
-        shot = self.viewer.snapshot(self.legend(), all_views=all_views)
-        with export.atomic_write(path, source=self.volume.source) as temporary:
-            if not shot.save(str(temporary), "PNG"):  # Qt says only "no"; atomic_write says why
-                raise OSError(errno.EIO, "the PNG could not be written")
-        self._write_provenance(path)
-        return path
-
-    def triptych_figure(self) -> Image.Image:
-        """Image | heat map | overlay of the slice on screen, with the legend."""
-        self._require(self.explanation, "an explanation")
-        z = self.viewer.cursor[0]
-        return export.triptych(
-            imaging.to_display(self.volume.voxels[z], self.viewer.window),
-            self.explanation.maps[z],
-            style=self.viewer.style,
-            spacing_yx=self.volume.spacing[1:],
-            value_range=self.viewer.map_range,
-            legend=self.legend(),
-        )
-
-    def export_triptych(self, path: Path | str) -> Path:
-        figure = self.triptych_figure()
-        return self._write_provenance(export.save_png(figure, path, source=self.volume.source))
-
-    def export_heatmap(self, path: Path | str) -> Path:
-        self._require(self.explanation, "an explanation")
-        return self._write_provenance(export.save_heatmap(self.volume, self.explanation.maps, path))
-
-    def export_activations(self, path: Path | str) -> Path:
-        mosaic = self.activations.mosaic
-        self._require(mosaic, "feature maps (run Activation maps)")
-        figure = export.activation_grid(
-            mosaic.maps, mosaic.dead, legend=[f"{mosaic.layer}, slice {mosaic.slice + 1}"]
-        )
-        saved = export.save_png(figure, path, source=self.volume.source)
-        return self._write_provenance(saved, layer=mosaic.layer)
-
-    def _write_provenance(self, path: Path, layer: str | None = None) -> Path:
-        export.write_provenance(self.provenance(layer), path)
-        self.statusBar().showMessage(f"Saved {path}", 10000)
-        return path
-
-    def provenance(self, layer: str | None = None) -> export.Provenance:
-        """How what is on screen was made: model, input, method, view settings."""
-        e = self.explanation
-        return export.Provenance.for_run(
-            e.method if e is not None else "view",
-            model_path=self.model_path,
-            input_path=self.volume.source if self.volume is not None else None,
-            layer=layer or (e.layer if e is not None else None),
-            target=e.class_name if e is not None else None,
-            parameters={
-                "slice": self.viewer.cursor[0],
-                "window": [self.viewer.window.center, self.viewer.window.width],
-                "overlay": asdict(self.viewer.style),
-                "filter": e.filter if e is not None else None,
-                **(e.parameters if e is not None else {}),
-            },
-        )
-
-    @staticmethod
-    def _require(value: object, what: str) -> None:
-        if value is None:
-            raise MedvisError(f"Nothing to export yet: needs {what}")
-
-    def _export_with_dialog(self, exporter, title: str, suffix: str) -> None:
-        folder = self.settings.value("folders/export", str(Path.home()))
-        path, _ = QFileDialog.getSaveFileName(
-            self, title, str(Path(folder) / f"medvis{suffix}"), f"*{suffix}"
-        )
-        if not path:
-            return
-        try:
-            exporter(path)
-        except (MedvisError, OSError, ValueError) as error:
-            self.report_error(f"{title} failed", str(error))
-            return
-        self.settings.setValue("folders/export", str(Path(path).parent))
-
-    # --- DICOM network (PACS menu) ---------------------------------------------------------
-
-    def show_network_settings(self) -> QDialog:
-        """PACS nodes with Verify, our AE title and the receiver; OK saves and applies them."""
-        from medvis_desktop.gui.pacs_settings import NetworkDialog
-
-        dialog = NetworkDialog(self.dicom, self)
-        dialog.finished.connect(dialog.deleteLater)
-        dialog.open()
-        return dialog
-
-    def show_query_pacs(self) -> QDialog:
-        """Find studies on a node, retrieve a series into the local store, open it."""
-        from medvis_desktop.gui.pacs_query import QueryDialog
-
-        if self.query_dialog is None:
-            self.query_dialog = QueryDialog(self.dicom, self.open_volume, self)
-        self._present(self.query_dialog)
-        return self.query_dialog
-
-    def show_received_studies(self) -> QDialog:
-        """The local store's studies, kept up to date; double-click a series to open it."""
-        from medvis_desktop.gui.pacs_received import ReceivedStudiesDialog
-
-        if self.received_dialog is None:
-            self.received_dialog = ReceivedStudiesDialog(self.dicom, self.open_volume, self)
-        self._present(self.received_dialog)
-        return self.received_dialog
-
-    def save_result_dicom(
-        self, folder: Path | str | None = None, *, deidentified: bool = False, pseudonym: str | None = None
-    ) -> list[Path]:
-        """Parametric Map, Segmentation and Secondary Capture of the explanation into a folder
-        (asked for when not given): all of them or, on an error, none. `deidentified`: for
-        research, with the study's own instances, all through the DICOM basic confidentiality
-        profile (the pseudonym, asked for when not given, becomes Patient Name and ID)."""
-        from medvis_desktop.gui.pacs_results import save_results
-
-        if folder is None:
-            start = self.settings.value("folders/export", str(Path.home()))
-            folder = QFileDialog.getExistingDirectory(self, "Save result as DICOM into", start)
-            if not folder:
-                return []
-            if deidentified and pseudonym is None:
-                pseudonym, accepted = QInputDialog.getText(
-                    self, "De-identified DICOM", "Pseudonym for Patient Name and ID (may be empty):"
-                )
-                if not accepted:
-                    return []
-        try:
-            paths, note = save_results(self, folder, deidentified=deidentified, pseudonym=pseudonym or None)
-        except (MedvisError, OSError, ValueError) as error:
-            self.report_error("Save result as DICOM failed", str(error))
-            return []
-        self.settings.setValue("folders/export", str(folder))
-        self.statusBar().showMessage(f"Saved {len(paths)} DICOM objects in {folder}. {note or ''}", 20000)
-        if note and self.interactive:
-            box = QMessageBox(QMessageBox.Icon.Information, "medvis", "Saved as DICOM", parent=self)
-            box.setInformativeText(note)
-            box.open()
-        return paths
-
-    def send_result_to_pacs(self) -> QDialog | None:
-        """The result as DICOM, sent with C-STORE to a chosen node, one line per object."""
-        from medvis_desktop.gui.pacs_results import SendDialog
-
-        try:
-            dialog = SendDialog(self.dicom, self, self)
-        except (MedvisError, OSError, ValueError) as error:
-            self.report_error("Send result to PACS failed", str(error))
-            return None
-        self._present(dialog)
-        return dialog
-
-    @staticmethod
-    def _present(dialog: QDialog) -> None:
-        dialog.show()
-        dialog.raise_()
-        dialog.activateWindow()
-
     # --- menus, settings, drag and drop ----------------------------------------------------
 
     def _dock(self, widget: QWidget, title: str, area: Qt.DockWidgetArea) -> None:
@@ -672,17 +482,7 @@ class MainWindow(QMainWindow):
         self.window_menu = view_menu.addMenu("Window")
         view_menu.addAction("Reset view", QKeySequence("R"), self.viewer.reset_view)
 
-        pacs_menu = self.menuBar().addMenu("&PACS")
-        pacs_menu.addAction("&Query PACS…", self.show_query_pacs)
-        pacs_menu.addAction("&Received studies", self.show_received_studies)
-        pacs_menu.addSeparator()
-        pacs_menu.addAction("&Save result as DICOM…", self.save_result_dicom)
-        pacs_menu.addAction(
-            "Save &de-identified result as DICOM…", lambda: self.save_result_dicom(deidentified=True)
-        )
-        pacs_menu.addAction("Se&nd result to PACS…", self.send_result_to_pacs)
-        pacs_menu.addSeparator()
-        pacs_menu.addAction("DICOM &network…", self.show_network_settings)
+        self._add_pacs_menu()
 
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("&About medvis…", self.show_about)

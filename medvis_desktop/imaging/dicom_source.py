@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
+
+if TYPE_CHECKING:
+    from medvis_desktop.imaging.dicom import Frame
 
 # Patient (0010,xxxx) and clinical trial (0012,xxxx) attributes are kept whole.
 KEPT_GROUPS = (0x0010, 0x0012)
@@ -138,3 +142,35 @@ class DicomSource:
         """The source instances of the given Volume slices, each once, in first-seen order."""
         uids = dict.fromkeys(self.slices[z].sop_instance_uid for z in slices)
         return [self.headers[uid] for uid in uids]
+
+
+SOURCE_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID")
+
+
+def source_of(frames: Sequence[Frame]) -> DicomSource | None:
+    """The record DICOM results reference; None when an instance lacks the UIDs to name it."""
+    slices = []
+    headers: dict[str, Dataset] = {}
+    for frame in frames:
+        header = frame.header
+        if header is None or not all(header.get(key) for key in SOURCE_UIDS):
+            return None
+        uid = str(header.SOPInstanceUID)
+        headers.setdefault(uid, header)
+        slices.append(
+            SourceSlice(
+                sop_class_uid=str(header.SOPClassUID),
+                sop_instance_uid=uid,
+                frame_number=None if frame.frame_index is None else frame.frame_index + 1,
+                position=None if frame.position is None else tuple(float(v) for v in frame.position),
+            )
+        )
+    first = frames[0].header
+    frame_of_reference = first.get("FrameOfReferenceUID")
+    return DicomSource(
+        study_instance_uid=str(first.StudyInstanceUID),
+        series_instance_uid=str(first.get("SeriesInstanceUID", "")),
+        frame_of_reference_uid=str(frame_of_reference) if frame_of_reference else None,
+        slices=slices,
+        headers=headers,
+    )

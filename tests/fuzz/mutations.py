@@ -1399,7 +1399,7 @@ def keras_members(rng: random.Random, path: Path) -> str:
         members = [m for m in members if m[0] != name]
         kind = f"remove {name}"
     elif kind == "evil-name":
-        name = rng.choice(["../evil.txt", "/tmp/evil.txt", "C:\\evil.txt", "assets/../../evil"])
+        name = rng.choice(["../evil.txt", "/evil.txt", "C:\\evil.txt", "assets/../../evil"])
         members.append((name, b"x", zipfile.ZIP_STORED))
         kind = f"add member {name!r}"
     elif kind == "duplicate":
