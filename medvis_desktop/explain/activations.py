@@ -44,4 +44,7 @@ METHOD = Method(
     label="Activation maps",
     run=activation_maps,
     can_target=has_spatial_output,
+    kind="features",
+    uses_target=False,
+    uses_filter=True,
 )

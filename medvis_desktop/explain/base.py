@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import keras
@@ -16,14 +16,101 @@ class ExplainError(MedvisError):
     """A method cannot run as asked (unknown layer, wrong input shape, bad target...)."""
 
 
+ParamValue = int | float | str | bool
+
+
+@dataclass(frozen=True)
+class Param:
+    """A method's parameter, declared by its module: the window builds a control from it, the
+    CLI reads it from --param name=value, and both check it here, so neither knows methods."""
+
+    name: str  # the keyword of the method's function
+    label: str
+    default: ParamValue  # its type is the parameter's type
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    help: str = ""
+    unit: str = ""  # "voxels" for sizes the window may ask for in mm
+
+    def parse(self, text: str) -> ParamValue:
+        """The value of `text` (from a command line), checked."""
+        kind = type(self.default)
+        try:
+            if kind is bool:
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                value: ParamValue = text.lower() in ("true", "1", "yes")
+            else:
+                value = kind(text)
+        except ValueError:
+            raise ExplainError(
+                f"Parameter '{self.name}' takes {kind.__name__} values, not '{text}'."
+            ) from None
+        return self.check(value)
+
+    def check(self, value: ParamValue) -> ParamValue:
+        kind = type(self.default)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not kind:
+            raise ExplainError(f"Parameter '{self.name}' takes {kind.__name__} values, not {value!r}.")
+        if self.choices and value not in self.choices:
+            raise ExplainError(
+                f"Parameter '{self.name}' must be one of {', '.join(self.choices)}, not {value!r}."
+            )
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            low, high = self.minimum, self.maximum
+            if value != value or (low is not None and value < low) or (high is not None and value > high):
+                span = f"{'-inf' if low is None else low:g} to {'inf' if high is None else high:g}"
+                raise ExplainError(f"Parameter '{self.name}' must lie in {span}, not {value!r}.")
+        return value
+
+
+# How many forward passes per image a method costs: (parameters, input spatial shape, channels
+# of the chosen layer) -> passes. Methods that cost about one pass and its gradient have none.
+Cost = Callable[[Mapping[str, ParamValue], tuple[int, ...], int], int]
+
+
 @dataclass(frozen=True)
 class Method:
-    """One explanation method as the GUI and the CLI see it: adding one is a module + this."""
+    """One explanation method as the GUI and the CLI see it: adding one is a module + this.
+
+    run(model, inputs, [layer,] [target,] *, [output=, mask=,] **params): `layer` when
+    uses_layer, `target`, `output` and `mask` when uses_target.
+    """
 
     name: str  # registry key and the public function's name, e.g. "grad_cam"
     label: str  # human name, e.g. "Grad-CAM"
-    run: Callable[..., np.ndarray]  # run(model, inputs, layer, ...) -> ndarray
+    run: Callable[..., np.ndarray]
     can_target: LayerPredicate
+    # "cam": (N, *spatial), >= 0, sequential colours; "attribution": shaped like the inputs
+    # (N, *spatial, C) and signed; "features": a layer's own maps (activation maps).
+    kind: str = "cam"
+    uses_layer: bool = True
+    uses_target: bool = True
+    uses_filter: bool = False  # run takes a filter index (None: all filters) after the layer
+    params: tuple[Param, ...] = ()
+    cost: Cost | None = None
+
+    @property
+    def signed(self) -> bool:
+        """Maps with negative values that mean something: shown on a diverging scale."""
+        return self.kind == "attribution"
+
+    def parameters(self, given: Mapping[str, object] | None = None) -> dict[str, ParamValue]:
+        """Every declared parameter: the defaults, with `given` checked over them."""
+        declared = {param.name: param for param in self.params}
+        unknown = sorted(set(given or {}) - set(declared))
+        if unknown:
+            offered = ", ".join(declared) or "none"
+            raise ExplainError(
+                f"{self.label} has no parameter {', '.join(unknown)}; its parameters: {offered}."
+            )
+        values = {name: param.default for name, param in declared.items()}
+        for name, value in (given or {}).items():
+            values[name] = declared[name].check(value)
+        return values
 
 
 def model_input_shape(model: keras.Model) -> tuple[int | None, ...]:

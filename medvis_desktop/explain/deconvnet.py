@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from medvis_desktop.explain.base import ExplainError, Method, check_inputs
+from medvis_desktop.explain.base import ExplainError, Method, Param, check_inputs
 from medvis_desktop.explain.graph import (
     call_with_activation,
     compiled,
@@ -139,4 +139,21 @@ def _strongest(seed: tf.Tensor) -> tf.Tensor:
     return tf.reshape(position, tf.concat([tf.shape(seed)[:-1], [1]], axis=0))
 
 
-METHOD = Method(name="deconvnet", label="Deconvnet", run=deconvnet, can_target=has_spatial_output)
+METHOD = Method(
+    name="deconvnet",
+    label="Deconvnet",
+    run=deconvnet,
+    can_target=has_spatial_output,
+    kind="attribution",
+    uses_target=False,
+    uses_filter=True,
+    params=(
+        Param(
+            "mode",
+            "Deconvolution",
+            "feature_map",
+            choices=MODES,
+            help="feature_map: the whole map of the filter(s); max: only the filter's strongest activation",
+        ),
+    ),
+)

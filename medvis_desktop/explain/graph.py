@@ -111,7 +111,7 @@ def call_with_activation(layer: keras.layers.Layer, activation: Callable, args: 
 class _Replay:
     """One walk through a model; remembers the target activation when it goes past it."""
 
-    def __init__(self, target: LayerPath, call: LayerCall, stop_at_target: bool) -> None:
+    def __init__(self, target: LayerPath | None, call: LayerCall, stop_at_target: bool) -> None:
         self.target = target
         self.call = call
         self.stop_at_target = stop_at_target
@@ -160,7 +160,7 @@ class _Replay:
         return [tensors[id(t)] for t in model.outputs]
 
     def _layer(self, layer, args: tuple, kwargs: dict, index: int | None, at_output: bool):
-        chain = self.target.chain
+        chain = self.target.chain if self.target is not None else ()
         on_chain = index is not None and layer is chain[index]
         is_target = on_chain and index == len(chain) - 1
         if isinstance(layer, keras.Model) and (on_chain or _replayable(layer)):
@@ -185,18 +185,21 @@ def _replayable(model: keras.Model) -> bool:
 def replay(
     model: keras.Model,
     inputs: tf.Tensor,
-    target: LayerPath,
+    target: LayerPath | None,
     *,
     call: LayerCall = plain_call,
     stop_at_target: bool = False,
 ) -> tuple[tf.Tensor, list[tf.Tensor] | None]:
     """Run `model` on `inputs` layer by layer: (target layer's activation, model outputs).
 
-    With stop_at_target the walk ends at the target layer and the outputs are None.
-    Nested models are walked too, so `call` sees every leaf layer of the whole model.
+    With stop_at_target the walk ends at the target layer and the outputs are None. Without
+    a target (None) the activation returned is the inputs. Nested models are walked too, so
+    `call` sees every leaf layer of the whole model.
     """
     walk = _Replay(target, call, stop_at_target)
-    outputs = walk.model(model, [inputs], 0, at_output=True)
+    outputs = walk.model(model, [inputs], None if target is None else 0, at_output=True)
+    if target is None:
+        return inputs, outputs
     if walk.activation is None:
         raise ExplainError(
             f"Layer '{target.name}' is not on the path from the input of model '{model.name}' to its outputs."
