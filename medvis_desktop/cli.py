@@ -14,7 +14,26 @@ from medvis_desktop import __version__
 from medvis_desktop.errors import MedvisError
 
 UNITS = {"CT": "HU"}
-METHODS = ("grad_cam", "deconvnet", "activation_maps")
+# explain.METHODS' names, repeated so that building the parser loads no TensorFlow (a test keeps
+# them equal).
+METHODS = (
+    "activation_maps",
+    "grad_cam",
+    "deconvnet",
+    "grad_cam_plus_plus",
+    "hires_cam",
+    "layer_cam",
+    "xgrad_cam",
+    "score_cam",
+    "eigen_cam",
+    "gradient",
+    "input_x_gradient",
+    "guided_backprop",
+    "guided_grad_cam",
+    "integrated_gradients",
+    "smooth_grad",
+    "occlusion",
+)
 DEMOS = ("ct", "ct3d", "mri", "mammo")
 # Identifying fields are printed only when asked for (--show-patient).
 PATIENT_KEYS = ("PatientName", "PatientID", "PatientBirthDate")
@@ -115,6 +134,38 @@ def _progress_bar(done: int, total: int) -> None:
         print(file=sys.stderr)
 
 
+def _method_params(method: str, given: list[str]) -> dict[str, object]:
+    """--param KEY=VALUE options, parsed and checked by the method's own declaration."""
+    from medvis_desktop.explain import METHODS as DECLARED
+
+    declared = {param.name: param for param in DECLARED[method].params}
+    values: dict[str, object] = {}
+    for text in given:
+        key, sep, value = text.partition("=")
+        if not sep:
+            raise MedvisError(f"--param takes KEY=VALUE, not '{text}'")
+        if key not in declared:
+            offered = ", ".join(declared) or "none"
+            raise MedvisError(f"{method} has no parameter '{key}'; its parameters: {offered}")
+        values[key] = declared[key].parse(value)
+    return values
+
+
+def _methods(args: argparse.Namespace) -> int:
+    from medvis_desktop.explain import METHODS as DECLARED
+
+    for name, method in DECLARED.items():
+        needs = [
+            word for word, used in (("layer", method.uses_layer), ("target", method.uses_target)) if used
+        ]
+        print(f"{name}: {method.label} ({method.kind}; takes {', '.join(needs) or 'no layer or target'})")
+        for param in method.params:
+            choices = f" one of {', '.join(param.choices)};" if param.choices else ""
+            unit = f" {param.unit}" if param.unit else ""
+            print(f"    --param {param.name}=…{choices} default {param.default}{unit}. {param.help}".rstrip())
+    return 0
+
+
 def _explain(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -141,6 +192,7 @@ def _explain(args: argparse.Namespace) -> int:
         filter=args.filter,
         slices=slices,
         progress=_progress_bar,
+        params=_method_params(args.method, args.param or []),
     )
     for assumption in explanation.assumptions:
         print(f"assumed: {assumption}", file=sys.stderr)
@@ -356,11 +408,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arguments(layers)
     layers.set_defaults(handler=_layers)
 
+    methods = commands.add_parser("methods", help="the explanation methods and their parameters")
+    methods.set_defaults(handler=_methods)
+
     explain = commands.add_parser("explain", help="explain a model on a study and write the exports")
     explain.add_argument("--model", required=True)
     explain.add_argument("--input", required=True, help="the study (as for `medvis info`)")
     explain.add_argument("--series", help="SeriesInstanceUID when the folder holds several")
-    explain.add_argument("--method", required=True, choices=("grad_cam", "deconvnet", "activation_maps"))
+    explain.add_argument("--method", required=True, choices=METHODS)
+    explain.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a parameter of the method (repeatable); `medvis methods` lists each method's",
+    )
     explain.add_argument("--layer", help="layer name, 'outer/inner' inside nested models")
     explain.add_argument("--target", type=int, help="class index (default: the positive class)")
     explain.add_argument("--filter", type=int, help="feature map (filter) index")

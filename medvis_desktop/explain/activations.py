@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from medvis_desktop.explain.base import Method, check_inputs
+from medvis_desktop.arrays import resize_linear
+from medvis_desktop.explain.base import ExplainError, Method, check_inputs
 from medvis_desktop.explain.graph import compiled, replay, resolve, resolve_target
 from medvis_desktop.models.layers import has_spatial_output
 
@@ -19,6 +20,18 @@ def activation_maps(model: keras.Model, inputs: object, layer: str) -> np.ndarra
     path = resolve_target(model, layer, has_spatial_output, "Activation maps")
     forward = compiled(model, ("activation_maps", path.name), lambda ref: _forward(ref, path.name))
     return np.asarray(forward(tf.constant(batch)), dtype=np.float32)
+
+
+def filter_map(model: keras.Model, inputs: object, layer: str, filter: int | None = None) -> np.ndarray:
+    """One filter's map (the mean over filters when None) on the input's grid, (N, *spatial):
+    what a viewer lays over the image."""
+    maps = activation_maps(model, inputs, layer)
+    if filter is not None and not (isinstance(filter, int | np.integer) and 0 <= filter < maps.shape[-1]):
+        raise ExplainError(
+            f"Filter {filter!r} is not a filter index: layer '{layer}' has {maps.shape[-1]} filters."
+        )
+    chosen = maps.mean(axis=-1) if filter is None else maps[..., filter]
+    return resize_linear(chosen, np.shape(inputs)[1:-1])
 
 
 def dead_filters(model: keras.Model, inputs: object, layer: str) -> np.ndarray:
@@ -42,7 +55,7 @@ def _forward(model_ref: Callable[[], keras.Model], layer: str) -> Callable:
 METHOD = Method(
     name="activation_maps",
     label="Activation maps",
-    run=activation_maps,
+    run=filter_map,
     can_target=has_spatial_output,
     kind="features",
     uses_target=False,

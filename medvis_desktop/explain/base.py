@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -62,7 +63,7 @@ class Param:
         if isinstance(value, int | float) and not isinstance(value, bool):
             low, high = self.minimum, self.maximum
             if value != value or (low is not None and value < low) or (high is not None and value > high):
-                span = f"{'-inf' if low is None else low:g} to {'inf' if high is None else high:g}"
+                span = f"{-math.inf if low is None else low:g} to {math.inf if high is None else high:g}"
                 raise ExplainError(f"Parameter '{self.name}' must lie in {span}, not {value!r}.")
         return value
 
@@ -85,13 +86,15 @@ class Method:
     run: Callable[..., np.ndarray]
     can_target: LayerPredicate
     # "cam": (N, *spatial), >= 0, sequential colours; "attribution": shaped like the inputs
-    # (N, *spatial, C) and signed; "features": a layer's own maps (activation maps).
+    # (N, *spatial, C) and signed; "features": a layer's own maps on the input's grid.
     kind: str = "cam"
     uses_layer: bool = True
     uses_target: bool = True
     uses_filter: bool = False  # run takes a filter index (None: all filters) after the layer
     params: tuple[Param, ...] = ()
     cost: Cost | None = None
+    # run, also giving the model's outputs from the same pass (a viewer needs the scores)
+    run_with_outputs: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def signed(self) -> bool:
@@ -158,3 +161,10 @@ def check_inputs(model: keras.Model, inputs: object) -> np.ndarray:
 
 def _pretty(shape: tuple[int | None, ...]) -> str:
     return "(" + ", ".join("N" if i == 0 else str(d) for i, d in enumerate(shape)) + ")"
+
+
+def check_batch_size(batch_size: object) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+        raise ExplainError(
+            f"batch_size must be a whole number of at least 1 (inputs per forward pass), not {batch_size!r}."
+        )

@@ -25,53 +25,55 @@ from medvis_desktop.models.layers import has_spatial_output
 Weigh = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
-def grad_cam(
-    model: keras.Model,
-    inputs: object,
-    layer: str,
-    target: int | Sequence[int],
-    *,
-    upsample: bool = True,
-    output: int | str | None = None,
-    mask: object = None,
-) -> np.ndarray:
-    """Grad-CAM of class `target` at `layer`: (N, *spatial) of the input, or of the layer.
-
-    target: a class index, or one per sample. output: which model output (index or name)
-    when there are several. mask: for a segmentation output (N, *spatial, classes), a boolean
-    region of the output's spatial shape (or one per sample); the score is the sum of the
-    class's logits inside it (the whole image without a mask). The map is not normalised;
-    upsample resizes it to the input's grid by linear interpolation along each axis with
-    half-pixel centres (arrays.resize_linear: tf.image.resize(method="bilinear") in 2D).
-    """
-    return grad_cam_with_outputs(model, inputs, layer, target, upsample=upsample, output=output, mask=mask)[0]
-
-
-def grad_cam_with_outputs(
-    model: keras.Model,
-    inputs: object,
-    layer: str,
-    target: int | Sequence[int],
-    *,
-    upsample: bool = True,
-    output: int | str | None = None,
-    mask: object = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """grad_cam, and the model's output for the batch as the model gives it (its softmax or
-    sigmoid applied) from the same pass: a viewer needs the scores too, and a second forward
-    pass would cost nearly as much as Grad-CAM itself."""
-    return cam_with_outputs(
-        METHOD, grad_cam_weigh, model, inputs, layer, target, upsample=upsample, output=output, mask=mask
-    )
-
-
 def grad_cam_weigh(features: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
+    """alpha_k = spatial mean of g_k; the map before the ReLU is sum_k alpha_k A_k."""
     alpha = tf.reduce_mean(grads, axis=spatial_axes(features), keepdims=True)
     return tf.reduce_sum(alpha * features, axis=-1)
 
 
 def spatial_axes(features: tf.Tensor) -> list[int]:
     return list(range(1, features.shape.rank - 1))
+
+
+def cam_method(name: str, label: str, weigh: Weigh, doc: str) -> Method:
+    """The registry entry of a gradient-weighted CAM: its public function, named `name`, is
+    run(model, inputs, layer, target, *, upsample=True, output=None, mask=None) -> (N, *spatial),
+    and run_with_outputs also gives the model's outputs from the same pass."""
+
+    def run_with_outputs(
+        model: keras.Model,
+        inputs: object,
+        layer: str,
+        target: int | Sequence[int],
+        *,
+        upsample: bool = True,
+        output: int | str | None = None,
+        mask: object = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return cam_with_outputs(
+            method, weigh, model, inputs, layer, target, upsample=upsample, output=output, mask=mask
+        )
+
+    def run(
+        model: keras.Model,
+        inputs: object,
+        layer: str,
+        target: int | Sequence[int],
+        *,
+        upsample: bool = True,
+        output: int | str | None = None,
+        mask: object = None,
+    ) -> np.ndarray:
+        return run_with_outputs(model, inputs, layer, target, upsample=upsample, output=output, mask=mask)[0]
+
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = doc
+    run_with_outputs.__name__ = run_with_outputs.__qualname__ = f"{name}_with_outputs"
+    run_with_outputs.__doc__ = (
+        f"{name}, and the model's outputs (softmax/sigmoid applied) from the same pass."
+    )
+    method = Method(name, label, run, has_spatial_output, run_with_outputs=run_with_outputs)
+    return method
 
 
 def cam_with_outputs(
@@ -116,4 +118,19 @@ def _cam(model_ref: Callable[[], keras.Model], layer: str, index: int, weigh: We
     return cam
 
 
-METHOD = Method(name="grad_cam", label="Grad-CAM", run=grad_cam, can_target=has_spatial_output)
+METHOD = cam_method(
+    "grad_cam",
+    "Grad-CAM",
+    grad_cam_weigh,
+    """Grad-CAM of class `target` at `layer`: (N, *spatial) of the input, or of the layer.
+
+    target: a class index, or one per sample. output: which model output (index or name)
+    when there are several. mask: for a segmentation output (N, *spatial, classes), a boolean
+    region of the output's spatial shape (or one per sample); the score is the sum of the
+    class's logits inside it (the whole image without a mask). The map is not normalised;
+    upsample resizes it to the input's grid by linear interpolation along each axis with
+    half-pixel centres (arrays.resize_linear: tf.image.resize(method="bilinear") in 2D).
+    """,
+)
+grad_cam = METHOD.run
+grad_cam_with_outputs = METHOD.run_with_outputs

@@ -8,7 +8,7 @@ Work goes in batches; between batches `progress` is told and `cancel` is asked.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,11 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from medvis_desktop.arrays import resize_linear
-from medvis_desktop.explain.activations import activation_maps
-from medvis_desktop.explain.base import ExplainError, check_inputs
-from medvis_desktop.explain.deconvnet import deconvnet
-from medvis_desktop.explain.gradcam import grad_cam_with_outputs
+from medvis_desktop.explain import METHODS
+from medvis_desktop.explain.base import ExplainError, Method, check_inputs
 from medvis_desktop.explain.graph import compiled
 from medvis_desktop.imaging.volume import Volume
 from medvis_desktop.models.card import ModelCard, default_card_for, read_card
@@ -75,23 +72,26 @@ def explain_volume(
     progress: Progress | None = None,
     cancel: Cancel | None = None,
     batch_size: int = DEFAULT_BATCH,
-    mode: str = "feature_map",
     region: str = "all",
+    params: Mapping[str, object] | None = None,
 ) -> Explanation:
-    """Run `method` ("grad_cam", "deconvnet", "activation_maps") over `volume`.
+    """Run `method` (a name in explain.METHODS) over `volume`, with its declared `params`.
 
     `slices` (2D models) are computed in the order given, so a viewer can ask for the slice
     on screen first; a 3D model read in patches computes the patches that cover them.
     Without a card, one is derived from the model and what was assumed is in
-    `Explanation.assumptions`. Without a target, Grad-CAM explains the positive class of a
+    `Explanation.assumptions`. Without a target, a method explains the positive class of a
     two-class model, else the class the model scores highest on the first batch. For
-    segmentation models Grad-CAM explains the sum of the target's logits over the whole image
+    segmentation models the score is the sum of the target's logits over the whole image
     (region="all") or where the model predicts the target (region="predicted").
+    Pixel attributions (N, *spatial, C) become one value per voxel: the sum over channels,
+    or for a 2.5D card the channel that is the slice itself.
     """
     if region not in REGIONS:
         raise ExplainError(f"Unknown region '{region}'; use one of {', '.join(REGIONS)}")
-    if method not in SLICE_MAPS:
-        raise ExplainError(f"Unknown method '{method}'; available: {', '.join(SLICE_MAPS)}")
+    if method not in METHODS:
+        raise ExplainError(f"Unknown method '{method}'; available: {', '.join(METHODS)}")
+    chosen = METHODS[method].parameters(params)
     if isinstance(model, (str, Path)):
         from medvis_desktop.models import load_model
 
@@ -103,10 +103,13 @@ def explain_volume(
     problems = card.problems(tuple(model.inputs[0].shape), int(model.outputs[card.output].shape[-1]))
     if problems:
         raise ExplainError("The model card does not fit the model: " + "; ".join(problems))
-    layer = layer or default_gradcam_layer(model)
-    if layer is None:
-        raise ExplainError("The model has no layer with spatial feature maps to explain")
-    run = _Run(volume, model, card, method, layer, target, filter, mode, region, progress, cancel)
+    if METHODS[method].uses_layer:
+        layer = layer or default_gradcam_layer(model)
+        if layer is None:
+            raise ExplainError("The model has no layer with spatial feature maps to explain")
+    else:
+        layer = ""
+    run = _Run(volume, model, card, METHODS[method], layer, target, filter, chosen, region, progress, cancel)
     if card.input_mode == "3d":
         run.volume_3d(batch_size, slices)
     else:
@@ -122,7 +125,7 @@ def explain_volume(
         card=card,
         patches=run.patches,
         assumptions=assumptions,
-        parameters={"mode": mode, "region": region, "batch_size": batch_size, "device": str(device())},
+        parameters={**chosen, "region": region, "batch_size": batch_size, "device": str(device())},
         cancelled=run.cancelled,
     )
 
@@ -136,35 +139,13 @@ def predicted_region(outputs: np.ndarray, target: int) -> np.ndarray:
     return region
 
 
-def _grad_cam_maps(run: _Run, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mask = None
-    if run.region == "predicted" and run.outputs.ndim > 2:
-        mask = predicted_region(run.outputs, run.target)
-    return grad_cam_with_outputs(
-        run.model, batch, run.layer, run.target, upsample=True, output=run.card.output, mask=mask
-    )
-
-
-def _deconvnet_maps(run: _Run, batch: np.ndarray) -> tuple[np.ndarray, None]:
-    projection = deconvnet(run.model, batch, run.layer, run.filter, mode=run.mode)
-    if run.card.input_mode == "2.5d":
-        return projection[..., projection.shape[-1] // 2], None  # the channel that is this slice
-    return projection.sum(axis=-1), None
-
-
-def _activation_maps(run: _Run, batch: np.ndarray) -> tuple[np.ndarray, None]:
-    features = activation_maps(run.model, batch, run.layer)
-    chosen = features.mean(axis=-1) if run.filter is None else features[..., run.filter]
-    return resize_linear(chosen, batch.shape[1:-1]), None
-
-
-# Each method as a map per sample over the model input's spatial grid, with the model's
-# outputs for the batch when the method computed them on the way (else None).
-SLICE_MAPS: dict[str, Callable[[_Run, np.ndarray], tuple[np.ndarray, np.ndarray | None]]] = {
-    "grad_cam": _grad_cam_maps,
-    "deconvnet": _deconvnet_maps,
-    "activation_maps": _activation_maps,
-}
+def per_voxel(attribution: np.ndarray, card: ModelCard) -> np.ndarray:
+    """(N, *spatial, C) -> (N, *spatial): a 2.5D input's own slice is its middle channel; the
+    channels of any other input (colour, stacked windows) are summed, as completeness adds
+    them."""
+    if card.input_mode == "2.5d":
+        return attribution[..., attribution.shape[-1] // 2]
+    return attribution.sum(axis=-1)
 
 
 class _Run:
@@ -175,17 +156,17 @@ class _Run:
         volume: Volume,
         model: keras.Model,
         card: ModelCard,
-        method: str,
+        method: Method,
         layer: str,
         target: int | None,
         filter: int | None,
-        mode: str,
+        params: dict[str, object],
         region: str,
         progress: Progress | None,
         cancel: Cancel | None,
     ) -> None:
         self.volume, self.model, self.card = volume, model, card
-        self.method, self.layer, self.target, self.filter, self.mode = method, layer, target, filter, mode
+        self.method, self.layer, self.target, self.filter, self.params = method, layer, target, filter, params
         self.region, self.progress, self.cancel = region, progress, cancel
         self.outputs = np.empty((0,), dtype=np.float32)  # the model's outputs for the batch in hand
         self.maps = np.full(volume.shape, np.nan, dtype=np.float32)
@@ -202,10 +183,34 @@ class _Run:
         target, or for the region a segmentation model predicts."""
         needed_first = self.target is None or (self.region == "predicted" and self._segmentation)
         first = self._outputs_first(batch) if needed_first else None
-        maps, outputs = SLICE_MAPS[self.method](self, batch)
+        maps, outputs = self._method_maps(batch)
         if outputs is None:
             outputs = first if first is not None else self._forward_pass(batch)
         return maps, _class_scores(outputs)
+
+    def _method_maps(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The method's map per sample over the model input's grid, with the model's outputs
+        when the method computed them on the way (else None)."""
+        method = self.method
+        args: list[object] = [self.model, batch]
+        keywords: dict[str, object] = dict(self.params)
+        if method.uses_layer:
+            args.append(self.layer)
+        if method.uses_filter:
+            args.append(self.filter)
+        if method.uses_target:
+            args.append(self.target)
+            keywords["output"] = self.card.output
+            if self.region == "predicted" and self._segmentation:
+                keywords["mask"] = predicted_region(self.outputs, self.target)
+        outputs = None
+        if method.run_with_outputs is not None:
+            maps, outputs = method.run_with_outputs(*args, **keywords)
+        else:
+            maps = method.run(*args, **keywords)
+        if method.kind == "attribution":
+            maps = per_voxel(maps, self.card)
+        return maps, outputs
 
     def _outputs_first(self, batch: np.ndarray) -> np.ndarray:
         """The model's outputs before the method runs (kept for the predicted region); the

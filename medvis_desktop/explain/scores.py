@@ -36,6 +36,11 @@ class Score:
     targets: np.ndarray  # int32 (N,): one class per sample
     region: np.ndarray | None  # float32 (N, *output spatial), 1 inside; None: no mask
 
+    def take(self, samples: np.ndarray) -> Score:
+        """The score for a batch made of these samples' (perturbed) copies."""
+        region = None if self.region is None else self.region[samples]
+        return Score(self.index, self.targets[samples], region)
+
 
 def score_for(
     model: keras.Model,

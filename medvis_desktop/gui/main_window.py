@@ -128,7 +128,7 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
         self.relay.failed.connect(self._job_failed)
         self.relay.finished.connect(self._job_finished)
         self._method_labels = {name: method.label for name, method in METHODS.items()}
-        self.panel.set_methods(self._method_labels)
+        self.panel.set_methods(METHODS)
         from medvis_desktop.demo.cases import CASES
 
         for name, case in CASES.items():
@@ -165,6 +165,7 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
         self._rebuild_window_menu()
         z, y, x = volume.shape
         self.status["volume"].setText(f"{name}: {volume.modality} {z}×{y}×{x}")
+        self._tell_panel_the_study()
         self.statusBar().showMessage("; ".join(volume.warnings), 10000)
 
     def open_demo(self, name: str) -> bool:
@@ -220,7 +221,35 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
         )
         self.status["model"].setText(f"{path.name} ({card.input_mode}, {len(card.class_names)} classes)")
         self._remember(path, "model")
+        self._tell_panel_the_study()
         return True
+
+    def _tell_panel_the_study(self) -> None:
+        """What the method panel needs to show a method's cost and ask for sizes in mm: the
+        model input's grid, the images in the whole study, each layer's channels, and the size
+        in mm of one voxel of the model's input."""
+        if self.model is None or self.volume is None:
+            return
+        from medvis_desktop.explain.graph import resolve
+        from medvis_desktop.explain.runner import patch_corners
+        from medvis_desktop.models.layers import output_shape
+
+        card, shape = self.card, self.volume.shape
+        spacing_zyx = tuple(reversed(self.volume.spacing))
+        grid = card.spatial_shape
+        if card.input_mode == "3d":
+            images = 1 if card.resize == "resize" else len(patch_corners(shape, grid))
+            axes = list(zip(shape, spacing_zyx, grid, strict=True))
+        else:
+            images = shape[0]
+            axes = list(zip(shape[1:], spacing_zyx[1:], grid[-2:], strict=True))
+        resized = card.resize == "resize"
+        mm = min(spacing * (size / length if resized else 1.0) for size, spacing, length in axes)
+        channels = {}
+        for layers in self.panel.layer_choices().values():
+            for name in layers:
+                channels.setdefault(name, int(output_shape(resolve(self.model, name).layer)[-1]))
+        self.panel.set_study(tuple(grid), images, channels, mm)
 
     def _card_for(self, model, path: Path):
         """The model card: the file beside the model, else the default one; edited when asked.
@@ -315,8 +344,8 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
             target=chosen.target,
             filter=chosen.filter,
             first_slice=self.viewer.cursor[0],
-            mode=chosen.mode,
             region=chosen.region,
+            params=chosen.params,
             batch_size=chosen.batch_size,
         )
         self.panel.set_running(True)

@@ -6,7 +6,7 @@ It only collects choices and shows progress; the main window turns them into job
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -25,10 +25,14 @@ from PySide6.QtWidgets import (
 )
 
 from medvis_desktop import colormaps
+from medvis_desktop.explain.base import Method, ParamValue
 from medvis_desktop.export import OverlayStyle
+from medvis_desktop.gui.param_form import ParamForm
+
+# A method whose run costs more forward passes than this per image shows its cost before it runs.
+COSTLY_PASSES = 4
 
 AUTOMATIC_TARGET = "Automatic (highest score)"
-DECONVNET_MODES = {"feature_map": "Whole feature map", "max": "Strongest activation only"}
 SEGMENTATION_REGIONS = {"all": "Whole image", "predicted": "Where the class is predicted"}
 MAX_FILTERS = 4096
 
@@ -41,9 +45,9 @@ class RunSettings:
     layer: str | None
     target: int | None
     filter: int | None
-    mode: str
     batch_size: int
     region: str = "all"
+    params: dict[str, ParamValue] = field(default_factory=dict)  # the method's declared ones
 
 
 class MethodPanel(QWidget):
@@ -57,6 +61,8 @@ class MethodPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._targets: dict[str, list[str]] = {}
+        self._methods: dict[str, Method] = {}
+        self._cost_context: tuple[tuple[int, ...], int, dict[str, int]] = ((), 0, {})
         self._started = 0.0
         self.method = QComboBox()
         self.layer = QComboBox()
@@ -65,9 +71,9 @@ class MethodPanel(QWidget):
         self.filter.setRange(-1, MAX_FILTERS - 1)
         self.filter.setSpecialValueText("all filters")
         self.filter.setValue(-1)
-        self.mode = QComboBox()
-        for name, label in DECONVNET_MODES.items():
-            self.mode.addItem(label, name)
+        self.params = ParamForm()
+        self.cost = QLabel()
+        self.cost.setWordWrap(True)
         self.region = QComboBox()
         for name, label in SEGMENTATION_REGIONS.items():
             self.region.addItem(label, name)
@@ -90,7 +96,6 @@ class MethodPanel(QWidget):
         form.addRow("Layer", self.layer)
         form.addRow("Class", self.target)
         form.addRow("Filter", self.filter)
-        form.addRow("Deconvolution", self.mode)
         form.addRow("Region", self.region)
         form.addRow("Batch size", self.batch_size)
         buttons = QHBoxLayout()
@@ -99,6 +104,8 @@ class MethodPanel(QWidget):
         method_box = QGroupBox("Explain")
         method_layout = QVBoxLayout(method_box)
         method_layout.addLayout(form)
+        method_layout.addWidget(self.params)
+        method_layout.addWidget(self.cost)
         method_layout.addLayout(buttons)
         method_layout.addWidget(self.progress)
         method_layout.addWidget(self.message)
@@ -123,6 +130,7 @@ class MethodPanel(QWidget):
 
         self.method.currentIndexChanged.connect(self._method_changed)
         self.layer.currentIndexChanged.connect(self._layer_changed)
+        self.params.changed.connect(self._show_cost)
         self.run_button.clicked.connect(self.run_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.colormap.currentIndexChanged.connect(self._style_changed)
@@ -133,12 +141,13 @@ class MethodPanel(QWidget):
 
     # --- filled in by the window -----------------------------------------------------------
 
-    def set_methods(self, labels: dict[str, str]) -> None:
-        """The methods on offer: name → label (from explain.METHODS)."""
+    def set_methods(self, methods: dict[str, Method]) -> None:
+        """The methods on offer (explain.METHODS): their parameters come from their declarations."""
+        self._methods = dict(methods)
         self.method.blockSignals(True)
         self.method.clear()
-        for name, label in labels.items():
-            self.method.addItem(label, name)
+        for name, method in methods.items():
+            self.method.addItem(method.label, name)
         self.method.blockSignals(False)
         self._method_changed()
 
@@ -156,6 +165,18 @@ class MethodPanel(QWidget):
             self.target.addItem(f"{index}: {name}", index)
         self._fill_layers()
         self.run_button.setEnabled(bool(targets))
+
+    def layer_choices(self) -> dict[str, list[str]]:
+        """The layers each method can target, as set_model gave them."""
+        return dict(self._targets)
+
+    def set_study(self, spatial: tuple[int, ...], images: int, channels: dict[str, int], mm: float) -> None:
+        """What a method's cost depends on: the model input's spatial shape, how many images
+        (slices or patches) a whole study is, each layer's channels; and the study's finest
+        spacing, for sizes asked in mm."""
+        self._cost_context = (spatial, images, channels)
+        self.params.set_spacing(mm)
+        self._method_changed()
 
     def select(
         self,
@@ -181,9 +202,9 @@ class MethodPanel(QWidget):
             layer=self.layer.currentData(),
             target=self.target.currentData(),
             filter=None if self.filter.value() < 0 else self.filter.value(),
-            mode=self.mode.currentData(),
             batch_size=self.batch_size.value(),
             region=self.region.currentData() if self.region.isEnabled() else "all",
+            params=self.params.values(),
         )
 
     @property
@@ -235,10 +256,28 @@ class MethodPanel(QWidget):
 
     def _method_changed(self) -> None:
         self._fill_layers()
-        method = self.method.currentData()
-        self.mode.setEnabled(method == "deconvnet")
-        self.filter.setEnabled(method in ("deconvnet", "activation_maps"))
-        self.method_changed.emit(method or "")
+        name = self.method.currentData()
+        method = self._methods.get(name)
+        self.filter.setEnabled(method is not None and method.uses_filter)
+        self.layer.setEnabled(method is None or method.uses_layer)
+        self.target.setEnabled(method is None or method.uses_target)
+        self.params.set_params(method.params if method else ())
+        self._show_cost()
+        self.method_changed.emit(name or "")
+
+    def _show_cost(self) -> None:
+        """About how many forward passes a whole study costs, when that is many per image."""
+        method = self._methods.get(self.method.currentData())
+        spatial, images, channels = self._cost_context
+        self.cost.clear()
+        if method is None or method.cost is None or not images:
+            return
+        layer = self.layer.currentData() or next(iter(self._targets.get(method.name, [])), None)
+        passes = method.cost(self.params.values(), spatial, channels.get(layer, 0))
+        if passes > COSTLY_PASSES:
+            self.cost.setText(
+                f"About {passes * images:,} forward passes for the whole study ({passes:,} per image)."
+            )
 
     def _fill_layers(self) -> None:
         chosen = self.layer.currentData()
@@ -251,6 +290,7 @@ class MethodPanel(QWidget):
         self.layer.blockSignals(False)
 
     def _layer_changed(self) -> None:
+        self._show_cost()
         self.layer_changed.emit(self.layer.currentData() or "")
 
     def _style_changed(self) -> None:

@@ -44,8 +44,8 @@ class ExplainJob:
     target: int | None
     filter: int | None
     first_slice: int
-    mode: str = "feature_map"
     region: str = "all"
+    params: dict[str, object] = field(default_factory=dict)
     batch_size: int = 8
     job_id: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -144,8 +144,8 @@ class Worker(QObject):
             progress=progress,
             cancel=job.cancel.is_set,
             batch_size=job.batch_size,
-            mode=job.mode,
             region=job.region,
+            params=job.params,
         )
 
     def _mosaic(self, job: MosaicJob) -> None:

@@ -130,11 +130,3 @@ def test_target_layers_lists_spatial_layers_with_nested_paths(models: Models) ->
     ]
     for method in explain.METHODS:
         assert explain.target_layers(model, method) == expected
-
-
-def test_registry_describes_each_method() -> None:
-    assert set(explain.METHODS) == {"activation_maps", "grad_cam", "deconvnet"}
-    for name, method in explain.METHODS.items():
-        assert method.name == name
-        assert method.run is getattr(explain, name)
-        assert method.label
