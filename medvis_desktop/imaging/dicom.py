@@ -23,6 +23,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.pixels import get_decoder, pixel_array
+from pydicom.uid import UID
 
 from medvis_desktop.errors import LoadError
 from medvis_desktop.imaging import checks
@@ -457,6 +458,9 @@ def _check_decoder(header: Dataset, path: Path) -> None:
     syntax = header.file_meta.get("TransferSyntaxUID") if hasattr(header, "file_meta") else None
     if not syntax:
         raise LoadError(f"The images in {path} cannot be decoded: the file has no transfer syntax")
+    if not isinstance(syntax, str):  # a damaged File Meta can give it another VR: a number, bytes
+        raise LoadError(f"The images in {path} cannot be decoded: the transfer syntax is not a UID")
+    syntax = UID(syntax)
     try:
         available = get_decoder(syntax).is_available
     except NotImplementedError:

@@ -117,3 +117,20 @@ def test_bits_stored_beyond_bits_allocated_is_a_one_line_load_error(seeds, tmp_p
         imaging.load(path)
     _one_line_naming(str(raised.value), path.name)
     assert "BitsStored of 65,535 exceeds the limit" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("index", "reason"),
+    [
+        (3008, "compressed as"),  # TransferSyntaxUID read as AE: a string, named and refused
+        (7071, "the transfer syntax is not a UID"),  # read as SS: a number
+        (9437, "the transfer syntax is not a UID"),  # read as US
+    ],
+)
+def test_a_transfer_syntax_with_another_vr_is_a_one_line_load_error(seeds, tmp_path, index, reason):
+    """Master seed 31: the File Meta's (0002,0010) with its VR changed crashed the decoder check."""
+    path = make_case("dicom", index, 31, seeds["dicom"], tmp_path).path
+    with pytest.raises(LoadError) as raised:
+        imaging.load(path)
+    _one_line_naming(str(raised.value), path.name)
+    assert reason in str(raised.value)
