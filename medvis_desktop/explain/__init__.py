@@ -7,7 +7,10 @@
     score_cam(..., batch_size=); eigen_cam(model, inputs, layer, *, upsample=True)
     grad_cam_with_outputs(...) -> (maps, the model's output from the same pass)
     deconvnet(model, inputs, layer, filter=None, *, mode="feature_map") -> like inputs
-    occlusion(model, inputs, target, *, window=, stride=, baseline=0.0, ...) -> like inputs
+    Pixel attributions, (model, inputs, target, *, output=None, mask=None, ...) -> like inputs,
+    signed: gradient, input_x_gradient, guided_backprop, integrated_gradients(..., baseline=,
+    steps=, rule=), smooth_grad(..., samples=, noise=, seed=, base=), occlusion(..., window=,
+    stride=, baseline=); guided_grad_cam(model, inputs, layer, target)
 
 `layer` is a layer name, "outer/inner" inside nested models. METHODS lists the methods for
 the GUI and the CLI, each with its declared parameters: adding one is a module defining
@@ -23,10 +26,14 @@ from medvis_desktop.explain import deconvnet as _deconvnet
 from medvis_desktop.explain import eigen_cam as _eigen_cam
 from medvis_desktop.explain import gradcam as _gradcam
 from medvis_desktop.explain import gradcam_plus_plus as _gradcam_plus_plus
+from medvis_desktop.explain import gradient as _gradient
+from medvis_desktop.explain import guided_backprop as _guided_backprop
 from medvis_desktop.explain import hires_cam as _hires_cam
+from medvis_desktop.explain import integrated_gradients as _integrated_gradients
 from medvis_desktop.explain import layer_cam as _layer_cam
 from medvis_desktop.explain import occlusion as _occlusion
 from medvis_desktop.explain import score_cam as _score_cam
+from medvis_desktop.explain import smooth_grad as _smooth_grad
 from medvis_desktop.explain import xgrad_cam as _xgrad_cam
 from medvis_desktop.explain.activations import activation_maps, dead_filters
 from medvis_desktop.explain.base import ExplainError, Method
@@ -34,11 +41,15 @@ from medvis_desktop.explain.deconvnet import deconvnet
 from medvis_desktop.explain.eigen_cam import eigen_cam
 from medvis_desktop.explain.gradcam import grad_cam, grad_cam_with_outputs
 from medvis_desktop.explain.gradcam_plus_plus import grad_cam_plus_plus
+from medvis_desktop.explain.gradient import gradient, input_x_gradient
 from medvis_desktop.explain.graph import layers_for
+from medvis_desktop.explain.guided_backprop import guided_backprop, guided_grad_cam
 from medvis_desktop.explain.hires_cam import hires_cam
+from medvis_desktop.explain.integrated_gradients import integrated_gradients
 from medvis_desktop.explain.layer_cam import layer_cam
 from medvis_desktop.explain.occlusion import occlusion
 from medvis_desktop.explain.score_cam import score_cam
+from medvis_desktop.explain.smooth_grad import smooth_grad
 from medvis_desktop.explain.xgrad_cam import xgrad_cam
 
 METHODS: dict[str, Method] = {
@@ -53,6 +64,10 @@ METHODS: dict[str, Method] = {
         _xgrad_cam.METHOD,
         _score_cam.METHOD,
         _eigen_cam.METHOD,
+        *_gradient.METHODS,
+        *_guided_backprop.METHODS,
+        _integrated_gradients.METHOD,
+        _smooth_grad.METHOD,
         _occlusion.METHOD,
     )
 }
@@ -68,10 +83,16 @@ __all__ = [
     "grad_cam",
     "grad_cam_plus_plus",
     "grad_cam_with_outputs",
+    "gradient",
+    "guided_backprop",
+    "guided_grad_cam",
     "hires_cam",
+    "input_x_gradient",
+    "integrated_gradients",
     "layer_cam",
     "occlusion",
     "score_cam",
+    "smooth_grad",
     "target_layers",
     "xgrad_cam",
 ]

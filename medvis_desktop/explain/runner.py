@@ -125,7 +125,7 @@ def explain_volume(
         card=card,
         patches=run.patches,
         assumptions=assumptions,
-        parameters={**chosen, "region": region, "batch_size": batch_size, "device": str(device())},
+        parameters={**chosen, "region": region, "images_per_batch": batch_size, "device": str(device())},
         cancelled=run.cancelled,
     )
 
