@@ -53,6 +53,7 @@ class Explanation:
     assumptions: list[str] = field(default_factory=list)
     parameters: dict[str, object] = field(default_factory=dict)
     cancelled: bool = False
+    signed: bool = False  # negative values mean something (attributions): a diverging display
 
     @property
     def class_name(self) -> str | None:
@@ -127,6 +128,7 @@ def explain_volume(
         assumptions=assumptions,
         parameters={**chosen, "region": region, "images_per_batch": batch_size, "device": str(device())},
         cancelled=run.cancelled,
+        signed=METHODS[method].signed,
     )
 
 
