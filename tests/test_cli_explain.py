@@ -121,3 +121,49 @@ def test_layers_refuses_python_code_without_unsafe():
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1
     assert "--unsafe" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_method_s_parameters_are_given_with_param_and_recorded(tmp_path, model_path, series):
+    out = tmp_path / "out"
+    result = explain_run(
+        model_path,
+        series,
+        out,
+        "integrated_gradients",
+        "--param",
+        "steps=8",
+        "--param",
+        "rule=riemann_trapezoid",
+        "--slices",
+        "4:6",
+    )
+    assert result.returncode == 0, result.stderr
+    (record_path,) = out.glob("integrated_gradients_*.nii.gz.provenance.json")
+    parameters = json.loads(record_path.read_text())["parameters"]
+    assert parameters["steps"] == 8 and parameters["rule"] == "riemann_trapezoid"
+    assert parameters["baseline"] == 0.0  # the declared default, recorded too
+    array = sitk.GetArrayFromImage(sitk.ReadImage(str(record_path).removesuffix(".provenance.json")))
+    assert (array[4:6] < 0).any() and (array[4:6] > 0).any()  # an attribution keeps its sign
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        ("steps=0", "Parameter 'steps' must lie in 1 to inf, not 0."),
+        ("steps=many", "Parameter 'steps' takes int values, not 'many'."),
+        ("window=8", "integrated_gradients has no parameter 'window'; its parameters: baseline, steps"),
+        ("steps", "--param takes KEY=VALUE, not 'steps'"),
+    ],
+)
+def test_a_bad_parameter_is_one_line(tmp_path, model_path, series, param, message):
+    result = explain_run(model_path, series, tmp_path, "integrated_gradients", "--param", param)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_methods_lists_every_method_with_its_parameters():
+    result = run("methods")
+    assert result.returncode == 0, result.stderr
+    assert "occlusion: Occlusion (attribution; takes target)" in result.stdout
+    assert "--param rule=… one of gauss_legendre, riemann_trapezoid; default gauss_legendre" in result.stdout
+    assert "eigen_cam: Eigen-CAM (cam; takes layer)" in result.stdout
