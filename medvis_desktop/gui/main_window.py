@@ -234,17 +234,16 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
         from medvis_desktop.explain.runner import patch_corners
         from medvis_desktop.models.layers import output_shape
 
-        card, shape = self.card, self.volume.shape
-        spacing_zyx = tuple(reversed(self.volume.spacing))
+        card, shape, spacing = self.card, self.volume.shape, self.volume.spacing
         grid = card.spatial_shape
         if card.input_mode == "3d":
             images = 1 if card.resize == "resize" else len(patch_corners(shape, grid))
-            axes = list(zip(shape, spacing_zyx, grid, strict=True))
+            axes = list(zip(shape, spacing, grid, strict=True))
         else:
             images = shape[0]
-            axes = list(zip(shape[1:], spacing_zyx[1:], grid[-2:], strict=True))
+            axes = list(zip(shape[1:], spacing[1:], grid[-2:], strict=True))
         resized = card.resize == "resize"
-        mm = min(spacing * (size / length if resized else 1.0) for size, spacing, length in axes)
+        mm = min(step * (size / length if resized else 1.0) for size, step, length in axes)
         channels = {}
         for layers in self.panel.layer_choices().values():
             for name in layers:

@@ -19,6 +19,7 @@ from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
 from medvis_desktop import imaging
+from medvis_desktop.gui.main_window import MainWindow
 from medvis_desktop.imaging import Volume
 from tests.conftest import tiny_classifier
 
@@ -117,3 +118,30 @@ def screen_samples(shot: Path, volume: Volume, legend_lines: int, step: int = 4)
         (centres[:, 1] / pixel + header).astype(int), (centres[:, 0] / pixel + SNAPSHOT_MARGIN).astype(int)
     ]
     return rows, columns, pixels
+
+
+def make_window(qtbot, settings) -> MainWindow:
+    window = MainWindow(settings, interactive=False)
+    qtbot.addWidget(window)
+    window.resize(1200, 800)
+    window.show()
+    window.start_backend()
+    return window
+
+
+@pytest.fixture
+def window(qtbot, settings, ct_nifti, tiny_model_path):
+    window = make_window(qtbot, settings)
+    assert window.open_volume(ct_nifti)
+    assert window.open_model(tiny_model_path)
+    yield window
+    window.close()
+    assert not window.relay.worker_thread.isRunning()
+
+
+def run_and_wait(qtbot, window: MainWindow, method: str = "grad_cam", **choices) -> None:
+    window.panel.select(method=method, **choices)
+    job_id = window.run()
+    assert job_id is not None
+    with qtbot.waitSignal(window.relay.finished, timeout=60_000, check_params_cb=lambda done: done == job_id):
+        pass

@@ -8,8 +8,7 @@ import pytest
 from medvis_desktop import cli
 from medvis_desktop.demo.cases import CASES, load_case
 from tests.conftest import near
-from tests.gui.conftest import screen_samples, xvfb_medvis
-from tests.gui.test_main_window import make_window
+from tests.gui.conftest import make_window, screen_samples, xvfb_medvis
 
 LEGEND_LINES = 4  # method and layer, study and slice, model, the true lesions' outline
 

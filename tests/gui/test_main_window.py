@@ -17,34 +17,7 @@ from medvis_desktop import imaging, models
 from medvis_desktop.export import OverlayStyle
 from medvis_desktop.gui.main_window import MainWindow
 from medvis_desktop.models.card import ModelCard
-from tests.gui.conftest import when_modal
-
-
-def make_window(qtbot, settings) -> MainWindow:
-    window = MainWindow(settings, interactive=False)
-    qtbot.addWidget(window)
-    window.resize(1200, 800)
-    window.show()
-    window.start_backend()
-    return window
-
-
-@pytest.fixture
-def window(qtbot, settings, ct_nifti, tiny_model_path):
-    window = make_window(qtbot, settings)
-    assert window.open_volume(ct_nifti)
-    assert window.open_model(tiny_model_path)
-    yield window
-    window.close()
-    assert not window.relay.worker_thread.isRunning()
-
-
-def run_and_wait(qtbot, window: MainWindow, method: str = "grad_cam", **choices) -> None:
-    window.panel.select(method=method, **choices)
-    job_id = window.run()
-    assert job_id is not None
-    with qtbot.waitSignal(window.relay.finished, timeout=60_000, check_params_cb=lambda done: done == job_id):
-        pass
+from tests.gui.conftest import make_window, run_and_wait, when_modal
 
 
 def test_run_shows_the_slice_on_screen_and_each_slices_map_while_scrolling(qtbot, window):

@@ -17,7 +17,7 @@ from PySide6.QtCore import QThread
 from medvis_desktop import imaging
 from medvis_desktop.gui.main_window import MainWindow
 from medvis_desktop.imaging import Volume
-from tests.gui.test_main_window import make_window
+from tests.gui.conftest import make_window
 
 JOBS = 200
 WARM_UP = 100  # jobs before memory is expected to have levelled off

@@ -13,7 +13,7 @@ from PySide6.QtCore import QTimer
 
 from medvis_desktop.gui.worker import ExplainJob, Mosaic, MosaicJob, Relay
 from medvis_desktop.models.card import ModelCard
-from tests.gui.test_main_window import make_window, run_and_wait
+from tests.gui.conftest import make_window, run_and_wait
 
 
 class Recorder:
