@@ -149,7 +149,11 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
             if path.is_dir() and series_uid is None:
                 series_uid = self._choose_series(path)
             with self._busy(f"Opening {path.name}…"):
-                volume = imaging.load(path, series_uid=series_uid)
+                # Native decoders run in a child process: a file that crashes one costs the
+                # load, not the session.
+                isolated = imaging.needs_isolation(path, series_uid)
+                read = imaging.load_isolated if isolated else imaging.load
+                volume = read(path, series_uid=series_uid)
         except (MedvisError, OSError) as error:
             self.report_error(f"Could not open {path.name}", str(error))
             return False

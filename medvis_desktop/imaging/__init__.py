@@ -24,6 +24,7 @@ __all__ = [
     "list_series",
     "load",
     "load_isolated",
+    "needs_isolation",
     "presets",
     "save",
     "to_display",
@@ -47,6 +48,23 @@ def load(path: Path | str, *, series_uid: str | None = None, memory_budget: int 
     except checks.HeaderError as error:
         raise checks.HeaderError(f"{path.name}: {error}") from None
     return volume
+
+
+def needs_isolation(path: Path | str, series_uid: str | None = None) -> bool:
+    """Whether reading this study runs native decoders (C, C++, Rust) that a damaged file can
+    crash past any Python exception: compressed DICOM pixels, SimpleITK's readers, the image
+    codecs. A viewer reads those with load_isolated; uncompressed DICOM and .inv3 are decoded
+    by Python and NumPy after the header checks, and stay on the fast path. Only headers are
+    read here (a damaged one answers True: the child process then gives the error)."""
+    path = Path(path).expanduser()
+    if path.is_dir() or dicom.is_dicom_file(path):
+        try:
+            found = dicom.list_series(path)
+        except LoadError:
+            return True
+        chosen = [s for s in found if s.uid == series_uid] if series_uid else found[:1]  # as load picks
+        return not chosen or any(s.compressed for s in chosen)
+    return not invesalius.handles(path)
 
 
 def _read(path: Path, series_uid: str | None, memory_budget: int | None) -> Volume:

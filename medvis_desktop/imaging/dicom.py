@@ -72,6 +72,9 @@ class Series:
     columns: int
     header: Dataset
     frames: list[Frame] = field(default_factory=list)
+    # Any of its files' pixels compressed (or of an unreadable transfer syntax): decoded by
+    # native code (C, C++, Rust) that a damaged file can crash.
+    compressed: bool = False
 
     @property
     def image_count(self) -> int:
@@ -88,6 +91,7 @@ class SeriesInfo:
     image_count: int
     rows: int
     columns: int
+    compressed: bool = False
 
 
 @dataclass
@@ -185,7 +189,6 @@ def _rescale(
         slope_value[0] if slope_value else default[0],
         intercept_value[0] if intercept_value else default[1],
     )
-
 
 
 def _frames_of(ds: Dataset, path: Path, count: int) -> list[Frame]:
@@ -364,6 +367,7 @@ def scan(path: Path | str, memory_budget: int | None = None) -> Scan:
                 header=ds,
             )
         groups[key].frames.extend(frames)
+        groups[key].compressed |= _compressed(ds)
     series = sorted(groups.values(), key=lambda s: s.image_count, reverse=True)
     return Scan(series=series, not_dicom=not_dicom, damaged=damaged, without_image=without_image)
 
@@ -371,7 +375,7 @@ def scan(path: Path | str, memory_budget: int | None = None) -> Scan:
 def list_series(path: Path | str) -> list[SeriesInfo]:
     """The image series below `path`, largest first."""
     return [
-        SeriesInfo(s.uid, s.description, s.modality, s.image_count, s.rows, s.columns)
+        SeriesInfo(s.uid, s.description, s.modality, s.image_count, s.rows, s.columns, s.compressed)
         for s in _require_series(scan(path), Path(path))
     ]
 
@@ -452,6 +456,11 @@ def _consistent_grid(frames: list[Frame]) -> tuple[list[Frame], list[str]]:
 def _normal(orientation: np.ndarray) -> np.ndarray:
     normal = np.cross(orientation[:3], orientation[3:])
     return normal / np.linalg.norm(normal)
+
+
+def _compressed(header: Dataset) -> bool:
+    syntax = header.file_meta.get("TransferSyntaxUID") if hasattr(header, "file_meta") else None
+    return not isinstance(syntax, str) or UID(syntax).is_compressed or not UID(syntax).is_transfer_syntax
 
 
 def _check_decoder(header: Dataset, path: Path) -> None:
