@@ -110,6 +110,10 @@ def explain_volume(
             raise ExplainError("The model has no layer with spatial feature maps to explain")
     else:
         layer = ""
+    if METHODS[method].cost is not None:
+        # Many passes per image (the method's own batch_size bounds each): one image per batch,
+        # so that progress and cancel come after every image, not after minutes.
+        batch_size = 1
     run = _Run(volume, model, card, METHODS[method], layer, target, filter, chosen, region, progress, cancel)
     if card.input_mode == "3d":
         run.volume_3d(batch_size, slices)

@@ -93,3 +93,21 @@ def test_a_parameter_the_method_does_not_have_is_refused(study: imaging.Volume) 
         explain_volume(study, model, "grad_cam", card=card, params={"steps": 3})
     with pytest.raises(ExplainError, match="'steps' must lie in 1 to inf"):
         explain_volume(study, model, "integrated_gradients", card=card, params={"steps": 0})
+
+
+def test_a_costly_method_reports_progress_after_every_image(study: imaging.Volume) -> None:
+    card = ModelCard(input_mode="2.5d", input_shape=(32, 32, 3), intensity=WINDOW)
+    seen: list[tuple[int, int]] = []
+    result = explain_volume(
+        study,
+        classifier((32, 32), 3),
+        "occlusion",
+        card=card,
+        target=1,
+        params={"window": 16, "stride": 16},
+        batch_size=8,
+        progress=lambda done, total: seen.append((done, total)),
+        cancel=lambda: len(seen) >= 3,
+    )
+    assert seen == [(1, 8), (2, 8), (3, 8)] and result.cancelled
+    assert result.computed.sum() == 3 and result.parameters["images_per_batch"] == 1
