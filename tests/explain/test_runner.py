@@ -11,7 +11,7 @@ import pytest
 
 from medvis_desktop import explain, imaging
 from medvis_desktop.explain.base import ExplainError
-from medvis_desktop.explain.runner import explain_volume, patch_corners
+from medvis_desktop.explain.runner import explain_volume, next_flagged, patch_corners
 from medvis_desktop.export.writer import write_exports
 from medvis_desktop.models.card import Intensity, ModelCard, write_card
 from tests.conftest import tiny_classifier
@@ -207,3 +207,30 @@ def test_segmentation_explains_the_predicted_region(ct_volume):
     assert not np.allclose(whole.maps[4], result.maps[4])
     with pytest.raises(ExplainError, match="Unknown region"):
         explain_volume(ct_volume, model, "grad_cam", card=card, region="lesion")
+
+
+def test_the_score_track_is_each_slice_s_score_or_the_best_patch_covering_it(ct_volume, classifier, card):
+    flat = explain_volume(
+        ct_volume, classifier, "grad_cam", card=card, layer="conv2", target=1, slices=[2, 5]
+    )
+    track = flat.slice_scores()
+    np.testing.assert_array_equal(track[[2, 5]], flat.scores[[2, 5], 1])
+    assert np.isnan(np.delete(track, [2, 5])).all()
+    patches = ModelCard(input_mode="3d", input_shape=(8, 32, 32, 1), intensity=BRAIN, resize="crop_or_pad")
+    result = explain_volume(
+        ct_volume, identity_3d((8, 32, 32)), "activation_maps", card=patches, layer="copy"
+    )
+    expected = np.full(ct_volume.shape[0], -np.inf)
+    for corner, score in zip(result.patches, result.scores[:, 0], strict=True):  # written out per slice
+        for z in range(corner[0], min(corner[0] + 8, ct_volume.shape[0])):
+            expected[z] = max(expected[z], score)
+    np.testing.assert_array_equal(result.slice_scores(0), expected.astype(np.float32))
+
+
+def test_next_flagged_steps_through_the_slices_above_the_threshold():
+    track = np.array([0.1, 0.9, np.nan, 0.2, 0.7, 0.95, 0.3], dtype=np.float32)
+    assert next_flagged(track, 0.5, 0, +1) == 1
+    assert next_flagged(track, 0.5, 1, +1) == 4
+    assert next_flagged(track, 0.5, 5, +1) is None
+    assert next_flagged(track, 0.5, 5, -1) == 4
+    assert next_flagged(track, 0.5, 1, -1) is None

@@ -1,0 +1,103 @@
+"""The model's score along the study: which slices it flags, and how strongly, at a glance.
+
+A pyqtgraph plot of one class's score per slice (for 3D patch models the best patch covering
+each slice), filled in as results arrive; a marker at the slice on screen, a threshold line
+the reader can drag; a click jumps to that slice, N and P step through the flagged slices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from medvis_desktop.explain.runner import next_flagged
+
+DEFAULT_THRESHOLD = 0.5  # a probability: the model's own decision for a sigmoid or softmax head
+CURVE_PEN = pg.mkPen((90, 170, 255), width=2)
+CURRENT_PEN = pg.mkPen((255, 220, 0), width=1)
+THRESHOLD_PEN = pg.mkPen((230, 80, 80), width=1, style=Qt.PenStyle.DashLine)
+FLAGGED_BRUSH = pg.mkBrush(230, 80, 80)
+
+
+class ScoreTrack(QWidget):
+    slice_chosen = Signal(int)
+    threshold_changed = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.track = np.empty(0, dtype=np.float32)
+        self.current = 0
+        self.plot = pg.PlotWidget()
+        self.plot.setMinimumHeight(90)
+        self.plot.setLabel("bottom", "slice")
+        self.plot.setLabel("left", "score")
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.curve = self.plot.plot(pen=CURVE_PEN, connect="finite")
+        self.flagged = pg.ScatterPlotItem(size=5, brush=FLAGGED_BRUSH, pen=None)
+        self.plot.addItem(self.flagged)
+        self.marker = pg.InfiniteLine(angle=90, pen=CURRENT_PEN)
+        self.threshold_line = pg.InfiniteLine(DEFAULT_THRESHOLD, angle=0, pen=THRESHOLD_PEN, movable=True)
+        self.plot.addItem(self.marker)
+        self.plot.addItem(self.threshold_line)
+        self.caption = QLabel("No scores yet: run a method")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.caption)
+        layout.addWidget(self.plot)
+        self.plot.scene().sigMouseClicked.connect(self._clicked)
+        self.threshold_line.sigPositionChangeFinished.connect(self._threshold_moved)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.threshold_line.value())
+
+    def set_threshold(self, value: float) -> None:
+        self.threshold_line.setValue(value)
+        self._draw()
+
+    def set_track(self, track: np.ndarray | None, what: str = "") -> None:
+        """Scores per slice (NaN: not computed yet); None clears the track."""
+        self.track = np.empty(0, dtype=np.float32) if track is None else np.asarray(track, np.float32)
+        self.caption.setText(f"Score along the study: {what}" if track is not None else "No scores yet")
+        self._draw()
+
+    def set_current(self, z: int) -> None:
+        self.current = z
+        self.marker.setValue(z)
+
+    def step(self, direction: int) -> int | None:
+        """The next (+1) or previous (-1) flagged slice from the current one, chosen."""
+        found = next_flagged(self.track, self.threshold, self.current, direction)
+        if found is not None:
+            self.slice_chosen.emit(found)
+        return found
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        steps = {Qt.Key.Key_N: 1, Qt.Key.Key_P: -1}
+        if event.key() in steps:
+            self.step(steps[event.key()])
+        else:
+            super().keyPressEvent(event)
+
+    def _draw(self) -> None:
+        slices = np.arange(len(self.track))
+        self.curve.setData(slices, self.track)
+        above = np.nan_to_num(self.track, nan=-np.inf) >= self.threshold
+        self.flagged.setData(slices[above], self.track[above])
+        if len(self.track):
+            self.plot.setXRange(0, max(len(self.track) - 1, 1), padding=0.02)
+
+    def _clicked(self, event) -> None:
+        if not len(self.track) or event.button() != Qt.MouseButton.LeftButton:
+            return
+        x = self.plot.getPlotItem().vb.mapSceneToView(event.scenePos()).x()
+        z = int(np.clip(round(x), 0, len(self.track) - 1))
+        self.slice_chosen.emit(z)
+
+    def _threshold_moved(self) -> None:
+        self._draw()
+        self.threshold_changed.emit(self.threshold)

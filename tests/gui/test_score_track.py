@@ -1,0 +1,58 @@
+"""The score track: the scores as given, the flagged slices, a click and N/P jump to slices."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtTest import QTest
+
+from medvis_desktop.gui.score_track import DEFAULT_THRESHOLD, ScoreTrack
+
+TRACK = np.array([0.1, 0.9, np.nan, 0.2, 0.7, 0.95, 0.3, 0.05], dtype=np.float32)
+
+
+def make_track(qtbot) -> ScoreTrack:
+    track = ScoreTrack()
+    qtbot.addWidget(track)
+    track.resize(600, 200)
+    track.show()
+    qtbot.waitExposed(track)
+    track.set_track(TRACK, "lesion")
+    return track
+
+
+def test_the_curve_is_the_scores_and_the_flagged_are_those_above_the_threshold(qtbot):
+    track = make_track(qtbot)
+    x, y = track.curve.getData()
+    np.testing.assert_array_equal(x, np.arange(8))
+    np.testing.assert_array_equal(y, TRACK)
+    flagged_x, _ = track.flagged.getData()
+    assert list(flagged_x) == [1, 4, 5] and track.threshold == DEFAULT_THRESHOLD
+    track.set_threshold(0.8)
+    assert list(track.flagged.getData()[0]) == [1, 5]
+    assert "lesion" in track.caption.text()
+
+
+def test_n_and_p_step_through_the_flagged_slices(qtbot):
+    track = make_track(qtbot)
+    chosen: list[int] = []
+    track.slice_chosen.connect(chosen.append)
+    track.set_current(1)
+    QTest.keyClick(track, Qt.Key.Key_N)
+    track.set_current(chosen[-1])
+    QTest.keyClick(track, Qt.Key.Key_N)
+    track.set_current(chosen[-1])
+    QTest.keyClick(track, Qt.Key.Key_N)  # none after 5: nothing chosen
+    QTest.keyClick(track, Qt.Key.Key_P)
+    assert chosen == [4, 5, 4]
+
+
+def test_a_click_on_the_plot_chooses_that_slice(qtbot):
+    track = make_track(qtbot)
+    chosen: list[int] = []
+    track.slice_chosen.connect(chosen.append)
+    box = track.plot.getPlotItem().vb
+    scene = box.mapViewToScene(QPointF(6, 0.5))
+    where = track.plot.mapFromScene(scene)
+    QTest.mouseClick(track.plot.viewport(), Qt.MouseButton.LeftButton, pos=where)
+    assert chosen == [6]
