@@ -54,10 +54,34 @@ class Explanation:
     parameters: dict[str, object] = field(default_factory=dict)
     cancelled: bool = False
     signed: bool = False  # negative values mean something (attributions): a diverging display
+    label: str = ""  # the method in words: "Grad-CAM"
+    description: str = ""  # what the maps are, in words: "Grad-CAM · layer conv2 · class lesion"
 
     @property
     def class_name(self) -> str | None:
         return None if self.target is None else self.card.class_name(self.target)
+
+    def slice_scores(self, target: int | None = None) -> np.ndarray:
+        """(z,) the model's score for `target` (default: the explained class) along the study,
+        NaN where not computed: a 2D model's score of each slice; for a 3D model read in
+        patches, the highest score of the patches covering the slice; a 3D model given the whole
+        volume, its one score on every slice."""
+        target = self.target if target is None else target
+        depth = self.maps.shape[0]
+        track = np.full(depth, np.nan, dtype=np.float32)
+        if target is None or self.scores.size == 0:
+            return track
+        if self.card.input_mode != "3d":
+            return self.scores[:, target].astype(np.float32)
+        if not self.patches:  # the whole volume, resized to the model's input
+            track[self.computed] = self.scores[0, target]
+            return track
+        extent = self.card.spatial_shape[0]
+        for corner, score in zip(self.patches, self.scores[:, target], strict=True):
+            covered = slice(corner[0], min(corner[0] + extent, depth))
+            track[covered] = np.fmax(track[covered], score)
+        track[~self.computed] = np.nan
+        return track
 
 
 def explain_volume(
@@ -133,7 +157,30 @@ def explain_volume(
         parameters={**chosen, "region": region, "images_per_batch": batch_size, "device": str(device())},
         cancelled=run.cancelled,
         signed=METHODS[method].signed,
+        label=METHODS[method].label,
+        description=_description(
+            METHODS[method], layer, filter, card.class_name(run.target) if run.target is not None else None
+        ),
     )
+
+
+def _description(method: Method, layer: str, filter: int | None, class_name: str | None) -> str:
+    parts = [method.label]
+    if method.uses_layer:
+        parts.append(f"layer {layer}")
+    if method.uses_target and class_name is not None:
+        parts.append(f"class {class_name}")
+    if method.uses_filter and filter is not None:
+        parts.append(f"filter {filter}")
+    return " · ".join(parts)
+
+
+def next_flagged(track: np.ndarray, threshold: float, current: int, step: int) -> int | None:
+    """The nearest slice after `current` (step +1) or before it (-1) whose score reaches
+    `threshold`; None when there is none that way."""
+    flagged = np.nonzero(np.nan_to_num(track, nan=-np.inf) >= threshold)[0]
+    ahead = flagged[flagged > current] if step > 0 else flagged[flagged < current][::-1]
+    return int(ahead[0]) if ahead.size else None
 
 
 def predicted_region(outputs: np.ndarray, target: int) -> np.ndarray:
