@@ -27,7 +27,9 @@ def modules(subpackage: str) -> list[Path]:
     return sorted((PACKAGE / subpackage).rglob("*.py")) if subpackage else sorted(PACKAGE.glob("*.py"))
 
 
-@pytest.mark.parametrize("subpackage", ["", "imaging", "models", "explain", "export", "demo", "dicomnet"])
+@pytest.mark.parametrize(
+    "subpackage", ["", "imaging", "models", "explain", "metrics", "export", "demo", "dicomnet"]
+)
 def test_core_never_imports_qt(subpackage):
     for path in modules(subpackage):
         assert not imported_roots(path) & QT, f"{path.relative_to(PACKAGE)} imports Qt"

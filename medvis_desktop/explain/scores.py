@@ -71,13 +71,18 @@ def scored_replay(
     logits_of: dict[int, tf.Tensor] = {}
     features, outputs = replay(model, x, path, call=functools.partial(_logits_call, logits_of, call))
     logits = tf.cast(logits_of.get(id(outputs[index]), outputs[index]), tf.float32)
-    classes = tf.one_hot(targets, logits.shape[-1])  # (N, K)
-    classes = tf.reshape(classes, [-1] + [1] * (logits.shape.rank - 2) + [logits.shape[-1]])
-    scores = tf.reduce_sum(logits * classes, axis=-1)  # (N,) or (N, *output spatial)
+    return features, class_scores(logits, targets, region), tf.cast(outputs[index], tf.float32)
+
+
+def class_scores(values: tf.Tensor, targets: tf.Tensor, region: tf.Tensor | None) -> tf.Tensor:
+    """Each sample's value for its target class (N,): summed over `region`, or over the whole
+    output, when the output is a segmentation (N, *spatial, classes)."""
+    classes = tf.one_hot(targets, values.shape[-1])
+    classes = tf.reshape(classes, [-1] + [1] * (values.shape.rank - 2) + [values.shape[-1]])
+    scores = tf.reduce_sum(values * classes, axis=-1)
     if region is not None:
         scores *= region
-    per_sample = tf.reduce_sum(tf.reshape(scores, [tf.shape(scores)[0], -1]), axis=1)
-    return features, per_sample, tf.cast(outputs[index], tf.float32)
+    return tf.reduce_sum(tf.reshape(scores, [tf.shape(scores)[0], -1]), axis=1)
 
 
 def score_tensors(score: Score) -> tuple[int, tf.Tensor, tf.Tensor | None]:
