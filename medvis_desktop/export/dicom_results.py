@@ -42,7 +42,6 @@ from pydicom.uid import (
 from medvis_desktop import __version__
 from medvis_desktop.export.atomic import atomic_write, make_folder
 from medvis_desktop.export.provenance import Provenance
-from medvis_desktop.export.writer import LABELS
 from medvis_desktop.imaging import itk
 from medvis_desktop.imaging.dicom_source import DicomSource
 from medvis_desktop.imaging.volume import Volume
@@ -132,7 +131,7 @@ class Written:
 
 def describe(provenance: Provenance, class_name: str | None = None) -> str:
     """'Grad-CAM, layer conv2, class tumour': what the map shows, in words."""
-    parts = [LABELS.get(provenance.method, provenance.method)]
+    parts = [(provenance.method_label or provenance.method)]
     if provenance.layer:
         parts.append(f"layer {provenance.layer}")
     if class_name is not None or provenance.target is not None:
@@ -238,8 +237,15 @@ def _copy_body_part(dataset: Dataset, source: DicomSource | None, *, unknown_lat
         dataset.Laterality = ""
 
 
-def _finish(dataset: Dataset, source: DicomSource, provenance: Provenance, class_name: str | None,
-            written: Written, *, unknown_laterality: bool) -> None:
+def _finish(
+    dataset: Dataset,
+    source: DicomSource,
+    provenance: Provenance,
+    class_name: str | None,
+    written: Written,
+    *,
+    unknown_laterality: bool,
+) -> None:
     """What PM and SEG add: anatomy, provenance, the note of omitted slices."""
     _copy_body_part(dataset, source, unknown_laterality=unknown_laterality)
     dataset.DerivationDescription = derivation_description(provenance, class_name)
@@ -295,7 +301,7 @@ def parametric_map(
         voi_lut_function=hd.VOILUTFunctionValues.LINEAR_EXACT,
     )
     equipment = Equipment.for_provenance(provenance)
-    label = LABELS.get(provenance.method, provenance.method)
+    label = provenance.method_label or provenance.method
     pm = hd.pm.ParametricMap(
         source_images=_source_images(source, written.slices),
         pixel_array=frames,
@@ -371,7 +377,7 @@ def segmentation(
     z = list(written.slices)
     masks = np.stack([values[z] > threshold for values in arrays.values()], axis=-1)  # NaN is not above
     equipment = Equipment.for_provenance(provenance)
-    label = LABELS.get(provenance.method, provenance.method)
+    label = provenance.method_label or provenance.method
     segments = [
         hd.seg.SegmentDescription(
             segment_number=number,
@@ -414,7 +420,7 @@ def algorithm_identification(
         **{k: str(v) for k, v in _scalars(provenance.parameters).items()},
     }
     return hd.AlgorithmIdentificationSequence(
-        name=f"{MANUFACTURER} {LABELS.get(provenance.method, provenance.method)}"[:LO],
+        name=f"{MANUFACTURER} {(provenance.method_label or provenance.method)}"[:LO],
         family=ALGORITHM_FAMILY,
         version=provenance.medvis_version,
         source=MANUFACTURER,

@@ -1,14 +1,16 @@
 """PNG figures: the paper's triptych (image | heat map | overlay) and activation grids.
 
-Pillow only, no Qt, so the CLI and batch scripts make the same figures as the GUI. Pixels are
-made square in millimetres, so anatomy keeps its true proportions. Nothing identifying the
-patient is drawn unless the caller passes it in `legend`.
+Pillow only, no Qt, so the CLI and batch scripts make the same figures as the GUI: MapScale,
+how a map's values become colours (signed maps about zero on a diverging map), is the rule the
+slice viewer draws by too. Pixels are made square in millimetres, so anatomy keeps its true
+proportions. Nothing identifying the patient is drawn unless the caller passes it in `legend`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,9 @@ TEXT = (235, 235, 235)
 DEAD = (255, 40, 40)
 MARGIN = 8
 BAR_WIDTH = 16
+SIGNS = ("signed", "positive", "absolute")
+# The span given to a constant map, so that it still has a scale to be drawn on.
+FLAT = 1e-6
 
 
 @dataclass(frozen=True)
@@ -30,8 +35,119 @@ class OverlayStyle:
 
     colormap: str = "turbo"
     opacity: float = 0.5
-    # Map values (after scaling to 0–1) below this are not drawn.
+    # Weaker values than this fraction of the scale are not drawn: of the range for maps of one
+    # sign, of the largest |value| for signed maps shown signed.
     threshold: float = 0.2
+    # Signed maps (pixel attributions, deconvnet): "signed" on the diverging map centred on zero,
+    # "positive" (negative values not drawn) or "absolute" (|value|) on the sequential map.
+    sign: str = "signed"
+
+    def __post_init__(self) -> None:
+        if self.sign not in SIGNS:
+            raise ValueError(f"Unknown sign mode '{self.sign}'; use one of {', '.join(SIGNS)}")
+
+
+@dataclass(frozen=True)
+class MapScale:
+    """How a map's values become colours: one rule for the viewer, its colour bars and the
+    exports, so that a figure shows what the screen shows.
+
+    Values are first transformed (`shown`), then placed on (low, high) and looked up in a
+    256-entry table the way pyqtgraph does it (scaled to 0…256, clipped, truncated); entries
+    inside the threshold are transparent, and so is NaN (not computed, or not drawn).
+    """
+
+    low: float
+    high: float
+    colormap: str
+    # "" for maps of one sign (drawn as they are), else the OverlayStyle.sign of a signed map.
+    sign: str
+    threshold: float
+    opacity: float
+
+    @property
+    def centred(self) -> bool:
+        """(low, high) is (−m, m) on the diverging map: zero in the middle, the threshold on |v|."""
+        return self.sign == "signed"
+
+    def shown(self, maps: np.ndarray) -> np.ndarray:
+        """float32 values to colour: |v| for "absolute", negative ones NaN for "positive"."""
+        maps = np.asarray(maps, dtype=np.float32)
+        if self.sign == "absolute":
+            return np.abs(maps)
+        if self.sign == "positive":
+            return np.where(maps < 0, np.float32(np.nan), maps)
+        return maps
+
+    @cached_property
+    def table(self) -> np.ndarray:
+        """(256, 3) uint8: the colour map, opaque."""
+        return colormaps.lookup_table(self.colormap)
+
+    @cached_property
+    def visible(self) -> np.ndarray:
+        """bool (256,): the entries drawn, entry i standing for i/255 of the way from low to high.
+        From the threshold up on a sequential map; centred, where |v| ≥ threshold·m, but never
+        the two middle entries, between which zero falls."""
+        position = np.arange(colormaps.SIZE) / (colormaps.SIZE - 1)
+        if not self.centred:
+            return position >= self.threshold
+        visible = np.abs(2 * position - 1) >= self.threshold  # |v| / m
+        visible[colormaps.SIZE // 2 - 1 : colormaps.SIZE // 2 + 1] = False
+        return visible
+
+    @cached_property
+    def lut(self) -> np.ndarray:
+        """(256, 4) uint8 RGBA: the table with the opacity, transparent where not `visible`."""
+        lut = np.zeros((colormaps.SIZE, 4), dtype=np.uint8)
+        lut[:, :3] = self.table
+        lut[:, 3] = np.where(self.visible, round(self.opacity * 255), 0)
+        return lut
+
+    def rgba(self, maps: np.ndarray) -> np.ndarray:
+        """(…, 4) uint8: each value's entry of `lut`, as the viewer draws it; NaN transparent black."""
+        shown = self.shown(maps)
+        missing = np.isnan(shown)
+        position = np.where(missing, 0.0, shown - self.low) * (colormaps.SIZE / (self.high - self.low))
+        rgba = self.lut[np.clip(position, 0, colormaps.SIZE - 1).astype(np.intp)]
+        rgba[missing] = 0
+        return rgba
+
+    @property
+    def marks(self) -> tuple[float, ...]:
+        """Where the threshold cuts the colour bar, as fractions of its height from the bottom."""
+        if self.centred:
+            return (0.5 - self.threshold / 2, 0.5 + self.threshold / 2)
+        return (self.threshold,)
+
+    @property
+    def labels(self) -> tuple[tuple[float, str], ...]:
+        """The colour bar's labels as (fraction from the bottom, text): its ends, and 0 between
+        them when centred, so a signed bar reads −m … 0 … m."""
+        middle = ((0.5, "0"),) if self.centred else ()
+        return ((1.0, short_number(self.high)), *middle, (0.0, short_number(self.low)))
+
+
+def map_scale(value_range: tuple[float, float], signed: bool, style: OverlayStyle) -> MapScale:
+    """The display rule for a map whose finite values span `value_range` (finite_range of all
+    its slices, taken once, so that a style change costs nothing).
+
+    Maps of one sign (CAM, activations) keep the style's sequential map over their range. A
+    signed map shown "signed" goes on the diverging map over (−m, m), m its largest |value|,
+    so zero is the neutral middle whatever the imbalance of the signs; "positive" and
+    "absolute" put v or |v| on the sequential map over (0, largest).
+    """
+    low, high = value_range
+    sign = style.sign if signed else ""
+    if sign == "signed":
+        peak = max(-low, high) or FLAT
+        return MapScale(-peak, peak, colormaps.DIVERGING, sign, style.threshold, style.opacity)
+    if sign == "absolute":
+        low, high = 0.0, max(-low, high)
+    elif sign == "positive":
+        low = 0.0
+    high = high if high > low else low + FLAT
+    return MapScale(low, high, style.colormap, sign, style.threshold, style.opacity)
 
 
 def short_number(value: float) -> str:
@@ -47,20 +163,11 @@ def finite_range(values: np.ndarray) -> tuple[float, float]:
     return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
 
 
-def normalise(values: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
-    """Scale to 0–1 over `value_range` (default: finite_range); NaN stays NaN."""
-    values = np.asarray(values, dtype=np.float32)
-    low, high = finite_range(values) if value_range is None else value_range
-    return np.clip((values - low) / max(high - low, 1e-12), 0.0, 1.0)
-
-
-def overlay(grey: np.ndarray, heat: np.ndarray, style: OverlayStyle) -> np.ndarray:
-    """RGB (y, x, 3) uint8: `heat` (0–1) coloured and blended over `grey` (uint8)."""
+def overlay(grey: np.ndarray, rgba: np.ndarray) -> np.ndarray:
+    """RGB (y, x, 3) uint8: `rgba` (MapScale.rgba of a map) blended over `grey` (uint8) by its alpha."""
     base = np.repeat(np.asarray(grey, dtype=np.float32)[..., np.newaxis], 3, axis=-1)
-    colour = colormaps.apply(heat, style.colormap).astype(np.float32)
-    shown = (np.nan_to_num(heat, nan=0.0) >= style.threshold)[..., np.newaxis]
-    blended = np.where(shown, (1 - style.opacity) * base + style.opacity * colour, base)
-    return np.round(blended).astype(np.uint8)
+    alpha = rgba[..., 3:].astype(np.float32) / 255
+    return np.round((1 - alpha) * base + alpha * rgba[..., :3]).astype(np.uint8)
 
 
 def _square_pixels(image: Image.Image, spacing_yx: tuple[float, float]) -> Image.Image:
@@ -80,17 +187,20 @@ def _font(size: int = 14) -> ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def _colour_bar(height: int, style: OverlayStyle, value_range: tuple[float, float]) -> Image.Image:
-    ramp = np.linspace(1.0, 0.0, height)[:, np.newaxis].repeat(BAR_WIDTH, axis=1)
-    bar = Image.fromarray(colormaps.apply(ramp, style.colormap))
+def _colour_bar(height: int, scale: MapScale) -> Image.Image:
+    rows = scale.table[np.round(np.linspace(colormaps.SIZE - 1, 0, height)).astype(np.intp)]
+    bar = Image.fromarray(np.ascontiguousarray(rows[:, np.newaxis, :].repeat(BAR_WIDTH, axis=1)))
     labelled = Image.new("RGB", (BAR_WIDTH + 70, height + 2 * MARGIN), BACKGROUND)
     labelled.paste(bar, (0, MARGIN))
     draw = ImageDraw.Draw(labelled)
     font = _font(12)
-    draw.text((BAR_WIDTH + 4, MARGIN - 6), short_number(value_range[1]), fill=TEXT, font=font)
-    draw.text((BAR_WIDTH + 4, MARGIN + height - 8), short_number(value_range[0]), fill=TEXT, font=font)
-    threshold_y = MARGIN + round((1 - style.threshold) * (height - 1))
-    draw.line([(0, threshold_y), (BAR_WIDTH + 2, threshold_y)], fill=TEXT, width=1)
+    for fraction, text in scale.labels:
+        draw.text(
+            (BAR_WIDTH + 4, MARGIN - 6 + round((1 - fraction) * (height - 2))), text, fill=TEXT, font=font
+        )
+    for fraction in scale.marks:
+        y = MARGIN + round((1 - fraction) * (height - 1))
+        draw.line([(0, y), (BAR_WIDTH + 2, y)], fill=TEXT, width=1)
     return labelled
 
 
@@ -110,22 +220,22 @@ def triptych(
     grey: np.ndarray,
     heat: np.ndarray,
     *,
-    style: OverlayStyle = OverlayStyle(),
+    scale: MapScale | None = None,
     spacing_yx: tuple[float, float] = (1.0, 1.0),
-    value_range: tuple[float, float] | None = None,
     legend: Sequence[str] = (),
 ) -> Image.Image:
-    """The paper's figure: image | heat map | overlay, with a colour bar and a legend."""
-    value_range = value_range or finite_range(heat)
-    scaled = normalise(heat, value_range)
+    """The paper's figure: image | heat map | overlay, with a colour bar and a legend. `scale`
+    (default: the slice's own range, as a map of one sign) is the viewer's, for the same look."""
+    scale = scale or map_scale(finite_range(heat), False, OverlayStyle())
+    rgba = scale.rgba(heat)
     panels = [
         Image.fromarray(np.asarray(grey, dtype=np.uint8)).convert("RGB"),
-        Image.fromarray(colormaps.apply(scaled, style.colormap)),
-        Image.fromarray(overlay(grey, scaled, style)),
+        Image.fromarray(np.ascontiguousarray(rgba[..., :3])),
+        Image.fromarray(overlay(grey, rgba)),
     ]
     panels = [_square_pixels(panel, spacing_yx) for panel in panels]
     width, height = panels[0].size
-    bar = _colour_bar(height - 2 * MARGIN, style, value_range)
+    bar = _colour_bar(height - 2 * MARGIN, scale)
     body = Image.new("RGB", (3 * width + 2 * MARGIN + MARGIN + bar.width, height), BACKGROUND)
     for k, panel in enumerate(panels):
         body.paste(panel, (k * (width + MARGIN), 0))

@@ -54,6 +54,7 @@ class Provenance:
     input_path: str | None
     input_sha256: str | None
     outputs: list[str] = field(default_factory=list)
+    method_label: str | None = None  # the method's name in words: "Grad-CAM"
     # From the package itself: a frozen app may carry no distribution metadata to ask.
     medvis_version: str = __version__
     versions: dict[str, str] = field(default_factory=package_versions)
@@ -69,12 +70,14 @@ class Provenance:
         layer: str | None = None,
         target: int | str | None = None,
         parameters: dict[str, object] | None = None,
+        method_label: str | None = None,
     ) -> Provenance:
         return cls(
             method=method,
             layer=layer,
             target=target,
             parameters=dict(parameters or {}),
+            method_label=method_label,
             model_path=None if model_path is None else str(model_path),
             model_sha256=None if model_path is None else sha256_of(model_path),
             input_path=None if input_path is None else str(input_path),

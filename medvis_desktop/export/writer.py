@@ -17,12 +17,18 @@ from PIL import Image
 
 from medvis_desktop import imaging
 from medvis_desktop.export.atomic import atomic_write, make_folder
-from medvis_desktop.export.images import activation_grid, save_png, triptych
+from medvis_desktop.export.images import (
+    OverlayStyle,
+    activation_grid,
+    finite_range,
+    map_scale,
+    save_png,
+    triptych,
+)
 from medvis_desktop.export.provenance import Provenance, write_provenance
 from medvis_desktop.export.volumes import save_heatmap
 from medvis_desktop.imaging.volume import Volume
 
-LABELS = {"grad_cam": "Grad-CAM", "deconvnet": "Deconvnet", "activation_maps": "Activation map"}
 DEFAULT_SEG_FRACTION = 0.5
 """The SEG holds the voxels above this fraction of the map's maximum (over computed slices)."""
 
@@ -38,12 +44,7 @@ def key_slice(explanation: Any) -> int:
 
 
 def legend(explanation: Any, volume: Volume, z: int) -> list[str]:
-    label = LABELS.get(explanation.method, explanation.method)
-    what = f"{label} · layer {explanation.layer}"
-    if explanation.method == "grad_cam":
-        what += f" · class {explanation.class_name}"
-    elif explanation.filter is not None:
-        what += f" · filter {explanation.filter}"
+    what = explanation.description or explanation.method
     where = f"slice {z + 1}/{volume.shape[0]}"
     if explanation.card.input_mode != "3d" and explanation.target is not None:
         where += f" · score {explanation.scores[z, explanation.target]:.3f} ({explanation.class_name})"
@@ -80,6 +81,7 @@ def write_exports(
         input_path=input_path,
         layer=explanation.layer,
         target=explanation.target,
+        method_label=explanation.label,
         parameters={
             "filter": explanation.filter,
             "slices_computed": int(explanation.computed.sum()),
@@ -92,7 +94,8 @@ def write_exports(
     written = [save_heatmap(volume, explanation.maps, out / f"{stem}.nii.gz")]
     grey = imaging.to_display(volume.voxels[z], imaging.default_window(volume))
     lines = legend(explanation, volume, z)
-    figure = triptych(grey, explanation.maps[z], spacing_yx=volume.spacing[1:], legend=lines)
+    scale = map_scale(finite_range(explanation.maps[z]), explanation.signed, OverlayStyle())
+    figure = triptych(grey, explanation.maps[z], scale=scale, spacing_yx=volume.spacing[1:], legend=lines)
     written.append(save_png(figure, out / f"{stem}_slice{z:03d}.png", source=volume.source))
     if features is not None:
         grid = activation_grid(features, dead, legend=lines[:2])
@@ -147,7 +150,7 @@ def write_dicom_results(
         threshold = seg_fraction * float(np.nanmax(maps[explanation.computed]))
         seg = dicom_results.segmentation(volume, {segment: maps}, record, threshold=threshold)
         written.append(dicom_results.save(seg, out, source=volume.source))
-    label = LABELS.get(explanation.method, explanation.method)
+    label = explanation.label or explanation.method
     sc = dicom_results.secondary_capture(
         np.asarray(figure.convert("RGB")),
         volume,

@@ -23,11 +23,7 @@ class ExportActions:
         """What a figure shows, in words; patient name and ID only when the user asked."""
         lines = []
         if self.explanation is not None:
-            e = self.explanation
-            label = self._method_labels.get(e.method, e.method)
-            target = f", target {e.class_name}" if e.class_name is not None else ""
-            chosen = f", filter {e.filter}" if e.filter is not None else ""
-            lines.append(f"{label}: layer {e.layer}{target}{chosen}")
+            lines.append(self.explanation.description or self.explanation.method)
         if self.volume is not None:
             name = self.volume.source.name if self.volume.source else "study"
             slice_text = f"slice {self.viewer.cursor[0] + 1}/{self.volume.shape[0]}"
@@ -60,9 +56,8 @@ class ExportActions:
         return export.triptych(
             imaging.to_display(self.volume.voxels[z], self.viewer.window),
             self.explanation.maps[z],
-            style=self.viewer.style,
+            scale=self.viewer.scale,
             spacing_yx=self.volume.spacing[1:],
-            value_range=self.viewer.map_range,
             legend=self.legend(),
         )
 
@@ -97,6 +92,7 @@ class ExportActions:
             input_path=self.volume.source if self.volume is not None else None,
             layer=layer or (e.layer if e is not None else None),
             target=e.class_name if e is not None else None,
+            method_label=e.label if e is not None else None,
             parameters={
                 "slice": self.viewer.cursor[0],
                 "window": [self.viewer.window.center, self.viewer.window.width],

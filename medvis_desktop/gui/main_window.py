@@ -32,6 +32,7 @@ from medvis_desktop import about, imaging
 from medvis_desktop.dicomnet import DicomNetError
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.export import OverlayStyle
+from medvis_desktop.export.images import SIGNS
 from medvis_desktop.gui.about_dialog import AboutDialog
 from medvis_desktop.gui.activation_view import ActivationView
 from medvis_desktop.gui.exports import ExportActions
@@ -165,6 +166,7 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
         self._cancel_jobs()
         self.volume = volume
         self.explanation = None
+        self.panel.set_signed(False)
         self.viewer.set_volume(volume)
         self._rebuild_window_menu()
         z, y, x = volume.shape
@@ -411,6 +413,7 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
             return
         self.explanation = result
         self.viewer.set_explanation(result)
+        self.panel.set_signed(result.signed)
         self.result_shown.emit(result)
 
     def _job_failed(self, job_id: int, message: str) -> None:
@@ -603,6 +606,7 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
             colormap=str(self.settings.value("overlay/colormap", OverlayStyle.colormap)),
             opacity=float(self.settings.value("overlay/opacity", OverlayStyle.opacity)),
             threshold=float(self.settings.value("overlay/threshold", OverlayStyle.threshold)),
+            sign=sign if (sign := self.settings.value("overlay/sign")) in SIGNS else OverlayStyle.sign,
         )
         self.panel.set_style(style)
         self.viewer.set_style(style)

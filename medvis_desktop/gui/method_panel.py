@@ -35,6 +35,7 @@ COSTLY_PASSES = 4
 AUTOMATIC_TARGET = "Automatic (highest score)"
 SEGMENTATION_REGIONS = {"all": "Whole image", "predicted": "Where the class is predicted"}
 MAX_FILTERS = 4096
+SIGN_LABELS = {"signed": "Signed", "positive": "Positive only", "absolute": "Absolute value"}
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,14 @@ class MethodPanel(QWidget):
         self.colormap.addItems(colormaps.NAMES)
         self.opacity = _percent_slider(50)
         self.threshold = _percent_slider(20)
+        self.sign = QComboBox()
+        for name, label in SIGN_LABELS.items():
+            self.sign.addItem(label, name)
+        self.sign.setToolTip(
+            "Maps with a sign (deconvnet, pixel attributions): blue–red about zero, only the "
+            "positive part, or the magnitude. Maps of one sign (CAM) keep the colour map."
+        )
+        self.set_signed(False)
         self.show_overlay = QCheckBox("Show overlay (O)")
         self.show_overlay.setChecked(True)
         overlay_box = QGroupBox("Overlay")
@@ -121,6 +130,7 @@ class MethodPanel(QWidget):
         overlay_form.addRow("Colour map", self.colormap)
         overlay_form.addRow("Opacity", self.opacity)
         overlay_form.addRow("Threshold", self.threshold)
+        overlay_form.addRow("Signed maps", self.sign)
         overlay_form.addRow(self.show_overlay)
 
         layout = QVBoxLayout(self)
@@ -136,6 +146,7 @@ class MethodPanel(QWidget):
         self.colormap.currentIndexChanged.connect(self._style_changed)
         self.opacity.valueChanged.connect(self._style_changed)
         self.threshold.valueChanged.connect(self._style_changed)
+        self.sign.currentIndexChanged.connect(self._style_changed)
         self.show_overlay.toggled.connect(self.overlay_toggled)
         self.set_model({}, [])
 
@@ -213,12 +224,18 @@ class MethodPanel(QWidget):
             colormap=self.colormap.currentText(),
             opacity=self.opacity.value() / 100,
             threshold=self.threshold.value() / 100,
+            sign=self.sign.currentData(),
         )
 
     def set_style(self, style: OverlayStyle) -> None:
         self.colormap.setCurrentText(style.colormap)
         self.opacity.setValue(round(style.opacity * 100))
         self.threshold.setValue(round(style.threshold * 100))
+        self.sign.setCurrentIndex(self.sign.findData(style.sign))
+
+    def set_signed(self, signed: bool) -> None:
+        """Whether the result shown is signed: only then does the "Signed maps" choice apply."""
+        self.sign.setEnabled(signed)
 
     # --- run state -------------------------------------------------------------------------
 

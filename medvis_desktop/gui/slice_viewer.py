@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from itertools import zip_longest
 
 import numpy as np
 import pyqtgraph as pg
@@ -18,9 +19,9 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QFontMetrics, QImage, QKeyEvent, QPainter, QTransform
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QMenu, QSlider, QVBoxLayout, QWidget
 
-from medvis_desktop import colormaps, imaging
+from medvis_desktop import imaging
 from medvis_desktop.export import OverlayStyle
-from medvis_desktop.export.images import finite_range, short_number
+from medvis_desktop.export.images import finite_range, map_scale
 from medvis_desktop.imaging import Volume, Window
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
@@ -36,20 +37,12 @@ PAGE_STEP = 10
 # Right-drag window/level: fraction of the window width per screen pixel.
 WINDOW_DRAG_RATE = 0.005
 CROSSHAIR_PEN = pg.mkPen((255, 220, 0, 160), width=1)
+BAR_MARK_PEN = pg.mkPen((235, 235, 235), width=1)
 # Magenta: apart from grey and from the overlay colour maps' hues.
 OUTLINE_COLOUR = (255, 0, 255, 255)
 # Patient axes (LPS) a view's screen axes should point along, and the plane name per normal.
 PLANE_NAMES = ("sagittal", "coronal", "axial")
 SINGLE, THREE = "single", "three"
-
-
-def overlay_lut(style: OverlayStyle) -> np.ndarray:
-    """RGBA (256, 4): the colour map with the opacity, transparent below the threshold."""
-    lut = np.zeros((256, 4), dtype=np.uint8)
-    lut[:, :3] = colormaps.lookup_table(style.colormap)
-    lut[:, 3] = round(style.opacity * 255)
-    lut[: math.ceil(style.threshold * 255), 3] = 0
-    return lut
 
 
 def outline_rgba(mask: np.ndarray) -> np.ndarray:
@@ -213,17 +206,22 @@ class SliceViewer(QWidget):
         self.layout_mode = SINGLE
         self._pixels = np.zeros((1, 1, 1), dtype=np.uint16)
         self._offset = 0.0
-        self.map_range = (0.0, 1.0)
+        self._map_range = (0.0, 1.0)  # the explanation's finite min and max, over all its slices
+        self.scale = map_scale(self._map_range, False, self.style)  # how its values are coloured
         self.views = [PlaneView(Section.through(axis)) for axis in range(3)]
-        # Deconvolution shows its projection into the image beside the slice.
+        # Signed maps (deconvnet, pixel attributions) are also shown alone, beside the slice.
         self.projection = PlaneView(Section.through(0))
         for view in (*self.views, self.projection):
             view.image.setLookupTable(GREY_LUT)
         self.projection.box.setXLink(self.views[0].box)
         self.projection.box.setYLink(self.views[0].box)
-        # The bar is scaled 0-1 (map minimum to maximum) and the raw ends are written once
-        # above and below it: raw ticks of maps around 1e-4 would crowd into each other.
+        # The bar is scaled 0-1 (scale low to high) and the raw ends are written once above and
+        # below it: raw ticks of maps around 1e-4 would crowd into each other. A signed map's
+        # bar has its zero ticked in the middle; lines mark the threshold.
         self.colour_bar = pg.ColorBarItem(values=(0, 1), width=14, interactive=False, colorMapMenu=False)
+        self.bar_marks = [pg.InfiniteLine(angle=0, pen=BAR_MARK_PEN, movable=False) for _ in range(2)]
+        for mark in self.bar_marks:
+            self.colour_bar.addItem(mark)
         bar_widget = pg.GraphicsLayoutWidget()
         bar_widget.setBackground("k")
         bar_widget.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -250,7 +248,7 @@ class SliceViewer(QWidget):
             view.box.clicked.connect(self._make_click(view))
             view.box.menu_requested.connect(self._show_menu)
             view.scene().sigMouseMoved.connect(self._make_hover(view))
-        self._set_style_items()
+        self._set_scale()
         self._arrange()
 
     # --- what is shown ---------------------------------------------------------------------
@@ -269,13 +267,12 @@ class SliceViewer(QWidget):
         self.reset_view()
 
     def set_explanation(self, explanation: object | None) -> None:
-        """Show an Explanation's maps (None: no overlay); its colour scale spans all its slices."""
+        """Show an Explanation's maps (None: no overlay); its colour scale spans all its slices,
+        diverging about zero when they are signed (see export.images.map_scale)."""
         self.explanation = explanation
         if explanation is not None:
-            low, high = finite_range(explanation.maps[explanation.computed])
-            self.map_range = (low, high if high > low else low + 1e-6)
-            self.bar_high.setText(f"max<br>{short_number(self.map_range[1])}")
-            self.bar_low.setText(f"min<br>{short_number(low)}")
+            self._map_range = finite_range(explanation.maps[explanation.computed])
+        self._set_scale()
         self._arrange()
         self._refresh()
 
@@ -292,7 +289,7 @@ class SliceViewer(QWidget):
 
     def set_style(self, style: OverlayStyle) -> None:
         self.style = style
-        self._set_style_items()
+        self._set_scale()
         self._refresh()
 
     def set_overlay_visible(self, visible: bool) -> None:
@@ -390,15 +387,16 @@ class SliceViewer(QWidget):
         return image
 
     def _paint_colour_bar(self, painter: QPainter, rect: QRectF) -> None:
-        table = colormaps.lookup_table(self.style.colormap)
+        """The scale's colours, threshold marks and labels, as the exported triptych draws them."""
+        table = self.scale.table
         ramp = np.ascontiguousarray(table[::-1][:, np.newaxis, :].repeat(SNAPSHOT_BAR, axis=1))
         bar = QImage(ramp.data, SNAPSHOT_BAR, len(table), 3 * SNAPSHOT_BAR, QImage.Format.Format_RGB888)
         painter.drawImage(rect, bar)
-        low, high = self.map_range
-        threshold_y = rect.bottom() - self.style.threshold * rect.height()
-        painter.drawLine(QPointF(rect.left() - 3, threshold_y), QPointF(rect.right() + 3, threshold_y))
-        painter.drawText(QPointF(rect.right() + 4, rect.top() + 10), short_number(high))
-        painter.drawText(QPointF(rect.right() + 4, rect.bottom()), short_number(low))
+        for fraction in self.scale.marks:
+            y = rect.bottom() - fraction * rect.height()
+            painter.drawLine(QPointF(rect.left() - 3, y), QPointF(rect.right() + 3, y))
+        for fraction, text in self.scale.labels:  # baselines from the top's 10 px down to the bottom
+            painter.drawText(QPointF(rect.right() + 4, rect.bottom() - fraction * (rect.height() - 10)), text)
 
     # --- drawing ---------------------------------------------------------------------------
 
@@ -407,7 +405,8 @@ class SliceViewer(QWidget):
         return [*views, self.projection] if self._shows_projection() else views
 
     def _shows_projection(self) -> bool:
-        return self.explanation is not None and self.explanation.method == "deconvnet"
+        """Signed maps (deconvnet, pixel attributions) live in the image's space: show them alone too."""
+        return self.explanation is not None and self.explanation.signed
 
     def _arrange(self) -> None:
         for view in (*self.views, self.projection):
@@ -437,7 +436,8 @@ class SliceViewer(QWidget):
         section = view.section
         index = self.cursor[section.axis]
         if view is self.projection:
-            view.image.setImage(section.cut(maps, index), autoLevels=False, levels=self._symmetric_range())
+            levels = (self.scale.low, self.scale.high)
+            view.image.setImage(self.scale.shown(section.cut(maps, index)), autoLevels=False, levels=levels)
         else:
             view.image.setImage(section.cut(self._pixels, index), autoLevels=False)
             self._show_overlay(view, None if maps is None else section.cut(maps, index))
@@ -459,18 +459,24 @@ class SliceViewer(QWidget):
         shown = heat is not None and self.overlay_visible
         view.overlay.setVisible(shown)
         if shown:
-            view.overlay.setImage(heat, autoLevels=False, levels=self.map_range)
+            levels = (self.scale.low, self.scale.high)
+            view.overlay.setImage(self.scale.shown(heat), autoLevels=False, levels=levels)
 
-    def _symmetric_range(self) -> tuple[float, float]:
-        peak = max(abs(self.map_range[0]), abs(self.map_range[1]))
-        return (-peak, peak)
-
-    def _set_style_items(self) -> None:
-        lut = overlay_lut(self.style)
+    def _set_scale(self) -> None:
+        """Colour the maps by the style and the explanation's range and sign: overlays' lookup
+        table, the colour bar, its threshold marks and its labels."""
+        signed = self.explanation is not None and self.explanation.signed
+        scale = self.scale = map_scale(self._map_range, signed, self.style)
         for view in self.views:
-            view.overlay.setLookupTable(lut)
-        table = colormaps.lookup_table(self.style.colormap)
-        self.colour_bar.setColorMap(pg.ColorMap(np.linspace(0, 1, len(table)), table))
+            view.overlay.setLookupTable(scale.lut)
+        self.colour_bar.setColorMap(pg.ColorMap(np.linspace(0, 1, len(scale.table)), scale.table))
+        self.colour_bar.axis.setTicks([[(0.5, "0")], []] if scale.centred else None)
+        for mark, fraction in zip_longest(self.bar_marks, scale.marks):
+            mark.setVisible(fraction is not None)
+            mark.setValue((fraction or 0.0) * len(scale.table))  # the bar's view runs 0…256
+        high, low = scale.labels[0][1], scale.labels[-1][1]
+        self.bar_high.setText(f"+{high}" if scale.centred else f"max<br>{high}")
+        self.bar_low.setText(low if scale.centred else f"min<br>{low}")
 
     # --- interaction -----------------------------------------------------------------------
 

@@ -77,7 +77,7 @@ def heat(volume) -> np.ndarray:
 def provenance(ct) -> Provenance:
     record = Provenance.for_run(
         "grad_cam", model_path=None, input_path=ct.folder, layer="conv2", target=1,
-        parameters={"mode": "feature_map", "batch_size": 8},
+        parameters={"mode": "feature_map", "batch_size": 8}, method_label="Grad-CAM",
     )
     record.model_sha256 = "ab" * 32
     return record
@@ -295,7 +295,7 @@ def test_a_real_model_explanation_goes_out_as_dicom(ct, volume, tmp_path):
     write_card(card, model_path)
     result = explain_volume(volume, model_path, "grad_cam", layer="conv2", target=1, slices=[4, 0, 3])
     record = Provenance.for_run("grad_cam", model_path=model_path, input_path=ct.folder, layer=result.layer,
-                                target=result.target, parameters=result.parameters)
+                                target=result.target, parameters=result.parameters, method_label=result.label)
     pm_path = dicom_results.save(
         dicom_results.parametric_map(volume, result.maps, record, class_name=result.class_name,
                                      computed=result.computed), tmp_path)

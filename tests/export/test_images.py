@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from medvis_desktop import colormaps
 from medvis_desktop.export import OverlayStyle, activation_grid, overlay, save_png, triptych
-from medvis_desktop.export.images import short_number
+from medvis_desktop.export.images import MARGIN, MapScale, finite_range, map_scale, short_number
 
 
 def test_overlay_blends_only_above_the_threshold():
     grey = np.full((2, 2), 100, dtype=np.uint8)
     heat = np.array([[0.0, 0.1], [0.5, 1.0]], dtype=np.float32)
     style = OverlayStyle(colormap="jet", opacity=0.25, threshold=0.2)
-    rgb = overlay(grey, heat, style)
+    rgb = overlay(grey, map_scale((0.0, 1.0), False, style).rgba(heat))
     np.testing.assert_array_equal(rgb[0, 0], [100, 100, 100])
     np.testing.assert_array_equal(rgb[0, 1], [100, 100, 100])
     top = colormaps.lookup_table("jet")[255].astype(float)
@@ -60,3 +61,94 @@ def test_short_numbers_keep_tiny_gradients_legible():
         "2.0e+05",
         "0",
     ]
+
+
+RAMP = np.linspace(-2.0, 1.0, 301, dtype=np.float32)  # a signed map: -2 … 1 in steps of 0.01
+
+
+def signed_scale(**style) -> MapScale:
+    return map_scale(finite_range(RAMP), True, OverlayStyle(**style))
+
+
+def rgba_of(scale: MapScale, *values: float) -> np.ndarray:
+    return scale.rgba(np.array(values, dtype=np.float32))
+
+
+def test_a_signed_map_is_centred_on_zero_with_the_diverging_map():
+    scale = signed_scale(colormap="inferno", opacity=0.5, threshold=0.0)
+    assert (scale.low, scale.high) == (-2.0, 2.0) and scale.centred  # symmetric, not (-2, 1)
+    assert scale.colormap == colormaps.DIVERGING  # whatever sequential map was chosen
+    table = colormaps.lookup_table(colormaps.DIVERGING)
+    lowest, zero, highest = rgba_of(scale, -2.0, 0.0, 2.0)
+    np.testing.assert_array_equal(lowest, [*table[0], 128])  # -2: the first colour, at the opacity
+    np.testing.assert_array_equal(highest, [*table[-1], 128])  # +2: the last
+    assert zero[3] == 0  # zero is never drawn, even with no threshold
+    assert scale.labels == ((1.0, "2"), (0.5, "0"), (0.0, "-2")) and scale.marks == (0.5, 0.5)
+
+
+def test_the_threshold_of_a_signed_map_applies_to_the_magnitude():
+    scale = signed_scale(threshold=0.25)  # |v| < 0.5 is not drawn
+    weak = rgba_of(scale, -0.45, -0.2, 0.2, 0.45)
+    strong = rgba_of(scale, -1.5, -0.55, 0.55, 1.0)
+    assert (weak[:, 3] == 0).all() and (strong[:, 3] == 128).all()
+    assert (strong[:2, 2] > strong[:2, 0] + 40).all()  # negative: blue
+    assert (strong[2:, 0] > strong[2:, 2] + 40).all()  # positive: red
+    assert scale.marks == (0.375, 0.625)
+    assert scale.visible.sum() == 256 - 2 * 32 and (scale.visible == scale.visible[::-1]).all()
+
+
+def test_positive_only_drops_negative_values_onto_the_sequential_map():
+    scale = signed_scale(colormap="jet", sign="positive", threshold=0.0)
+    assert (scale.low, scale.high, scale.colormap, scale.centred) == (0.0, 1.0, "jet", False)
+    rgba = rgba_of(scale, -2.0, -0.01, 0.5, 1.0)
+    assert (rgba[:2] == 0).all()  # negative: not drawn, even with no threshold
+    np.testing.assert_array_equal(rgba[3], [*colormaps.lookup_table("jet")[-1], 128])
+    assert np.isnan(scale.shown(np.float32(-1.0))) and scale.labels == ((1.0, "1"), (0.0, "0"))
+
+
+def test_absolute_value_shows_both_signs_alike():
+    scale = signed_scale(sign="absolute", threshold=0.2)
+    assert (scale.low, scale.high, scale.colormap) == (0.0, 2.0, "turbo")
+    rgba = rgba_of(scale, -2.0, 2.0, -1.0, 1.0, -0.3)
+    np.testing.assert_array_equal(rgba[0], rgba[1])
+    np.testing.assert_array_equal(rgba[0, :3], colormaps.lookup_table("turbo")[-1])
+    np.testing.assert_array_equal(rgba[2], rgba[3])
+    assert rgba[4, 3] == 0  # 0.3 < 0.2 · 2
+
+
+def test_maps_of_one_sign_ignore_the_sign_mode():
+    cam = np.linspace(0.5, 3.0, 11, dtype=np.float32)
+    for sign in ("signed", "positive", "absolute"):
+        scale = map_scale(finite_range(cam), False, OverlayStyle("jet", 0.4, 0.25, sign))
+        assert (scale.low, scale.high, scale.colormap, scale.centred) == (0.5, 3.0, "jet", False)
+        np.testing.assert_array_equal(scale.shown(cam), cam)
+        assert (scale.lut[:64, 3] == 0).all() and (scale.lut[64:, 3] == 102).all()
+    with pytest.raises(ValueError, match="sign mode"):
+        OverlayStyle(sign="both")
+
+
+def test_a_flat_map_still_has_a_scale():
+    zero = map_scale((0.0, 0.0), True, OverlayStyle())
+    assert zero.low < 0 < zero.high and zero.rgba(np.zeros(3, np.float32))[:, 3].max() == 0
+    constant = map_scale((2.0, 2.0), False, OverlayStyle())
+    assert constant.low == 2.0 < constant.high
+
+
+def test_triptych_of_a_signed_map_is_blue_below_zero_red_above_and_grey_within_the_threshold():
+    grey = np.full((60, 90), 120, dtype=np.uint8)
+    heat = np.zeros(grey.shape, dtype=np.float32)
+    heat[:, :30] = -2.0  # blue
+    heat[:, 30:60] = 0.1  # weaker than 0.2 · 2: not drawn
+    heat[:, 60:] = 1.5  # red
+    scale = map_scale(finite_range(heat), True, OverlayStyle(threshold=0.2))
+    figure = np.asarray(triptych(grey, heat, scale=scale, legend=["Gradient"])).astype(int)
+    top = figure.shape[0] - grey.shape[0] - MARGIN
+    heat_panel = figure[top : top + 60, MARGIN + 90 + MARGIN :][:, :90]
+    overlaid = figure[top : top + 60, MARGIN + 2 * (90 + MARGIN) :][:, :90]
+    blue, grey_band, red = overlaid[:, 5:25], overlaid[:, 35:55], overlaid[:, 65:85]
+    assert (blue[..., 2] > blue[..., 0] + 50).all()
+    assert (red[..., 0] > red[..., 2] + 50).all()
+    assert (grey_band == 120).all()  # the image itself
+    np.testing.assert_array_equal(heat_panel[30, 10], colormaps.lookup_table("coolwarm")[0])
+    bar = figure[top + MARGIN : top + 60 - MARGIN, MARGIN + 3 * (90 + MARGIN) + 4]
+    assert bar[1, 0] > bar[1, 2] and bar[-2, 2] > bar[-2, 0]  # red on top, blue at the bottom

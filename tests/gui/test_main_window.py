@@ -228,6 +228,7 @@ def test_loading_shows_a_wait_cursor_and_says_what_it_loads(
         return spy
 
     monkeypatch.setattr(imaging, "load", spying(imaging.load))
+    monkeypatch.setattr(imaging, "load_isolated", spying(imaging.load_isolated))  # NIfTI: SimpleITK, isolated
     monkeypatch.setattr(models, "load_model", spying(models.load_model))
     assert window.open_volume(ct_nifti)
     assert window.open_model(tiny_model_path)

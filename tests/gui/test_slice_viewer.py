@@ -19,7 +19,6 @@ from medvis_desktop.gui.slice_viewer import (
     SNAPSHOT_MARGIN,
     THREE,
     SliceViewer,
-    overlay_lut,
 )
 from medvis_desktop.imaging import Window
 from tests.gui.conftest import when_modal
@@ -127,10 +126,12 @@ def test_o_toggles_the_overlay(qtbot, viewer, explanation):
     assert viewer.views[0].overlay.isVisible()
 
 
-def test_overlay_lut_hides_values_below_the_threshold():
+def test_overlay_lut_hides_values_below_the_threshold(viewer, explanation):
     from medvis_desktop.export import OverlayStyle
 
-    lut = overlay_lut(OverlayStyle("jet", opacity=0.4, threshold=0.25))
+    viewer.set_explanation(explanation)
+    viewer.set_style(OverlayStyle("jet", opacity=0.4, threshold=0.25))
+    lut = viewer.views[0].overlay.lut
     assert lut.shape == (256, 4)
     assert (lut[:64, 3] == 0).all() and (lut[64:, 3] == 102).all()
 
