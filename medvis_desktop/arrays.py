@@ -33,3 +33,11 @@ def _resize_axis(array: np.ndarray, axis: int, size: int) -> np.ndarray:
     shape[axis] = size
     weight = weight.reshape(shape)
     return np.take(array, below, axis=axis) * (1 - weight) + np.take(array, above, axis=axis) * weight
+
+
+def next_flagged(track: np.ndarray, threshold: float, current: int, step: int) -> int | None:
+    """The nearest slice after `current` (step +1) or before it (-1) whose score reaches
+    `threshold`; None when there is none that way."""
+    flagged = np.nonzero(np.nan_to_num(track, nan=-np.inf) >= threshold)[0]
+    ahead = flagged[flagged > current] if step > 0 else flagged[flagged < current][::-1]
+    return int(ahead[0]) if ahead.size else None

@@ -175,14 +175,6 @@ def _description(method: Method, layer: str, filter: int | None, class_name: str
     return " · ".join(parts)
 
 
-def next_flagged(track: np.ndarray, threshold: float, current: int, step: int) -> int | None:
-    """The nearest slice after `current` (step +1) or before it (-1) whose score reaches
-    `threshold`; None when there is none that way."""
-    flagged = np.nonzero(np.nan_to_num(track, nan=-np.inf) >= threshold)[0]
-    ahead = flagged[flagged > current] if step > 0 else flagged[flagged < current][::-1]
-    return int(ahead[0]) if ahead.size else None
-
-
 def predicted_region(outputs: np.ndarray, target: int) -> np.ndarray:
     """Where a segmentation output (N, *spatial, classes) predicts `target` (above PREDICTED),
     per sample; the whole image for a sample where it nowhere does (Grad-CAM then explains

@@ -40,6 +40,7 @@ from medvis_desktop.gui.method_panel import MethodPanel
 from medvis_desktop.gui.model_tree import ModelTree
 from medvis_desktop.gui.pacs_menu import PacsMenu
 from medvis_desktop.gui.pacs_network import DicomNetwork
+from medvis_desktop.gui.score_track import ScoreTrack
 from medvis_desktop.gui.series_dialog import SeriesDialog
 from medvis_desktop.gui.slice_viewer import SINGLE, THREE, SliceViewer
 from medvis_desktop.imaging import Volume
@@ -94,6 +95,8 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
         self.tree.setMinimumWidth(TREE_WIDTH)
         self._dock(self.tree, "Model layers", Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock(self.panel, "Method", Qt.DockWidgetArea.RightDockWidgetArea)
+        self.track = ScoreTrack()
+        self._dock(self.track, "Score along the study", Qt.DockWidgetArea.BottomDockWidgetArea)
         self.status = {name: QLabel() for name in ("device", "model", "volume", "slice", "position")}
         for label in self.status.values():
             self.statusBar().addPermanentWidget(label)
@@ -167,6 +170,7 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
         self.volume = volume
         self.explanation = None
         self.panel.set_signed(False)
+        self.track.set_track(None)
         self.viewer.set_volume(volume)
         self._rebuild_window_menu()
         z, y, x = volume.shape
@@ -414,6 +418,7 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
         self.explanation = result
         self.viewer.set_explanation(result)
         self.panel.set_signed(result.signed)
+        self.track.set_track(result.slice_scores(), result.class_name or "")
         self.result_shown.emit(result)
 
     def _job_failed(self, job_id: int, message: str) -> None:
@@ -428,6 +433,7 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
     # --- status ----------------------------------------------------------------------------
 
     def _show_cursor(self, z: int, y: int, x: int) -> None:
+        self.track.set_current(z)
         if self.volume is not None:
             self.status["slice"].setText(f"slice {z + 1}/{self.volume.shape[0]}")
         if self.tabs.currentWidget() is self.activations and self.explanation is not None:
@@ -516,6 +522,8 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
         view_menu.addSeparator()
         self.window_menu = view_menu.addMenu("Window")
         view_menu.addAction("Reset view", QKeySequence("R"), self.viewer.reset_view)
+        view_menu.addAction("Next flagged slice", QKeySequence("N"), partial(self.track.step, 1))
+        view_menu.addAction("Previous flagged slice", QKeySequence("P"), partial(self.track.step, -1))
 
         self._add_pacs_menu()
 
@@ -552,6 +560,7 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
         self.tree.layer_selected.connect(self._layer_selected)
         self.tree.run_requested.connect(self.run_on_layer)
         self.viewer.cursor_changed.connect(self._show_cursor)
+        self.track.slice_chosen.connect(self.viewer.set_slice)
         self.viewer.hovered.connect(self._show_hover)
         self.activations.deconvolve_requested.connect(self._deconvolve_filter)
 

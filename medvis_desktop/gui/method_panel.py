@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -25,9 +26,11 @@ from PySide6.QtWidgets import (
 )
 
 from medvis_desktop import colormaps
-from medvis_desktop.explain.base import Method, ParamValue
 from medvis_desktop.export import OverlayStyle
 from medvis_desktop.gui.param_form import ParamForm
+
+if TYPE_CHECKING:  # the explain package loads TensorFlow: the window loads it later, on purpose
+    from medvis_desktop.explain.base import Method, ParamValue
 
 # A method whose run costs more forward passes than this per image shows its cost before it runs.
 COSTLY_PASSES = 4

@@ -8,11 +8,14 @@ voxels with the study's finest spacing when the values are read.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
 
-from medvis_desktop.explain.base import Param, ParamValue
+if TYPE_CHECKING:  # the explain package loads TensorFlow: the window loads it later, on purpose
+    from medvis_desktop.explain.base import Param, ParamValue
+
 
 LARGE = 1_000_000_000
 

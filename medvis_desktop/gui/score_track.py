@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from medvis_desktop.explain.runner import next_flagged
+from medvis_desktop.arrays import next_flagged
 
 DEFAULT_THRESHOLD = 0.5  # a probability: the model's own decision for a sigmoid or softmax head
 CURVE_PEN = pg.mkPen((90, 170, 255), width=2)

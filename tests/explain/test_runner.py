@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from medvis_desktop import explain, imaging
+from medvis_desktop.arrays import next_flagged
 from medvis_desktop.explain.base import ExplainError
-from medvis_desktop.explain.runner import explain_volume, next_flagged, patch_corners
+from medvis_desktop.explain.runner import explain_volume, patch_corners
 from medvis_desktop.export.writer import write_exports
 from medvis_desktop.models.card import Intensity, ModelCard, write_card
 from tests.conftest import tiny_classifier

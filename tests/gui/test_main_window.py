@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -238,3 +241,21 @@ def test_loading_shows_a_wait_cursor_and_says_what_it_loads(
         (Qt.CursorShape.WaitCursor, "Opening the model tiny.keras…"),
     ]
     assert QApplication.overrideCursor() is None
+
+
+def test_the_window_s_modules_load_no_tensorflow():
+    """TensorFlow takes seconds to load: the window shows first and loads it afterwards
+    (start_backend), so no module the window is built from may import it. The worker, which
+    runs the methods, is imported only once TensorFlow is up; __main__ runs the app."""
+    code = (
+        "import pkgutil, importlib, sys, medvis_desktop.gui as gui\n"
+        "for info in pkgutil.iter_modules(gui.__path__):\n"
+        "    if info.name not in ('worker', '__main__'):\n"
+        "        importlib.import_module('medvis_desktop.gui.' + info.name)\n"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ}
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

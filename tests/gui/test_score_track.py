@@ -6,6 +6,7 @@ import numpy as np
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
+from medvis_desktop.arrays import next_flagged
 from medvis_desktop.gui.score_track import DEFAULT_THRESHOLD, ScoreTrack
 
 TRACK = np.array([0.1, 0.9, np.nan, 0.2, 0.7, 0.95, 0.3, 0.05], dtype=np.float32)
@@ -56,3 +57,19 @@ def test_a_click_on_the_plot_chooses_that_slice(qtbot):
     where = track.plot.mapFromScene(scene)
     QTest.mouseClick(track.plot.viewport(), Qt.MouseButton.LeftButton, pos=where)
     assert chosen == [6]
+
+
+def test_the_window_fills_the_track_as_results_arrive_and_n_jumps_to_a_flagged_slice(qtbot, window):
+    from tests.gui.conftest import run_and_wait
+
+    run_and_wait(qtbot, window, layer="conv2", target=1)
+    explanation = window.explanation
+    np.testing.assert_array_equal(window.track.curve.getData()[1], explanation.scores[:, 1])
+    window.track.set_threshold(float(np.nanmedian(explanation.scores[:, 1])))
+    window.viewer.set_slice(0)
+    expected = next_flagged(explanation.scores[:, 1], window.track.threshold, 0, 1)
+    menus = [action.menu() for action in window.menuBar().actions() if action.menu()]
+    next_action = next(a for menu in menus for a in menu.actions() if a.text() == "Next flagged slice")
+    next_action.trigger()
+    assert expected is not None and window.viewer.cursor[0] == expected
+    assert window.track.marker.value() == expected
