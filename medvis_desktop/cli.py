@@ -1,4 +1,4 @@
-"""`medvis`: opens the GUI; `medvis info|layers|explain|send|query|retrieve` work headless in a terminal."""
+"""`medvis`: opens the GUI; `medvis info|layers|methods|explain|evaluate|send|query|retrieve` run headless."""
 
 from __future__ import annotations
 
@@ -238,6 +238,83 @@ def _deidentified(volume, results: Path, out: Path, pseudonym: str | None) -> li
     return list(done.paths)
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from medvis_desktop import imaging
+    from medvis_desktop.evaluate import evaluate, load_reference, parse_methods
+    from medvis_desktop.export.atomic import refuse_source
+    from medvis_desktop.export.report import write_report
+    from medvis_desktop.models.card import read_card
+
+    methods = parse_methods(args.methods)
+    given: dict[str, list[str]] = {name: [] for name in methods}
+    for text in args.param or []:
+        name, sep, rest = text.partition(":")
+        if not sep or name not in given:
+            raise MedvisError(f"--param takes METHOD:KEY=VALUE for a method in --methods, not '{text}'")
+        given[name].append(rest)
+    params = {name: _method_params(name, texts) for name, texts in given.items()}
+    volume = imaging.load(args.input, series_uid=args.series)
+    reference = None if args.reference is None else load_reference(args.reference, volume)
+    slices = _slice_range(args.slices)
+    if slices is not None and (slices.start < 0 or slices.stop > volume.shape[0] or not len(slices)):
+        raise MedvisError(f"--slices {args.slices} is outside the volume's 0:{volume.shape[0]}")
+    baseline = args.baseline if args.baseline == "blur" else _number(args.baseline, "--baseline")
+    refuse_source(args.out, volume.source)  # before the work, not after it
+    progress = _progress_with_time_left()
+    try:
+        result = evaluate(
+            volume, _load_model(args), methods, card=read_card(args.model), reference=reference,
+            slices=slices, layer=args.layer, target=args.target, params=params, steps=args.steps,
+            samples=args.samples, baseline=baseline, progress=progress,
+        )  # fmt: skip
+    finally:
+        progress(-1, 0)  # ends a bar left half-way, so that a message starts on its own line
+    for assumption in result.assumptions:
+        print(f"assumed: {assumption}", file=sys.stderr)
+    reference_path = None if args.reference is None else Path(args.reference)
+    for path in write_report(
+        result, Path(args.out), model_path=Path(args.model), input_path=Path(args.input),
+        reference_path=reference_path, source=volume.source,
+    ):  # fmt: skip
+        print(path)
+    return 0
+
+
+def _number(text: str, flag: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value != value or abs(value) == float("inf"):
+        raise MedvisError(f"{flag} takes a number (model-input units) or 'blur', not '{text}'")
+    return value
+
+
+def _progress_with_time_left():
+    """A progress bar that also says how long the rest should take (from the pace so far)."""
+    import time
+
+    start, open_line = time.monotonic(), [False]
+
+    def show(done: int, total: int) -> None:
+        if done < 0:
+            if open_line[0]:
+                print(file=sys.stderr)
+            return
+        fraction, elapsed = min(done / max(total, 1), 1.0), time.monotonic() - start
+        seconds = elapsed if fraction >= 1 else elapsed * (1 - fraction) / fraction if fraction else None
+        clock = "--:--" if seconds is None else f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+        bar = "#" * round(30 * fraction)
+        when = "in all" if fraction >= 1 else "left"
+        percent = f"{int(100 * fraction):3d}%"  # 100% only once everything is done
+        print(f"\r[{bar:.<30}] {percent}  {clock} {when}  ", end="", file=sys.stderr, flush=True)
+        open_line[0] = fraction < 1
+        if fraction >= 1:
+            print(file=sys.stderr)
+
+    return show
+
+
 def _dicom_files(paths: Sequence[str]) -> tuple[list[Path], int]:
     """The files named, and the DICOM files (Part 10, not DICOMDIR) below each folder named;
     with how many other files those folders held."""
@@ -453,6 +530,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arguments(explain)
     explain.set_defaults(handler=_explain)
 
+    evaluate = commands.add_parser(
+        "evaluate", help="score methods on a study: deletion, insertion, MuFidelity, pointing, cascade"
+    )
+    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument("--input", required=True, help="the study (as for `medvis info`)")
+    evaluate.add_argument("--series", help="SeriesInstanceUID when the folder holds several")
+    evaluate.add_argument("--reference", metavar="MASK", help="lesion mask, study grid (NIfTI/NRRD/MHA)")
+    evaluate.add_argument("--methods", required=True, help="comma-separated, e.g. grad_cam,layer_cam")
+    evaluate.add_argument("--param", action="append", metavar="METHOD:KEY=VALUE", help="a method's parameter")
+    evaluate.add_argument("--layer", help="layer for the methods that take one (default: each its own)")
+    evaluate.add_argument("--target", type=int, help="class index (default: the positive class)")
+    evaluate.add_argument("--slices", help="A:B, slices A to B-1 (default all)")
+    evaluate.add_argument("--steps", type=int, default=10, help="deletion, insertion steps (default 10)")
+    evaluate.add_argument("--samples", type=int, default=128, help="MuFidelity subsets (default %(default)s)")
+    evaluate.add_argument("--baseline", default="0", help="value removed voxels take, or 'blur' (default 0)")
+    evaluate.add_argument("--out", required=True, help="folder for the table, plots and report.html")
+    _add_model_arguments(evaluate)
+    evaluate.set_defaults(handler=_evaluate)
+
     send = commands.add_parser("send", help="C-STORE DICOM files (every DICOM file below a folder) to a node")
     send.add_argument("paths", nargs="+", metavar="DIR_OR_FILE")
     send.add_argument(
@@ -523,7 +619,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_gui(args)
     try:
-        if args.command in ("layers", "explain"):
+        if args.command in ("layers", "explain", "evaluate"):
             from medvis_desktop.models.runtime import start_tensorflow
 
             start_tensorflow(quiet=True)

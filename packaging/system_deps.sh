@@ -12,6 +12,8 @@ libxcb-render0 libxcb-shape0 libxcb-util1 libxcb-xkb1 libxkbcommon-x11-0 xvfb xa
 DATA="invesalius-examples mricron-data"
 # Real DICOM peers of the tests: the standard's validator and a PACS started on the loopback.
 DICOM="dicom3tools orthanc openssl"
+# The browser the tests open `medvis evaluate`'s HTML report in, headless.
+REPORT="chromium"
 # Building the frozen app and the .deb, and installing the bundle on the system's CPython 3.11.
 # The Wayland client libraries are those of Qt's Wayland platform plugin, which the frozen app
 # carries (the .deb's Depends are read from the libraries present at build time).
@@ -22,7 +24,7 @@ libwayland-client0 libwayland-cursor0 libwayland-egl1"
 fi
 
 missing=()
-for pkg in $QT_OFFSCREEN $QT_WINDOW $DATA $DICOM $PACKAGE; do
+for pkg in $QT_OFFSCREEN $QT_WINDOW $DATA $DICOM $REPORT $PACKAGE; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$pkg")
     fi
