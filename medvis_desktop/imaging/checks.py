@@ -86,6 +86,20 @@ def bytes_present(declared: int, present: int, what: str) -> None:
         raise HeaderError(f"{what}: the header declares {declared:,} bytes but the file holds {present:,}")
 
 
+# Deflate (gzip, zlib) expands at most about 1032 times: n compressed bytes hold at most this
+# many times n bytes, whatever a header says.
+DEFLATE_MAX_RATIO = 1032
+
+
+def inflates_to(declared: int, compressed: int, what: str) -> None:
+    """Refuse a header that declares more data than its deflate-compressed bytes can hold."""
+    if compressed * DEFLATE_MAX_RATIO < declared:
+        raise HeaderError(
+            f"{what}: the header declares {declared:,} bytes, more than the file's {compressed:,} "
+            f"compressed bytes can hold ({DEFLATE_MAX_RATIO}× at most)"
+        )
+
+
 def count(value: object, what: str, *, maximum: int | None = None) -> int:
     """A header count (frames, rows, dimension sizes): an integer ≥ 1 (and ≤ `maximum`)."""
     try:

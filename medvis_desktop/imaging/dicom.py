@@ -460,7 +460,9 @@ def _normal(orientation: np.ndarray) -> np.ndarray:
 
 def _compressed(header: Dataset) -> bool:
     syntax = header.file_meta.get("TransferSyntaxUID") if hasattr(header, "file_meta") else None
-    return not isinstance(syntax, str) or UID(syntax).is_compressed or not UID(syntax).is_transfer_syntax
+    if not isinstance(syntax, str) or not UID(syntax).is_transfer_syntax:
+        return True  # unreadable: the reader decides, in a child process
+    return UID(syntax).is_compressed
 
 
 def _check_decoder(header: Dataset, path: Path) -> None:

@@ -39,6 +39,8 @@ CANONICAL_ORIENTATION = "LPS"
 # Enough of an MHA or NRRD file to hold its text header.
 HEADER_PEEK_BYTES = 64 * 1024
 NIFTI1_HEADER, NIFTI2_HEADER = 348, 540
+# What the data of a text-encoded (ASCII) NRRD or MetaImage may hold: numbers and spacing.
+TEXT_DATA = re.compile(rb"^[\s0-9eE+\-.,naNinfINF]*$")
 
 
 def handles(path: Path) -> bool:
@@ -105,17 +107,30 @@ def _nifti_header(path: Path) -> dict[str, tuple] | None:
             head = handle.read(NIFTI2_HEADER)
     except (OSError, EOFError, zlib.error):
         return None
-    for endian in "<>":
-        if len(head) < 4:
-            return None
-        size = struct.unpack_from(f"{endian}i", head)[0]
-        if size not in _NIFTI_FIELDS or len(head) < size:
-            continue
-        return {
-            name: struct.unpack_from(f"{endian}{number}{code}", head, offset)
-            for name, (code, offset, number) in _NIFTI_FIELDS[size].items()
-        }
-    return None
+    if len(head) < NIFTI1_HEADER:
+        return None  # ITK says what is missing
+    # The layout by the magic, the byte order by dim[0] (1 to 7), as the NIfTI library decides
+    # them; then the header size must agree, or ITK reads a geometry this check never saw (and
+    # can loop for ever on it).
+    if head[4:7] in (b"n+2", b"ni2"):
+        size, dim0 = NIFTI2_HEADER, ("q", 16)
+    elif head[344:347] in (b"n+1", b"ni1"):
+        size, dim0 = NIFTI1_HEADER, ("h", 40)
+    else:
+        raise checks.HeaderError("no NIfTI-1 or NIfTI-2 magic in the header")
+    if len(head) < size:
+        return None
+    code, offset = dim0
+    endian = next((e for e in "<>" if 1 <= struct.unpack_from(f"{e}{code}", head, offset)[0] <= 7), "<")
+    declared = struct.unpack_from(f"{endian}i", head)[0]
+    if declared != size:
+        raise checks.HeaderError(
+            f"the NIfTI header size ({declared}) does not match its magic (NIfTI-{size // 270})"
+        )
+    return {
+        name: struct.unpack_from(f"{endian}{number}{code}", head, offset)
+        for name, (code, offset, number) in _NIFTI_FIELDS[size].items()
+    }
 
 
 def _nifti_pixdim(path: Path) -> list[float] | None:
@@ -247,18 +262,36 @@ def check_metaimage_header(path: Path, budget: int) -> None:
             raise checks.HeaderError(f"HeaderSize {skip} is negative")
     nbytes = math.prod(sizes) * element_bytes
     compressed = any(value.lower() == "true" for value in fields.get("compresseddata", []))
-    for value in fields["elementdatafile"]:
-        data = check_data_file(path, value, "ElementDataFile") or path
-        if not compressed:
-            checks.bytes_present(nbytes, data.stat().st_size, "Voxel data")
+    binary = not any(value.lower() == "false" for value in fields.get("binarydata", []))
+    stored = nbytes if binary else math.prod(sizes)  # as text, at least one character a value
+    files = [check_data_file(path, value, "ElementDataFile") or path for value in fields["elementdatafile"]]
+    for data in files if not compressed else []:
+        checks.bytes_present(stored, data.stat().st_size, "Voxel data")
     checks.within_budget(nbytes, budget, f"A {'×'.join(map(str, sizes))} image")
+    for data in files if compressed else []:  # after the budget, which names the size plainly
+        checks.inflates_to(stored, data.stat().st_size, "Voxel data")
 
 
 def check_nrrd_header(path: Path) -> None:
-    """Refuse a NRRD "data file" that is a device, a list, or lies outside the header's folder."""
-    for key, value in _text_header_lines(path, ":"):
-        if key in ("data file", "datafile"):
-            check_data_file(path, value, "NRRD data file")
+    """Refuse a NRRD "data file" that is a device, a list, or lies outside the header's folder,
+    and text-encoded data that is not text: ITK's reader crashes (SIGSEGV) parsing binary bytes
+    as ASCII numbers."""
+    fields = dict(_text_header_lines(path, ":"))
+    data = path
+    for key in ("data file", "datafile"):
+        if key in fields:
+            data = check_data_file(path, fields[key], "NRRD data file") or path
+    if fields.get("encoding", "").lower() in ("text", "txt", "ascii"):
+        content = data.read_bytes()
+        if data == path:
+            content = content.split(b"\n\n", 1)[1] if b"\n\n" in content else b""
+        if not TEXT_DATA.match(content):
+            raise checks.HeaderError("the header says the voxels are text, but the data is not text")
+        sizes = [checks.count(n, "NRRD sizes") for n in _numbers(fields.get("sizes", "0"), "NRRD sizes")]
+        if len(content.split()) < math.prod(sizes):
+            raise checks.HeaderError(
+                f"the text data holds fewer than the {math.prod(sizes):,} values declared"
+            )
 
 
 def check_before_itk(path: Path, budget: int) -> None:
@@ -297,6 +330,8 @@ def check_header(reader: sitk.ImageFileReader, path: Path, budget: int) -> list[
     if _stored_raw_inline(path):
         checks.bytes_present(nbytes, path.stat().st_size, "Voxel data")
     checks.within_budget(nbytes, budget, f"A {'×'.join(map(str, size))} image")
+    if path.name.lower().endswith(".nii.gz"):  # after the budget, which names the size plainly
+        checks.inflates_to(nbytes, path.stat().st_size, "Voxel data")
     spatial = min(dimension, 3)
     checks.spacing(reader.GetSpacing()[:spatial], "Spacing")
     checks.position([*reader.GetOrigin()[:spatial], 0.0, 0.0][:3], "Origin")

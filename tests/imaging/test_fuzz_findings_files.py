@@ -229,3 +229,52 @@ def test_float_tiff_with_infinite_pixels_is_refused(tmp_path):
     path = tmp_path / "inf.tif"
     Image.fromarray(pixels, mode="F").save(path)
     assert "infinite" in refusal(path)
+
+
+# --- 10,000 per family (seed 31): hangs and crashes ITK's readers still had ---------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "message"),
+    [
+        ("size540.nii", 540, "(540) does not match its magic (NIfTI-1)"),  # read as NIfTI-2: looped
+        ("size347.nii", 347, "(347) does not match its magic"),
+        ("swapped.nii.gz", 0x5C010000, "does not match its magic"),  # seed 31: 348 if read big-endian
+    ],
+)
+def test_a_nifti_header_size_that_disagrees_with_its_magic_is_refused(tmp_path, name, size, message):
+    path = nifti(tmp_path, name, size=(0, "i", size), srow=(SROW_X + 16 + 12, "f", float("inf")))
+    assert message in refusal_in_child(path)
+
+
+def test_a_compressed_nifti_declaring_more_than_it_can_inflate_to_is_refused(tmp_path):
+    """dim[3] 32767 of uint64 in a few hundred gzip bytes: 1 GB, within the budget, read for minutes."""
+    path = nifti(tmp_path, "long.nii.gz", dim3=(46, "h", 32767), datatype=(70, "h", 1280), bits=(72, "h", 64))
+    assert "more than the file's" in refusal_in_child(path)
+
+
+def test_a_compressed_text_mha_declaring_a_billion_values_is_refused(tmp_path):
+    path = tmp_path / "text.mha"
+    sitk.WriteImage(small_image(), str(path), useCompression=True)
+    data = path.read_bytes().replace(b"BinaryData = True", b"BinaryData = False", 1)
+    path.write_bytes(data.replace(b"DimSize = 6 5 4", b"DimSize = 1e9 1 1", 1))
+    assert "more than the file's" in refusal_in_child(path)
+
+
+@pytest.mark.parametrize("encoding", ["text", "ascii"])
+def test_a_nrrd_whose_binary_data_is_called_text_is_refused(tmp_path, encoding):
+    """ITK's NRRD reader crashed (SIGSEGV) parsing raw float bytes as ASCII numbers."""
+    path = tmp_path / "image.nrrd"
+    sitk.WriteImage(sitk.Cast(small_image(), sitk.sitkFloat32), str(path), useCompression=False)
+    data = path.read_bytes()
+    assert b"encoding: raw" in data
+    path.write_bytes(data.replace(b"encoding: raw", b"encoding: " + encoding.encode(), 1))
+    assert "the data is not text" in refusal_in_child(path)
+
+
+def test_a_real_text_nrrd_still_loads(tmp_path):
+    path = tmp_path / "text.nrrd"
+    values = np.arange(2 * 3 * 4, dtype=np.int16)
+    header = "NRRD0004\ntype: short\ndimension: 3\nsizes: 4 3 2\nencoding: text\n\n"
+    path.write_bytes(header.encode() + " ".join(map(str, values)).encode() + b"\n")
+    np.testing.assert_array_equal(imaging.load(path).voxels.ravel(), values)
