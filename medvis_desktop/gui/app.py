@@ -8,7 +8,9 @@ stderr when something fails, 2 when nothing happened within TIMEOUT_S.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, QTimer
@@ -26,6 +28,17 @@ EXIT_FAILED, EXIT_TIMEOUT = 1, 2
 def settings_store() -> QSettings:
     """The user's settings (tests pass their own QSettings to MainWindow instead)."""
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "medvis", "medvis_desktop")
+
+
+def scripted_settings(folder: Path) -> QSettings:
+    """A copy of the user's settings in `folder`: a scripted run (--screenshot) draws with the
+    user's overlay style and writes nothing back, neither recent files nor window geometry."""
+    user = settings_store()
+    user.sync()
+    copy = folder / "settings.ini"
+    if Path(user.fileName()).is_file():
+        shutil.copyfile(user.fileName(), copy)
+    return QSettings(str(copy), QSettings.Format.IniFormat)
 
 
 class Script(QObject):
@@ -111,12 +124,19 @@ class Script(QObject):
 
 def run_gui(args: argparse.Namespace, settings: QSettings | None = None) -> int:
     """Show the window with what `args` asks; returns the process exit code."""
+    if settings is None and args.screenshot is not None:
+        with tempfile.TemporaryDirectory(prefix="medvis-script-") as folder:
+            return _run_gui(args, scripted_settings(Path(folder)))
+    return _run_gui(args, settings or settings_store())
+
+
+def _run_gui(args: argparse.Namespace, settings: QSettings) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("medvis")
     app.setApplicationName("medvis_desktop")
     app.setDesktopFileName("medvis")  # Wayland and task bars match the window to medvis.desktop
     app.setWindowIcon(QIcon(str(resource("icons", "medvis.svg"))))
-    window = MainWindow(settings or settings_store(), interactive=args.screenshot is None)
+    window = MainWindow(settings, interactive=args.screenshot is None)
     if window.geometry().width() < 400:
         window.resize(1400, 900)
     script = Script(window, args)

@@ -15,6 +15,10 @@ LEGEND_LINES = 3  # method and layer, study and slice, model
 
 def test_screenshot_from_the_command_line(ct_nifti, tiny_model_path, tmp_path):
     out = tmp_path / "out.png"
+    user_settings = tmp_path / "config" / "medvis" / "medvis_desktop.ini"
+    user_settings.parent.mkdir(parents=True)
+    user_settings.write_text("[General]\nrecent=/studies/a.nii.gz\n\n[overlay]\ncolormap=turbo\n")
+    before = user_settings.read_bytes()
     done = xvfb_medvis(
         tmp_path,
         "--open", str(ct_nifti), "--model", str(tiny_model_path),
@@ -23,6 +27,7 @@ def test_screenshot_from_the_command_line(ct_nifti, tiny_model_path, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert str(out) in done.stdout
     assert out.with_name("out.png.provenance.json").exists()
+    assert user_settings.read_bytes() == before  # a scripted run leaves the user's settings alone
 
     volume = imaging.load(ct_nifti)
     heat = explain_volume(volume, load_model(tiny_model_path), "grad_cam", slices=[SLICE]).maps[SLICE]
