@@ -8,6 +8,8 @@ metrics rank are on the grid the metrics perturb, with no resampling in between;
 insertion AUCs and MuFidelity are computed on that batch. With a reference mask, the pointing
 game and the energy inside use the study-grid maps and the mask, with the study's spacing in
 mm. Last, the randomisation cascade runs on the key slice (the highest score for the target).
+The window measures the slice on screen with the same per-slice functions: SliceRun (how a
+method makes one slice's map), measure_slice, reference_scores and slice_cascade.
 
 2D and 2.5D model cards only: a 3D model has no per-slice input to perturb. A reference is a
 NIfTI, NRRD or MetaImage mask (nonzero inside) on the study's grid, or on a grid that only
@@ -35,6 +37,7 @@ from medvis_desktop.metrics import (
     INSENSITIVE_SPEARMAN,
     TOLERANCE_MM,
     Cascade,
+    Curve,
     deletion,
     energy_inside,
     insertion,
@@ -104,24 +107,40 @@ def parse_methods(text: str) -> list[str]:
     if not names:
         raise EvaluateError("--methods takes a comma-separated list of methods, e.g. grad_cam,layer_cam")
     for name in names:
-        if name not in METHODS:
-            raise EvaluateError(f"Unknown method '{name}'; available: {', '.join(METHODS)}")
-        if METHODS[name].kind == "features":
-            raise EvaluateError(
-                f"{name} gives a layer's feature maps, not a map of evidence for a class: the metrics "
-                "need one; leave it out of --methods"
-            )
+        try:
+            check_evidence(name)
+        except EvaluateError as error:
+            raise EvaluateError(f"{error}; leave it out of --methods") from None
     if len(set(names)) < len(names):
         raise EvaluateError(f"--methods names a method twice: {text}")
     return names
 
 
-def load_reference(path: Path | str, volume: Volume) -> np.ndarray:
-    """The mask at `path` as bool (z, y, x) on the study's grid (see reference_on_grid)."""
-    mask = imaging.load(path)
+def check_evidence(name: str) -> None:
+    """Refuse a method the metrics cannot score: unknown, or giving feature maps, not evidence."""
+    if name not in METHODS:
+        raise EvaluateError(f"Unknown method '{name}'; available: {', '.join(METHODS)}")
+    if METHODS[name].kind == "features":
+        raise EvaluateError(
+            f"{name} gives a layer's feature maps, not a map of evidence for a class: the metrics need one"
+        )
+
+
+def check_slice_card(card: ModelCard) -> None:
+    """The metrics perturb one slice's model input: a 3D card has none."""
+    if card.input_mode == "3d":
+        raise EvaluateError("The metrics work slice by slice: this model takes whole volumes (a 3D card)")
+
+
+def load_reference(
+    path: Path | str, volume: Volume, *, read: Callable[[Path], Volume] = imaging.load
+) -> np.ndarray:
+    """The mask at `path` as bool (z, y, x) on the study's grid (see reference_on_grid).
+    `read`: how to open the file (the window reads native formats in a child process)."""
+    mask = read(Path(path))
     if mask.modality == "SEG":
         raise EvaluateError(
-            f"{Path(path).name} is a DICOM SEG, which evaluate does not read yet: "
+            f"{Path(path).name} is a DICOM SEG, which medvis does not read as a reference yet: "
             "give the mask as NIfTI, NRRD or MHA"
         )
     return reference_on_grid(mask, volume, name=Path(path).name)
@@ -236,8 +255,7 @@ def evaluate(
     assumptions: list[str] = []
     if card is None:
         card, assumptions = default_card_for(model)
-    if card.input_mode == "3d":
-        raise EvaluateError("evaluate works slice by slice: this model takes whole volumes (a 3D card)")
+    check_slice_card(card)
     order = list(range(volume.shape[0])) if slices is None else [int(z) for z in slices]
     if not order or min(order) < 0 or max(order) >= volume.shape[0]:
         raise EvaluateError(f"The slices to evaluate must lie in 0:{volume.shape[0]} and not be empty")
@@ -277,6 +295,150 @@ def evaluate(
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class SliceRun:
+    """A method as it makes one slice's map on the model input's grid: what the per-slice
+    metrics run again, time and score."""
+
+    card: ModelCard
+    method: str
+    arguments: dict[str, object]  # method.run's keywords: layer, filter, target, output, parameters
+    target: int  # the class whose score the metrics follow
+
+    @classmethod
+    def of(cls, explanation: Explanation) -> SliceRun:
+        """The run that gives explain_volume's map of a slice."""
+        declared = {param.name for param in METHODS[explanation.method].params}
+        return cls.make(
+            explanation.card, explanation.method, layer=explanation.layer, target=explanation.target,
+            filter=explanation.filter,
+            params={k: v for k, v in explanation.parameters.items() if k in declared},
+        )  # fmt: skip
+
+    @classmethod
+    def make(
+        cls,
+        card: ModelCard,
+        method: str,
+        *,
+        layer: str | None,
+        target: int,
+        filter: int | None = None,
+        params: Mapping[str, object] | None = None,
+    ) -> SliceRun:
+        """`method` with `params` (its declared parameters), on `layer` and `filter` when it uses
+        them, explaining (or at least scored for) class `target`."""
+        check_evidence(method)
+        check_slice_card(card)
+        entry = METHODS[method]
+        arguments: dict[str, object] = dict(params or {})
+        if entry.uses_layer:
+            arguments["layer"] = layer
+        if entry.uses_filter and filter is not None:
+            arguments["filter"] = filter
+        if entry.uses_target:
+            arguments.update(target=target, output=card.output)
+        return cls(card, method, arguments, int(target))
+
+
+@dataclass(frozen=True)
+class SliceMeasures:
+    """A method's faithfulness on one slice's model input."""
+
+    slice: int
+    maps: np.ndarray  # float32 (1, *model spatial): the map the metrics ranked
+    deletion: Curve
+    insertion: Curve
+    mu_fidelity: float
+    seconds: float  # the method on this slice alone (a batch of one)
+
+    @property
+    def deletion_auc(self) -> float:
+        return float(self.deletion.auc[0])
+
+    @property
+    def insertion_auc(self) -> float:
+        return float(self.insertion.auc[0])
+
+
+def measure_slice(
+    volume: Volume,
+    model: keras.Model,
+    run: SliceRun,
+    z: int,
+    *,
+    steps: int = 10,
+    samples: int = 128,
+    baseline: float | str = 0.0,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> SliceMeasures | None:
+    """Deletion, insertion and MuFidelity of `run`'s map of slice `z` on the model input's grid:
+    the method runs once more, on that slice alone (timed), so that the map the metrics rank is
+    on the grid they perturb. progress(done, total) counts forward passes (the method as one);
+    cancel() is asked after the method and after each metric: a cancelled measure is None."""
+    card = run.card
+    batch = card.slice_input(volume.voxels, [z])
+    common = {"baseline": baseline, "output": card.output}
+    total = 2 * (steps + 1) + samples + 2
+
+    def stopped(done: int) -> bool:
+        if progress is not None:
+            progress(done, total)
+        return cancel is not None and cancel()
+
+    started = time.perf_counter()
+    raw = METHODS[run.method].run(model, batch, **run.arguments)
+    seconds = time.perf_counter() - started
+    maps = model_grid_maps(raw, card, batch.shape, volume.shape[1:])
+    if stopped(1):
+        return None
+    deleted = deletion(model, batch, maps, run.target, steps=steps, **common)
+    if stopped(steps + 2):
+        return None
+    inserted = insertion(model, batch, maps, run.target, steps=steps, **common)
+    if stopped(2 * steps + 3):
+        return None
+    fidelity = mu_fidelity(model, batch, maps, run.target, samples=samples, **common)
+    stopped(total)
+    return SliceMeasures(z, maps, deleted, inserted, float(fidelity[0]), seconds)
+
+
+def reference_scores(
+    maps: np.ndarray, reference: np.ndarray, spacing_yx: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pointing game and the energy inside (N,) of maps on the study's grid (N, y, x)
+    against the reference's slices (N, y, x). NaN (outside a cropped model input) is no
+    evidence there: each map's lowest value, at most 0."""
+    maps = np.asarray(maps, dtype=np.float32)
+    floor = np.minimum(0.0, np.nanmin(maps, axis=(1, 2), keepdims=True))
+    filled = np.where(np.isnan(maps), floor, maps)
+    return pointing_game(filled, reference, spacing_yx), energy_inside(filled, reference)
+
+
+def slice_cascade(
+    volume: Volume,
+    model: keras.Model,
+    run: SliceRun,
+    z: int,
+    *,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Cascade:
+    """The randomisation cascade of `run`'s method on slice z's model input (progress and
+    cancel as randomisation_cascade takes them)."""
+    return randomisation_cascade(
+        model,
+        run.card.slice_input(volume.voxels, [z]),
+        run.method,
+        run.target,
+        layer=run.arguments.get("layer"),
+        params={k: v for k, v in run.arguments.items() if k not in ("layer", "target")},
+        progress=progress,
+        cancel=cancel,
+    )
+
+
 def _measure(
     volume: Volume,
     model: keras.Model,
@@ -288,61 +450,27 @@ def _measure(
     tally: _Tally,
 ) -> tuple[list[Row], MethodResult]:
     """The metrics of one method, slice by slice, then its cascade on the key slice."""
-    method, card, target = METHODS[explanation.method], explanation.card, explanation.target
-    arguments = _arguments(explanation)
-    common = {"baseline": settings["baseline"], "output": card.output}
-    deleted, inserted, measured = [], [], []
+    run = SliceRun.of(explanation)
+    chosen = {name: settings[name] for name in ("steps", "samples", "baseline")}
+    measured = []
     for z in order:
-        batch = card.slice_input(volume.voxels, [z])
-        started = time.perf_counter()
-        raw = method.run(model, batch, **arguments)
-        seconds = time.perf_counter() - started
-        maps = model_grid_maps(raw, card, batch.shape, volume.shape[1:])
-        deleted.append(deletion(model, batch, maps, target, steps=settings["steps"], **common))
-        inserted.append(insertion(model, batch, maps, target, steps=settings["steps"], **common))
-        fidelity = mu_fidelity(model, batch, maps, target, samples=settings["samples"], **common)
-        measured.append((deleted[-1].auc[0], inserted[-1].auc[0], fidelity[0], seconds))
+        measured.append(measure_slice(volume, model, run, z, **chosen))
         tally.add(tally.weight + tally.metric)
     pointing = energy = np.full(len(order), np.nan)
     if reference is not None:
-        study_maps = explanation.maps[order]  # NaN outside a cropped model input: no evidence there
-        study_maps = np.where(np.isnan(study_maps), min(0.0, float(np.nanmin(study_maps))), study_maps)
-        pointing = pointing_game(study_maps, reference[order], volume.spacing[1:])
-        energy = energy_inside(study_maps, reference[order])
-    scores = explanation.slice_scores()
+        pointing, energy = reference_scores(explanation.maps[order], reference[order], volume.spacing[1:])
+    name, scores = explanation.method, explanation.slice_scores()
     rows = [
-        Row(z, explanation.method, float(scores[z]), *map(float, values[:3]), float(p), float(e), values[3])
-        for z, values, p, e in zip(order, measured, pointing, energy, strict=True)
+        Row(z, name, float(scores[z]), m.deletion_auc, m.insertion_auc, m.mu_fidelity, p, e, m.seconds)
+        for z, m, p, e in zip(order, measured, pointing.tolist(), energy.tolist(), strict=True)
     ]
-    cascade = randomisation_cascade(
-        model,
-        card.slice_input(volume.voxels, [key]),
-        explanation.method,
-        target,
-        layer=explanation.layer or None,
-        params={k: v for k, v in arguments.items() if k not in ("layer", "target")},
-        progress=tally.reporter(tally.weight, cascade=True),
-    )
+    cascade = slice_cascade(volume, model, run, key, progress=tally.reporter(tally.weight, cascade=True))
     return rows, MethodResult(
         method=explanation.method, label=explanation.label, layer=explanation.layer,
         signed=explanation.signed, parameters=dict(explanation.parameters),
-        deletion=np.stack([c.curve[0] for c in deleted]), insertion=np.stack([c.curve[0] for c in inserted]),
-        cascade=cascade,
+        deletion=np.stack([m.deletion.curve[0] for m in measured]),
+        insertion=np.stack([m.insertion.curve[0] for m in measured]), cascade=cascade,
     )  # fmt: skip
-
-
-def _arguments(explanation: Explanation) -> dict[str, object]:
-    """The keywords that make method.run give explain_volume's map for a slice."""
-    method = METHODS[explanation.method]
-    declared = {param.name for param in method.params}
-    arguments: dict[str, object] = {k: v for k, v in explanation.parameters.items() if k in declared}
-    if method.uses_layer:
-        arguments["layer"] = explanation.layer
-    if method.uses_filter and explanation.filter is not None:
-        arguments["filter"] = explanation.filter
-    if method.uses_target:
-        arguments.update(target=explanation.target, output=explanation.card.output)
-    return arguments
 
 
 def _passes(model: keras.Model, card: ModelCard, name: str, layer: str | None, params: dict) -> int:

@@ -24,7 +24,18 @@ TEXT = (235, 235, 235)
 DEAD = (255, 40, 40)
 MARGIN = 8
 BAR_WIDTH = 16
+BAR_LABELS = 70  # room for the colour bar's numbers
+BAR_TITLE = 16  # and for its policy, written along it
 SIGNS = ("signed", "positive", "absolute")
+# What spans the colour scale (scale_range), and how the colour bar names it.
+SCALES = {
+    "robust": "study, 99.5th pct",
+    "max": "study, maximum",
+    "slice": "this slice",
+    "fixed": "fixed range",
+}
+# A few extreme voxels (a model's stray predictions far from the lesion) must not set the scale.
+ROBUST_PERCENTILE = 99.5
 # The span given to a constant map, so that it still has a scale to be drawn on.
 FLAT = 1e-6
 
@@ -41,10 +52,17 @@ class OverlayStyle:
     # Signed maps (pixel attributions, deconvnet): "signed" on the diverging map centred on zero,
     # "positive" (negative values not drawn) or "absolute" (|value|) on the sequential map.
     sign: str = "signed"
+    # Which values the colour scale spans: a key of SCALES (see scale_range); "fixed" spans
+    # fixed_low to fixed_high, in the map's units.
+    scale: str = "robust"
+    fixed_low: float = 0.0
+    fixed_high: float = 1.0
 
     def __post_init__(self) -> None:
         if self.sign not in SIGNS:
             raise ValueError(f"Unknown sign mode '{self.sign}'; use one of {', '.join(SIGNS)}")
+        if self.scale not in SCALES:
+            raise ValueError(f"Unknown colour scale '{self.scale}'; use one of {', '.join(SCALES)}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,7 @@ class MapScale:
     sign: str
     threshold: float
     opacity: float
+    policy: str = ""  # what set (low, high), in words for the colour bar: a value of SCALES
 
     @property
     def centred(self) -> bool:
@@ -128,26 +147,64 @@ class MapScale:
         return ((1.0, short_number(self.high)), *middle, (0.0, short_number(self.low)))
 
 
+def scale_range(
+    maps: np.ndarray, computed: np.ndarray, current: np.ndarray, style: OverlayStyle, signed: bool
+) -> tuple[float, float]:
+    """The values the colour scale spans, by the style's policy: over the study's computed
+    slices of `maps` (z, y, x), or over `current`, the section on screen ("slice").
+
+    "robust" (the default) runs from the study's floor (its minimum) to the ROBUST_PERCENTILE
+    of its values above the floor, so that the strongest voxels of a few slices do not leave
+    every other slice's map under the threshold; values past it take the top colour. Only
+    values above the floor count: a ReLU map is zero almost everywhere, and its percentile over
+    all voxels would be that zero. A signed map's ends are each sign's percentile of |value|
+    (map_scale then shows both signs, the positive part or |value| on it). "max" spans the
+    study's range, "fixed" the style's (fixed_low, fixed_high), typed in either order.
+    """
+    if style.scale == "fixed":
+        return min(style.fixed_low, style.fixed_high), max(style.fixed_low, style.fixed_high)
+    if style.scale == "slice":
+        return finite_range(current)
+    values = maps[computed]
+    if style.scale == "max":
+        return finite_range(values)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return finite_range(values)
+    if signed:
+        return -_robust_end(-values[values < 0], 0.0), _robust_end(values[values > 0], 0.0)
+    floor = float(values.min())
+    return floor, _robust_end(values[values > floor], floor)
+
+
+def _robust_end(values: np.ndarray, empty: float) -> float:
+    """The ROBUST_PERCENTILE of `values`; `empty` when there are none."""
+    return float(np.percentile(values, ROBUST_PERCENTILE)) if values.size else empty
+
+
 def map_scale(value_range: tuple[float, float], signed: bool, style: OverlayStyle) -> MapScale:
-    """The display rule for a map whose finite values span `value_range` (finite_range of all
-    its slices, taken once, so that a style change costs nothing).
+    """The display rule for a map whose finite values span `value_range` (scale_range of the
+    style's policy, taken when the maps or the policy change, so that other style changes cost
+    nothing).
 
     Maps of one sign (CAM, activations) keep the style's sequential map over their range. A
-    signed map shown "signed" goes on the diverging map over (−m, m), m its largest |value|,
+    signed map shown "signed" goes on the diverging map over (−m, m), m the larger end in |value|,
     so zero is the neutral middle whatever the imbalance of the signs; "positive" and
-    "absolute" put v or |v| on the sequential map over (0, largest).
+    "absolute" put v or |v| on the sequential map over (0, high) or (0, m).
     """
     low, high = value_range
     sign = style.sign if signed else ""
     if sign == "signed":
         peak = max(-low, high) or FLAT
-        return MapScale(-peak, peak, colormaps.DIVERGING, sign, style.threshold, style.opacity)
+        return MapScale(
+            -peak, peak, colormaps.DIVERGING, sign, style.threshold, style.opacity, SCALES[style.scale]
+        )
     if sign == "absolute":
         low, high = 0.0, max(-low, high)
     elif sign == "positive":
         low = 0.0
     high = high if high > low else low + FLAT
-    return MapScale(low, high, style.colormap, sign, style.threshold, style.opacity)
+    return MapScale(low, high, style.colormap, sign, style.threshold, style.opacity, SCALES[style.scale])
 
 
 def short_number(value: float) -> str:
@@ -188,9 +245,11 @@ def _font(size: int = 14) -> ImageFont.ImageFont:
 
 
 def _colour_bar(height: int, scale: MapScale) -> Image.Image:
+    """The bar with its ends (and zero), threshold marks, and its policy written upwards beside
+    it, as a plotted colour bar's label is."""
     rows = scale.table[np.round(np.linspace(colormaps.SIZE - 1, 0, height)).astype(np.intp)]
     bar = Image.fromarray(np.ascontiguousarray(rows[:, np.newaxis, :].repeat(BAR_WIDTH, axis=1)))
-    labelled = Image.new("RGB", (BAR_WIDTH + 70, height + 2 * MARGIN), BACKGROUND)
+    labelled = Image.new("RGB", (BAR_WIDTH + BAR_LABELS + BAR_TITLE, height + 2 * MARGIN), BACKGROUND)
     labelled.paste(bar, (0, MARGIN))
     draw = ImageDraw.Draw(labelled)
     font = _font(12)
@@ -201,6 +260,10 @@ def _colour_bar(height: int, scale: MapScale) -> Image.Image:
     for fraction in scale.marks:
         y = MARGIN + round((1 - fraction) * (height - 1))
         draw.line([(0, y), (BAR_WIDTH + 2, y)], fill=TEXT, width=1)
+    title = Image.new("RGB", (round(draw.textlength(scale.policy, font=font)) + 2, BAR_TITLE), BACKGROUND)
+    ImageDraw.Draw(title).text((1, 1), scale.policy, fill=TEXT, font=font)
+    title = title.rotate(90, expand=True)
+    labelled.paste(title, (BAR_WIDTH + BAR_LABELS, max(MARGIN, (labelled.height - title.height) // 2)))
     return labelled
 
 
@@ -226,7 +289,7 @@ def triptych(
 ) -> Image.Image:
     """The paper's figure: image | heat map | overlay, with a colour bar and a legend. `scale`
     (default: the slice's own range, as a map of one sign) is the viewer's, for the same look."""
-    scale = scale or map_scale(finite_range(heat), False, OverlayStyle())
+    scale = scale or map_scale(finite_range(heat), False, OverlayStyle(scale="slice"))
     rgba = scale.rgba(heat)
     panels = [
         Image.fromarray(np.asarray(grey, dtype=np.uint8)).convert("RGB"),

@@ -20,9 +20,9 @@ from medvis_desktop.export.atomic import atomic_write, make_folder
 from medvis_desktop.export.images import (
     OverlayStyle,
     activation_grid,
-    finite_range,
     map_scale,
     save_png,
+    scale_range,
     triptych,
 )
 from medvis_desktop.export.provenance import Provenance, write_provenance
@@ -94,7 +94,9 @@ def write_exports(
     written = [save_heatmap(volume, explanation.maps, out / f"{stem}.nii.gz")]
     grey = imaging.to_display(volume.voxels[z], imaging.default_window(volume))
     lines = legend(explanation, volume, z)
-    scale = map_scale(finite_range(explanation.maps[z]), explanation.signed, OverlayStyle())
+    style, maps = OverlayStyle(), explanation.maps  # the window's default scale: the study's robust range
+    value_range = scale_range(maps, explanation.computed, maps[z], style, explanation.signed)
+    scale = map_scale(value_range, explanation.signed, style)
     figure = triptych(grey, explanation.maps[z], scale=scale, spacing_yx=volume.spacing[1:], legend=lines)
     written.append(save_png(figure, out / f"{stem}_slice{z:03d}.png", source=volume.source))
     if features is not None:

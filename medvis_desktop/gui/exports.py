@@ -99,6 +99,7 @@ class ExportActions:
                 "overlay": asdict(self.viewer.style),
                 "filter": e.filter if e is not None else None,
                 **(e.parameters if e is not None else {}),
+                **self.quality_record(),  # what was measured on this result (quality_menu.py)
             },
         )
 

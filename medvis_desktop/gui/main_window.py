@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QStackedWidget,
     QTabWidget,
     QWidget,
 )
@@ -32,7 +33,7 @@ from medvis_desktop import about, imaging
 from medvis_desktop.dicomnet import DicomNetError
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.export import OverlayStyle
-from medvis_desktop.export.images import SIGNS
+from medvis_desktop.export.images import SCALES, SIGNS
 from medvis_desktop.gui.about_dialog import AboutDialog
 from medvis_desktop.gui.activation_view import ActivationView
 from medvis_desktop.gui.exports import ExportActions
@@ -40,9 +41,11 @@ from medvis_desktop.gui.method_panel import MethodPanel
 from medvis_desktop.gui.model_tree import ModelTree
 from medvis_desktop.gui.pacs_menu import PacsMenu
 from medvis_desktop.gui.pacs_network import DicomNetwork
+from medvis_desktop.gui.quality_menu import QualityMenu
 from medvis_desktop.gui.score_track import ScoreTrack
 from medvis_desktop.gui.series_dialog import SeriesDialog
 from medvis_desktop.gui.slice_viewer import SINGLE, THREE, SliceViewer
+from medvis_desktop.gui.start_page import StartPage
 from medvis_desktop.imaging import Volume
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -58,7 +61,7 @@ MOSAIC_DELAY_MS = 150
 TREE_WIDTH = 380  # wide enough for the output shapes and parameter counts
 
 
-class MainWindow(ExportActions, PacsMenu, QMainWindow):
+class MainWindow(ExportActions, PacsMenu, QualityMenu, QMainWindow):
     """`interactive=False` (scripted runs) never opens a dialog that waits for an answer: errors
     are only signalled."""
 
@@ -86,8 +89,12 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
 
         self.viewer = SliceViewer()
         self.activations = ActivationView()
+        self.start_page = StartPage()
+        self.slices_page = QStackedWidget()  # the start page until a study is open, then the views
+        self.slices_page.addWidget(self.start_page)
+        self.slices_page.addWidget(self.viewer)
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.viewer, "Slices")
+        self.tabs.addTab(self.slices_page, "Slices")
         self.tabs.addTab(self.activations, "Feature maps")
         self.setCentralWidget(self.tabs)
         self.tree = ModelTree()
@@ -97,6 +104,7 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
         self._dock(self.panel, "Method", Qt.DockWidgetArea.RightDockWidgetArea)
         self.track = ScoreTrack()
         self._dock(self.track, "Score along the study", Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._add_quality_dock()
         self.status = {name: QLabel() for name in ("device", "model", "volume", "slice", "position")}
         for label in self.status.values():
             self.statusBar().addPermanentWidget(label)
@@ -127,7 +135,8 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
             device = start_tensorflow()
         self.status["device"].setText(str(device))
         self.relay = Relay(self)
-        self.relay.progress.connect(self.panel.show_progress)
+        self.relay.view_progress.connect(self._show_progress)
+        self._connect_quality()
         self.relay.result.connect(self._show_result)
         self.relay.failed.connect(self._job_failed)
         self.relay.finished.connect(self._job_finished)
@@ -137,6 +146,7 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
 
         for name, case in CASES.items():
             self.demo_menu.addAction(case.title, self._make_demo(name))
+        self.start_page.set_demos({name: case.title for name, case in CASES.items()})
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -172,6 +182,8 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
         self.panel.set_signed(False)
         self.track.set_track(None)
         self.viewer.set_volume(volume)
+        self.slices_page.setCurrentWidget(self.viewer)
+        self._forget_quality()
         self._rebuild_window_menu()
         z, y, x = volume.shape
         self.status["volume"].setText(f"{name}: {volume.modality} {z}×{y}×{x}")
@@ -385,7 +397,7 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
     def run_on_layer(self, method: str, layer: str, filter: int | None = None) -> int | None:
         self.panel.select(method=method, layer=layer)
         self.panel.filter.setValue(-1 if filter is None else filter)
-        self.tabs.setCurrentWidget(self.viewer)
+        self.tabs.setCurrentWidget(self.slices_page)
         return self.run()
 
     def cancel(self) -> None:
@@ -412,6 +424,8 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
         self.panel.set_running(False)
 
     def _show_result(self, job_id: int, result: object) -> None:
+        if self._show_quality_result(job_id, result):
+            return
         if not hasattr(result, "computed"):  # a Mosaic
             self.activations.set_mosaic(result)
             return
@@ -422,6 +436,8 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
         self.result_shown.emit(result)
 
     def _job_failed(self, job_id: int, message: str) -> None:
+        if self._quality_failed(job_id, message):
+            return
         self.panel.show_error(message)
         self.report_error("The explanation failed", message)
 
@@ -475,6 +491,7 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
         file_menu.addAction("Open &study…", QKeySequence.StandardKey.Open, self._ask_volume)
         file_menu.addAction("Open &DICOM folder…", self._ask_folder)
         file_menu.addAction("Open &model…", QKeySequence("Ctrl+M"), self._ask_model)
+        file_menu.addAction("Open r&eference mask…", self._ask_reference)
         self.recent_menu = file_menu.addMenu("Open &recent")
         file_menu.addSeparator()
         exports = file_menu.addMenu("&Export")
@@ -526,6 +543,7 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
         view_menu.addAction("Previous flagged slice", QKeySequence("P"), partial(self.track.step, -1))
 
         self._add_pacs_menu()
+        self._add_quality_menu()
 
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("&About medvis…", self.show_about)
@@ -563,6 +581,11 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
         self.track.slice_chosen.connect(self.viewer.set_slice)
         self.viewer.hovered.connect(self._show_hover)
         self.activations.deconvolve_requested.connect(self._deconvolve_filter)
+        self.start_page.open_path.connect(self.open_path)
+        self.start_page.open_demo.connect(self.open_demo)
+        self.start_page.open_study.connect(self._ask_volume)
+        self.start_page.open_folder.connect(self._ask_folder)
+        self.start_page.open_model.connect(self._ask_model)
 
     def _layer_selected(self, path: str) -> None:
         self.panel.select(layer=path)
@@ -601,6 +624,7 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
         return [value] if isinstance(value, str) else list(value or [])
 
     def _rebuild_recent_menu(self) -> None:
+        self.start_page.set_recent(self.recent_paths())
         self.recent_menu.clear()
         for path in self.recent_paths():
             self.recent_menu.addAction(path, self._make_open(path))
@@ -616,6 +640,9 @@ class MainWindow(ExportActions, PacsMenu, QMainWindow):
             opacity=float(self.settings.value("overlay/opacity", OverlayStyle.opacity)),
             threshold=float(self.settings.value("overlay/threshold", OverlayStyle.threshold)),
             sign=sign if (sign := self.settings.value("overlay/sign")) in SIGNS else OverlayStyle.sign,
+            scale=scale if (scale := self.settings.value("overlay/scale")) in SCALES else OverlayStyle.scale,
+            fixed_low=float(self.settings.value("overlay/fixed_low", OverlayStyle.fixed_low)),
+            fixed_high=float(self.settings.value("overlay/fixed_high", OverlayStyle.fixed_high)),
         )
         self.panel.set_style(style)
         self.viewer.set_style(style)

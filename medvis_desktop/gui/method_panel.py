@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -39,6 +42,16 @@ AUTOMATIC_TARGET = "Automatic (highest score)"
 SEGMENTATION_REGIONS = {"all": "Whole image", "predicted": "Where the class is predicted"}
 MAX_FILTERS = 4096
 SIGN_LABELS = {"signed": "Signed", "positive": "Positive only", "absolute": "Absolute value"}
+# The colour scale policies of export.images.SCALES, in the words of the panel.
+SCALE_LABELS = {
+    "robust": "Whole study, 99.5th percentile",
+    "max": "Whole study, maximum",
+    "slice": "This slice",
+    "fixed": "Fixed range",
+}
+# A fixed range is typed in the map's own units: raw gradients are around 1e-4, activations 1e3.
+FIXED_DECIMALS = 12  # what the box keeps; it shows six significant digits
+FIXED_LIMIT = 1e9
 
 
 @dataclass(frozen=True)
@@ -126,6 +139,19 @@ class MethodPanel(QWidget):
             "positive part, or the magnitude. Maps of one sign (CAM) keep the colour map."
         )
         self.set_signed(False)
+        self.colour_scale = QComboBox()
+        for name, label in SCALE_LABELS.items():
+            self.colour_scale.addItem(label, name)
+        self.colour_scale.setToolTip(
+            "What the colours span; the threshold is a fraction of it. The 99.5th percentile keeps "
+            "a few extreme voxels elsewhere in the study from washing out every other slice."
+        )
+        self.fixed_low = NumberBox(OverlayStyle.fixed_low)
+        self.fixed_high = NumberBox(OverlayStyle.fixed_high)
+        fixed = QHBoxLayout()
+        fixed.addWidget(self.fixed_low)
+        fixed.addWidget(QLabel("to"))
+        fixed.addWidget(self.fixed_high)
         self.show_overlay = QCheckBox("Show overlay (O)")
         self.show_overlay.setChecked(True)
         overlay_box = QGroupBox("Overlay")
@@ -134,6 +160,8 @@ class MethodPanel(QWidget):
         overlay_form.addRow("Opacity", self.opacity)
         overlay_form.addRow("Threshold", self.threshold)
         overlay_form.addRow("Signed maps", self.sign)
+        overlay_form.addRow("Colour scale", self.colour_scale)
+        overlay_form.addRow("Fixed range", fixed)
         overlay_form.addRow(self.show_overlay)
 
         layout = QVBoxLayout(self)
@@ -150,6 +178,10 @@ class MethodPanel(QWidget):
         self.opacity.valueChanged.connect(self._style_changed)
         self.threshold.valueChanged.connect(self._style_changed)
         self.sign.currentIndexChanged.connect(self._style_changed)
+        self.colour_scale.currentIndexChanged.connect(self._style_changed)
+        self.fixed_low.valueChanged.connect(self._style_changed)
+        self.fixed_high.valueChanged.connect(self._style_changed)
+        self._enable_fixed()
         self.show_overlay.toggled.connect(self.overlay_toggled)
         self.set_model({}, [])
 
@@ -228,6 +260,9 @@ class MethodPanel(QWidget):
             opacity=self.opacity.value() / 100,
             threshold=self.threshold.value() / 100,
             sign=self.sign.currentData(),
+            scale=self.colour_scale.currentData(),
+            fixed_low=self.fixed_low.value(),
+            fixed_high=self.fixed_high.value(),
         )
 
     def set_style(self, style: OverlayStyle) -> None:
@@ -235,6 +270,9 @@ class MethodPanel(QWidget):
         self.opacity.setValue(round(style.opacity * 100))
         self.threshold.setValue(round(style.threshold * 100))
         self.sign.setCurrentIndex(self.sign.findData(style.sign))
+        self.colour_scale.setCurrentIndex(self.colour_scale.findData(style.scale))
+        self.fixed_low.setValue(style.fixed_low)
+        self.fixed_high.setValue(style.fixed_high)
 
     def set_signed(self, signed: bool) -> None:
         """Whether the result shown is signed: only then does the "Signed maps" choice apply."""
@@ -314,7 +352,14 @@ class MethodPanel(QWidget):
         self.layer_changed.emit(self.layer.currentData() or "")
 
     def _style_changed(self) -> None:
+        self._enable_fixed()
         self.style_changed.emit(self.style)
+
+    def _enable_fixed(self) -> None:
+        """The range boxes apply to the fixed scale only."""
+        fixed = self.colour_scale.currentData() == "fixed"
+        self.fixed_low.setEnabled(fixed)
+        self.fixed_high.setEnabled(fixed)
 
 
 def _percent_slider(value: int) -> QSlider:
@@ -322,3 +367,29 @@ def _percent_slider(value: int) -> QSlider:
     slider.setRange(0, 100)
     slider.setValue(value)
     return slider
+
+
+class NumberBox(QDoubleSpinBox):
+    """A value in the map's units, shown and typed as a number is written (2.5e-05, 130): maps
+    span 1e-5 to 1e4. It counts once typed (Enter, or leaving the box), not at every key."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.setDecimals(FIXED_DECIMALS)
+        self.setRange(-FIXED_LIMIT, FIXED_LIMIT)
+        self.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
+        self.setKeyboardTracking(False)
+        self.setValue(value)
+
+    def textFromValue(self, value: float) -> str:
+        return f"{value:.6g}"
+
+    def valueFromText(self, text: str) -> float:
+        return float(text)
+
+    def validate(self, text: str, position: int) -> tuple[QValidator.State, str, int]:
+        try:
+            float(text)
+        except ValueError:
+            return QValidator.State.Intermediate, text, position
+        return QValidator.State.Acceptable, text, position

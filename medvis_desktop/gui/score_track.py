@@ -48,6 +48,7 @@ class ScoreTrack(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.caption)
         layout.addWidget(self.plot)
+        self.plot.setVisible(False)
         self.plot.scene().sigMouseClicked.connect(self._clicked)
         self.threshold_line.sigPositionChangeFinished.connect(self._threshold_moved)
 
@@ -63,6 +64,7 @@ class ScoreTrack(QWidget):
         """Scores per slice (NaN: not computed yet); None clears the track."""
         self.track = np.empty(0, dtype=np.float32) if track is None else np.asarray(track, np.float32)
         self.caption.setText(f"Score along the study: {what}" if track is not None else "No scores yet")
+        self.plot.setVisible(track is not None)
         self._draw()
 
     def set_current(self, z: int) -> None:

@@ -2,7 +2,8 @@
 
 Each view shows a section of the volume in millimetres (the image item's transform carries
 the spacing, so anatomy keeps its true proportions) with patient superior up and patient left
-on the screen's right (radiological convention). Pixels go to pyqtgraph as uint16 (voxels
+on the screen's right (radiological convention, imaging.orientation), its edges lettered, a
+scale bar and a caption (gui.view_annotations). Pixels go to pyqtgraph as uint16 (voxels
 offset by the volume's minimum) or float32 with levels and a lookup table, the form its fast
 path needs: scrolling hands over a slice of a ready array, nothing is normalised per frame.
 """
@@ -21,17 +22,20 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QMenu, QSlider, QVBoxLay
 
 from medvis_desktop import imaging
 from medvis_desktop.export import OverlayStyle
-from medvis_desktop.export.images import finite_range, map_scale
-from medvis_desktop.imaging import Volume, Window
+from medvis_desktop.export.images import map_scale, scale_range
+from medvis_desktop.gui.view_annotations import ViewAnnotations
+from medvis_desktop.imaging import Volume, Window, orientation
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 SNAPSHOT_MARGIN = 8
 SNAPSHOT_LINE = 18
 SNAPSHOT_BAR = 16
+SNAPSHOT_BAR_SPACE = 100  # the bar, its numbers and its policy written upwards
 SNAPSHOT_TEXT = QColor(235, 235, 235)
 SNAPSHOT_FONT = ("DejaVu Sans", 10)
 BAR_LABEL_SIZE = "8pt"
+BAR_WIDGET_WIDTH = 84
 GREY_LUT = np.repeat(np.arange(256, dtype=np.uint8)[:, np.newaxis], 3, axis=1)
 PAGE_STEP = 10
 # Right-drag window/level: fraction of the window width per screen pixel.
@@ -40,8 +44,6 @@ CROSSHAIR_PEN = pg.mkPen((255, 220, 0, 160), width=1)
 BAR_MARK_PEN = pg.mkPen((235, 235, 235), width=1)
 # Magenta: apart from grey and from the overlay colour maps' hues.
 OUTLINE_COLOUR = (255, 0, 255, 255)
-# Patient axes (LPS) a view's screen axes should point along, and the plane name per normal.
-PLANE_NAMES = ("sagittal", "coronal", "axial")
 SINGLE, THREE = "single", "three"
 
 
@@ -53,6 +55,12 @@ def outline_rgba(mask: np.ndarray) -> np.ndarray:
     rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
     rgba[mask & ~inner] = OUTLINE_COLOUR
     return rgba
+
+
+def window_number(value: float) -> str:
+    """A window's width or centre as a reader writes it: whole above 100 (HU, raw detector
+    values), else a few digits (normalised MRI)."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def display_array(voxels: np.ndarray) -> tuple[np.ndarray, float]:
@@ -78,7 +86,7 @@ class Section:
         return cls(axis, rows, columns)
 
     def name(self, volume: Volume) -> str:
-        return PLANE_NAMES[int(np.argmax(np.abs(volume.direction[:, self.axis])))]
+        return orientation.plane_name(volume.direction, self.axis)
 
     def cut(self, array: np.ndarray, index: int) -> np.ndarray:
         return array[index] if self.axis == 0 else np.take(array, index, axis=self.axis)
@@ -87,8 +95,7 @@ class Section:
         """Array (column, row) → screen millimetres, flipped to put superior up, left right."""
         sy, sx = volume.spacing[self.rows], volume.spacing[self.columns]
         ny, nx = volume.shape[self.rows], volume.shape[self.columns]
-        flip_rows = volume.direction[2, self.rows] > 0.5  # rows run towards the head
-        flip_columns = volume.direction[0, self.columns] < -0.5  # columns run towards the right
+        flip_rows, flip_columns = orientation.flips(volume.direction, self.rows, self.columns)
         return QTransform(
             -sx if flip_columns else sx, 0, 0, -sy if flip_rows else sy,
             nx * sx if flip_columns else 0, ny * sy if flip_rows else 0,
@@ -131,7 +138,8 @@ class SliceViewBox(pg.ViewBox):
 
 
 class PlaneView(pg.GraphicsLayoutWidget):
-    """One section: the grey image, the overlay on it, crosshair lines and a caption."""
+    """One section: the grey image, the overlay on it, crosshair lines, and its annotations
+    (caption, orientation letters, scale bar)."""
 
     def __init__(self, section: Section, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -155,13 +163,15 @@ class PlaneView(pg.GraphicsLayoutWidget):
         for line in self.lines:
             line.setZValue(2)
             self.box.addItem(line, ignoreBounds=True)
-        # A child of the view box itself, not of its contents: it stays put when panning.
-        self.caption = pg.TextItem(color=(230, 230, 230), anchor=(0, 0))
-        self.caption.setParentItem(self.box)
+        self.annotations = ViewAnnotations(self.box)
 
-    def set_geometry(self, transform: QTransform) -> None:
+    def set_volume(self, volume: Volume) -> None:
+        """Lay the volume's sections out in mm, and letter the edges by its geometry."""
+        transform = self.section.transform(volume)
         for item in (self.image, self.overlay, self.outline):
             item.setTransform(transform)
+        self.annotations.set_edges(orientation.view_edges(volume, self.section.rows, self.section.columns))
+        self.annotations.set_unit("mm" if orientation.spacing_known(volume) else "px")
 
     def index_at(self, scene_position: QPointF) -> tuple[int, int] | None:
         """(row, column) of the pixel under a scene position, None outside the image."""
@@ -206,7 +216,9 @@ class SliceViewer(QWidget):
         self.layout_mode = SINGLE
         self._pixels = np.zeros((1, 1, 1), dtype=np.uint16)
         self._offset = 0.0
-        self._map_range = (0.0, 1.0)  # the explanation's finite min and max, over all its slices
+        self._map_range = (0.0, 1.0)  # what the colour scale spans (export.images.scale_range)
+        # What _map_range was taken for: the policy, and the section on screen for "slice".
+        self._range_of: tuple | None = None
         self.scale = map_scale(self._map_range, False, self.style)  # how its values are coloured
         self.views = [PlaneView(Section.through(axis)) for axis in range(3)]
         # Signed maps (deconvnet, pixel attributions) are also shown alone, beside the slice.
@@ -219,13 +231,14 @@ class SliceViewer(QWidget):
         # below it: raw ticks of maps around 1e-4 would crowd into each other. A signed map's
         # bar has its zero ticked in the middle; lines mark the threshold.
         self.colour_bar = pg.ColorBarItem(values=(0, 1), width=14, interactive=False, colorMapMenu=False)
+        self.bar_title = self.colour_bar.getAxis("left")  # the scale's policy, written along the bar
         self.bar_marks = [pg.InfiniteLine(angle=0, pen=BAR_MARK_PEN, movable=False) for _ in range(2)]
         for mark in self.bar_marks:
             self.colour_bar.addItem(mark)
         bar_widget = pg.GraphicsLayoutWidget()
         bar_widget.setBackground("k")
         bar_widget.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        bar_widget.setFixedWidth(70)
+        bar_widget.setFixedWidth(BAR_WIDGET_WIDTH)
         self.bar_high = bar_widget.addLabel(row=0, col=0, size=BAR_LABEL_SIZE)
         bar_widget.addItem(self.colour_bar, row=1, col=0)
         self.bar_low = bar_widget.addLabel(row=2, col=0, size=BAR_LABEL_SIZE)
@@ -261,18 +274,17 @@ class SliceViewer(QWidget):
         self._pixels, self._offset = display_array(volume.voxels)
         self.cursor = [n // 2 for n in volume.shape]
         for view in (*self.views, self.projection):
-            view.set_geometry(view.section.transform(volume))
+            view.set_volume(volume)
         self.set_window(imaging.default_window(volume))
         self._refresh()
         self.reset_view()
 
     def set_explanation(self, explanation: object | None) -> None:
-        """Show an Explanation's maps (None: no overlay); its colour scale spans all its slices,
-        diverging about zero when they are signed (see export.images.map_scale)."""
+        """Show an Explanation's maps (None: no overlay), coloured by the style's scale policy
+        over its computed slices, diverging about zero when they are signed (see
+        export.images.scale_range and map_scale)."""
         self.explanation = explanation
-        if explanation is not None:
-            self._map_range = finite_range(explanation.maps[explanation.computed])
-        self._set_scale()
+        self._range_of = None  # new maps (or more slices of them): take the range again
         self._arrange()
         self._refresh()
 
@@ -289,7 +301,6 @@ class SliceViewer(QWidget):
 
     def set_style(self, style: OverlayStyle) -> None:
         self.style = style
-        self._set_scale()
         self._refresh()
 
     def set_overlay_visible(self, visible: bool) -> None:
@@ -301,6 +312,8 @@ class SliceViewer(QWidget):
         levels = (window.low - self._offset, window.high - self._offset)
         for view in self.views:
             view.image.setLevels(levels)
+            if self.volume is not None:
+                view.annotations.set_caption(self._caption(view))
 
     def set_layout_mode(self, mode: str, axis: int | None = None) -> None:
         """SINGLE shows the view through `axis` (default: the active one); THREE shows all."""
@@ -355,7 +368,7 @@ class SliceViewer(QWidget):
         width = sum(w for w, _ in sizes) + SNAPSHOT_MARGIN * (len(views) - 1)
         height = max(h for _, h in sizes)
         header = SNAPSHOT_MARGIN + SNAPSHOT_LINE * len(legend)
-        bar_space = 90 if maps is not None and self.overlay_visible else 0
+        bar_space = SNAPSHOT_BAR_SPACE if maps is not None and self.overlay_visible else 0
         font = QFont(*SNAPSHOT_FONT)
         metrics = QFontMetrics(font)
         text_width = max((metrics.horizontalAdvance(line) for line in legend), default=0)
@@ -397,6 +410,12 @@ class SliceViewer(QWidget):
             painter.drawLine(QPointF(rect.left() - 3, y), QPointF(rect.right() + 3, y))
         for fraction, text in self.scale.labels:  # baselines from the top's 10 px down to the bottom
             painter.drawText(QPointF(rect.right() + 4, rect.bottom() - fraction * (rect.height() - 10)), text)
+        painter.save()
+        painter.translate(rect.left() + SNAPSHOT_BAR_SPACE - 4, rect.center().y())
+        painter.rotate(-90)
+        width = painter.fontMetrics().horizontalAdvance(self.scale.policy)
+        painter.drawText(QPointF(-width / 2, 0), self.scale.policy)
+        painter.restore()
 
     # --- drawing ---------------------------------------------------------------------------
 
@@ -422,6 +441,7 @@ class SliceViewer(QWidget):
         reference's outline, drawn from its section)."""
         if self.volume is None:
             return
+        self._update_scale()
         maps = self.explanation.maps if self.explanation is not None else None
         for view in self._visible_views():
             self._show_section(view, maps)
@@ -450,10 +470,25 @@ class SliceViewer(QWidget):
         view.set_crosshair(self.cursor[section.rows], self.cursor[section.columns])
         for line in view.lines:
             line.setVisible(self.layout_mode == THREE)
-        view.caption.setText(
-            f"{section.name(self.volume)}  {index + 1}/{self.volume.shape[section.axis]}"
-            + ("  (projection)" if view is self.projection else "")
-        )
+        view.annotations.set_caption(self._caption(view))
+
+    def _caption(self, view: PlaneView) -> str:
+        """Where the section is and how it is shown, "axial 12/40 · z = 35.0 mm · W 80 / C 40";
+        a projection's image is named by its view ("L CC") instead."""
+        volume, section = self.volume, view.section
+        index = self.cursor[section.axis]
+        planar = orientation.planar_view(volume)
+        if planar is not None and section.axis == 0:
+            where = planar
+        else:
+            coordinate, position = orientation.slice_position(volume, section.axis, index)
+            unit = view.annotations.unit
+            where = (
+                f"{section.name(volume)} {index + 1}/{volume.shape[section.axis]}"
+                f" · {coordinate} = {position:.1f} {unit}"
+            )
+        window = f"W {window_number(self.window.width)} / C {window_number(self.window.center)}"
+        return f"{where} · {'map only' if view is self.projection else window}"
 
     def _show_overlay(self, view: PlaneView, heat: np.ndarray | None) -> None:
         shown = heat is not None and self.overlay_visible
@@ -462,11 +497,27 @@ class SliceViewer(QWidget):
             levels = (self.scale.low, self.scale.high)
             view.overlay.setImage(self.scale.shown(heat), autoLevels=False, levels=levels)
 
-    def _set_scale(self) -> None:
-        """Colour the maps by the style and the explanation's range and sign: overlays' lookup
-        table, the colour bar, its threshold marks and its labels."""
+    def _update_scale(self) -> None:
+        """Take the colour scale's range again when what it depends on changed (new maps, the
+        policy, the section on screen under "this slice"); recolour when the scale changed."""
         signed = self.explanation is not None and self.explanation.signed
-        scale = self.scale = map_scale(self._map_range, signed, self.style)
+        key = (self.style.scale, self.style.fixed_low, self.style.fixed_high)
+        if self.style.scale == "slice":
+            key += (self.active_axis, self.current_slice)
+        if self.explanation is not None and key != self._range_of:
+            maps, computed = self.explanation.maps, self.explanation.computed
+            current = self.views[self.active_axis].section.cut(maps, self.current_slice)
+            self._map_range = scale_range(maps, computed, current, self.style, signed)
+            self._range_of = key
+        scale = map_scale(self._map_range, signed, self.style)
+        if scale != self.scale:
+            self.scale = scale
+            self._set_scale()
+
+    def _set_scale(self) -> None:
+        """Colour the maps by self.scale: overlays' lookup table, the colour bar, its threshold
+        marks, its ends and the policy that set them."""
+        scale = self.scale
         for view in self.views:
             view.overlay.setLookupTable(scale.lut)
         self.colour_bar.setColorMap(pg.ColorMap(np.linspace(0, 1, len(scale.table)), scale.table))
@@ -475,8 +526,9 @@ class SliceViewer(QWidget):
             mark.setVisible(fraction is not None)
             mark.setValue((fraction or 0.0) * len(scale.table))  # the bar's view runs 0…256
         high, low = scale.labels[0][1], scale.labels[-1][1]
-        self.bar_high.setText(f"+{high}" if scale.centred else f"max<br>{high}")
-        self.bar_low.setText(low if scale.centred else f"min<br>{low}")
+        self.bar_high.setText(f"+{high}" if scale.centred else high)
+        self.bar_low.setText(low)
+        self.bar_title.setLabel(scale.policy)
 
     # --- interaction -----------------------------------------------------------------------
 

@@ -5,6 +5,11 @@ worker through a queued signal. The worker lives in its own QThread and reports 
 signals connected to the relay's methods, so the relay's own signals are always emitted in
 the GUI thread. A newer job for the same view makes the older one stale: its cancel flag is
 set (checked between batches) and whatever it still reports is dropped.
+
+Besides explaining (ExplainJob, MosaicJob), the worker measures the result on screen with
+evaluate's per-slice functions: MeasureJob (faithfulness and, with a reference mask,
+localisation), SanityJob (the randomisation cascade) and CompareJob (several methods on
+one slice).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from medvis_desktop.errors import MedvisError
+from medvis_desktop.evaluate import SliceMeasures, SliceRun, measure_slice, reference_scores, slice_cascade
 from medvis_desktop.explain import activation_maps, dead_filters
 from medvis_desktop.explain.runner import Explanation, Progress, explain_volume
 from medvis_desktop.imaging import Volume
@@ -79,7 +85,74 @@ class Mosaic:
     dead: np.ndarray
 
 
-Job = ExplainJob | MosaicJob
+@dataclass
+class MeasureJob:
+    """Deletion and insertion curves, MuFidelity and, with a reference, the pointing game and
+    the energy inside, of one slice's map (see evaluate.measure_slice)."""
+
+    view: str
+    volume: Volume
+    model: keras.Model
+    run: SliceRun
+    slice: int
+    study_map: np.ndarray  # float32 (y, x): the explanation's map of the slice, a copy
+    reference: np.ndarray | None  # bool (y, x): the reference mask's slice, if one is open
+    steps: int = 10
+    samples: int = 128
+    baseline: float | str = 0.0
+    job_id: int = 0
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A MeasureJob's result; pointing game and energy inside are NaN without a reference on
+    the slice."""
+
+    measures: SliceMeasures
+    pointing_game: float
+    energy_inside: float
+
+
+@dataclass
+class SanityJob:
+    """The randomisation cascade of one slice's map: progress per map, cancel between layers."""
+
+    view: str
+    volume: Volume
+    model: keras.Model
+    run: SliceRun
+    slice: int
+    job_id: int = 0
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class CompareJob:
+    """Several methods on one slice, each measured as a MeasureJob would (without reference)."""
+
+    view: str
+    volume: Volume
+    model: keras.Model
+    runs: list[SliceRun]
+    slice: int
+    steps: int = 10
+    samples: int = 128
+    baseline: float | str = 0.0
+    job_id: int = 0
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(frozen=True)
+class Compared:
+    """One method of a CompareJob, reported as soon as it is measured."""
+
+    index: int  # in CompareJob.runs
+    measures: SliceMeasures
+    study_map: np.ndarray  # float32 (y, x): the measured map on the study's slice grid
+
+
+Job = ExplainJob | MosaicJob | MeasureJob | SanityJob | CompareJob
 
 
 class Worker(QObject):
@@ -94,10 +167,14 @@ class Worker(QObject):
     def run(self, job: Job) -> None:
         try:
             if not job.cancel.is_set():
-                if isinstance(job, MosaicJob):
-                    self._mosaic(job)
-                else:
-                    self._explain(job)
+                handlers = {
+                    ExplainJob: self._explain,
+                    MosaicJob: self._mosaic,
+                    MeasureJob: self._measure,
+                    SanityJob: self._sanity,
+                    CompareJob: self._compare,
+                }
+                handlers[type(job)](job)
         except MedvisError as error:
             self.failed.emit(job.job_id, str(error))
         except (KeyboardInterrupt, SystemExit):
@@ -156,16 +233,53 @@ class Worker(QObject):
         self.partial.emit(job.job_id, Mosaic(job.layer, job.slice, maps, dead))
         self.progress.emit(job.job_id, 1, 1)
 
+    def _measure(self, job: MeasureJob) -> None:
+        measures = measure_slice(
+            job.volume, job.model, job.run, job.slice, steps=job.steps, samples=job.samples,
+            baseline=job.baseline, progress=functools.partial(self.progress.emit, job.job_id),
+            cancel=job.cancel.is_set,
+        )  # fmt: skip
+        if measures is None:
+            return
+        pointing = energy = np.full(1, np.nan)
+        if job.reference is not None:
+            pointing, energy = reference_scores(
+                job.study_map[None], job.reference[None], job.volume.spacing[1:]
+            )
+        self.partial.emit(job.job_id, Measurement(measures, float(pointing[0]), float(energy[0])))
+
+    def _sanity(self, job: SanityJob) -> None:
+        progress = functools.partial(self.progress.emit, job.job_id)
+        cascade = slice_cascade(
+            job.volume, job.model, job.run, job.slice, progress=progress, cancel=job.cancel.is_set
+        )
+        if not cascade.cancelled:
+            self.partial.emit(job.job_id, cascade)
+
+    def _compare(self, job: CompareJob) -> None:
+        grid = job.volume.shape[1:]
+        for index, run in enumerate(job.runs):
+            measures = measure_slice(
+                job.volume, job.model, run, job.slice, steps=job.steps, samples=job.samples,
+                baseline=job.baseline, cancel=job.cancel.is_set,
+            )  # fmt: skip
+            if measures is None:
+                return
+            self.partial.emit(job.job_id, Compared(index, measures, run.card.to_grid(measures.maps, grid)[0]))
+            self.progress.emit(job.job_id, index + 1, len(job.runs))
+
 
 class Relay(QObject):
     """The GUI's side: owns the worker thread, merges partial results, drops stale ones.
 
     `result` carries, for an ExplainJob, one Explanation that grows as slices come in (the
-    same object each time, filled in the GUI thread); for a MosaicJob, the Mosaic.
+    same object each time, filled in the GUI thread); for the other jobs what the worker
+    reported, as it is: a Mosaic, a Measurement, a Cascade, each Compared.
     """
 
     progress = Signal(int, int)  # done, total (of the latest job)
-    result = Signal(int, object)  # job_id, Explanation or Mosaic
+    view_progress = Signal(str, int, int)  # the same, with the job's view: where to show it
+    result = Signal(int, object)  # job_id, Explanation, Mosaic, Measurement, Cascade or Compared
     failed = Signal(int, str)  # job_id, message
     finished = Signal(int)  # job_id
     _post = Signal(object)
@@ -211,13 +325,15 @@ class Relay(QObject):
         self.worker_thread.wait()
 
     def _on_progress(self, job_id: int, done: int, total: int) -> None:
-        if self.is_current(job_id):
+        view = next((view for view, job in self._latest.items() if job.job_id == job_id), None)
+        if view is not None:  # the job is current
             self.progress.emit(done, total)
+            self.view_progress.emit(view, done, total)
 
-    def _on_partial(self, job_id: int, partial: Explanation | Mosaic) -> None:
+    def _on_partial(self, job_id: int, partial: object) -> None:
         if not self.is_current(job_id):
             return
-        if isinstance(partial, Mosaic):
+        if not isinstance(partial, Explanation):
             self.result.emit(job_id, partial)
             return
         merged = self._merged.setdefault(job_id, partial)

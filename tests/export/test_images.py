@@ -8,7 +8,15 @@ from PIL import Image
 
 from medvis_desktop import colormaps
 from medvis_desktop.export import OverlayStyle, activation_grid, overlay, save_png, triptych
-from medvis_desktop.export.images import MARGIN, MapScale, finite_range, map_scale, short_number
+from medvis_desktop.export.images import (
+    BAR_TITLE,
+    MARGIN,
+    MapScale,
+    finite_range,
+    map_scale,
+    scale_range,
+    short_number,
+)
 
 
 def test_overlay_blends_only_above_the_threshold():
@@ -152,3 +160,74 @@ def test_triptych_of_a_signed_map_is_blue_below_zero_red_above_and_grey_within_t
     np.testing.assert_array_equal(heat_panel[30, 10], colormaps.lookup_table("coolwarm")[0])
     bar = figure[top + MARGIN : top + 60 - MARGIN, MARGIN + 3 * (90 + MARGIN) + 4]
     assert bar[1, 0] > bar[1, 2] and bar[-2, 2] > bar[-2, 0]  # red on top, blue at the bottom
+
+
+def test_the_robust_scale_is_not_set_by_a_few_extreme_voxels():
+    # A ReLU map: ten slices at 2 (1000 voxels), 4 stray voxels at 50 on slice 15 (0.4 % of the
+    # values above zero), zero elsewhere; slice 19 not computed.
+    maps = np.zeros((20, 10, 10), dtype=np.float32)
+    maps[:10] = 2.0
+    maps[15, 0, :4] = 50.0
+    maps[19] = np.nan
+    computed = np.arange(20) < 19
+    style = OverlayStyle()
+    assert style.scale == "robust"  # the default
+    robust = scale_range(maps, computed, maps[5], style, False)
+    assert robust == (0.0, 2.0)  # the 99.5th percentile of the 1004 values above zero
+    assert scale_range(maps, computed, maps[5], OverlayStyle(scale="max"), False) == (0.0, 50.0)
+    # Under the study's maximum the slices at 2 are 4 % of the scale, below the 20 % threshold.
+    alpha = {
+        name: map_scale(value_range, False, style).rgba(maps[5])[..., 3]
+        for name, value_range in (("robust", robust), ("max", (0.0, 50.0)))
+    }
+    assert (alpha["robust"] > 0).all() and (alpha["max"] == 0).all()
+
+
+def test_the_robust_scale_of_a_map_zero_almost_everywhere_counts_its_signal_only():
+    maps = np.zeros((10, 20, 20), dtype=np.float32)  # 4000 voxels, 20 of them above zero
+    maps[4, 0, :] = np.linspace(1.0, 3.0, 20)
+    computed = np.ones(10, dtype=bool)
+    # Over all voxels the 99.5th percentile would be zero; over the 20, 1 + 2 · 0.995.
+    assert scale_range(maps, computed, maps[0], OverlayStyle(), False) == pytest.approx((0.0, 2.99))
+
+
+def test_the_robust_scale_of_a_signed_map_takes_each_sign_apart():
+    maps = np.zeros((2, 2, 20), dtype=np.float32)
+    maps[0, 0] = np.linspace(1.0, 3.0, 20)
+    maps[1, 0] = -np.linspace(2.0, 6.0, 20)
+    computed = np.ones(2, dtype=bool)
+    ends = scale_range(maps, computed, maps[0], OverlayStyle(), True)
+    assert ends == pytest.approx((-(2.0 + 4 * 0.995), 1.0 + 2 * 0.995))
+    assert map_scale(ends, True, OverlayStyle()).high == pytest.approx(5.98)  # signed: the larger
+    assert map_scale(ends, True, OverlayStyle(sign="positive")).high == pytest.approx(2.99)
+
+
+def test_the_slice_and_fixed_scales_and_what_the_bar_says():
+    maps = np.stack([np.full((3, 3), 1.0), np.full((3, 3), 8.0)]).astype(np.float32)
+    maps[0, 0, 0] = 0.0
+    computed = np.ones(2, dtype=bool)
+    on_screen = OverlayStyle(scale="slice")
+    assert scale_range(maps, computed, maps[0], on_screen, False) == (0.0, 1.0)
+    fixed = OverlayStyle(scale="fixed", fixed_low=0.5, fixed_high=4.0)
+    assert scale_range(maps, computed, maps[0], fixed, False) == (0.5, 4.0)
+    reversed_range = OverlayStyle(scale="fixed", fixed_low=4.0, fixed_high=0.5)
+    assert scale_range(maps, computed, maps[0], reversed_range, False) == (0.5, 4.0)
+    assert map_scale((0.5, 4.0), False, fixed).policy == "fixed range"
+    assert map_scale((0.0, 1.0), False, OverlayStyle()).policy == "study, 99.5th pct"
+    assert map_scale((0.0, 1.0), True, on_screen).policy == "this slice"
+    with pytest.raises(ValueError, match="colour scale"):
+        OverlayStyle(scale="loudest")
+
+
+def test_the_triptych_bar_names_its_scale():
+    grey = np.full((120, 40), 90, dtype=np.uint8)
+    heat = np.tile(np.linspace(0, 1, 40, dtype=np.float32), (120, 1))
+    figures = [
+        np.asarray(triptych(grey, heat, scale=map_scale((0.0, 1.0), False, OverlayStyle(scale=name))))
+        for name in ("robust", "fixed")
+    ]
+    # The policy is written upwards at the figure's right edge: its text differs, the rest not.
+    title = slice(-MARGIN - BAR_TITLE, -MARGIN)
+    assert figures[0][:, title].max() > 200
+    assert (figures[0][:, title] != figures[1][:, title]).any()
+    np.testing.assert_array_equal(figures[0][:, : -MARGIN - BAR_TITLE], figures[1][:, : -MARGIN - BAR_TITLE])

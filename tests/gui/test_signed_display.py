@@ -12,12 +12,13 @@ from PySide6.QtGui import QImage
 from medvis_desktop import colormaps
 from medvis_desktop.explain.runner import Explanation
 from medvis_desktop.export import OverlayStyle
-from medvis_desktop.export.images import finite_range, map_scale
+from medvis_desktop.export.images import finite_range, map_scale, scale_range
 from medvis_desktop.gui.method_panel import SIGN_LABELS, MethodPanel
 from medvis_desktop.gui.slice_viewer import SNAPSHOT_BAR, SNAPSHOT_LINE, SNAPSHOT_MARGIN, SliceViewer
 from tests.gui.conftest import make_window, run_and_wait
 
 COOL_WARM = colormaps.lookup_table(colormaps.DIVERGING)
+STUDY_MAX = "max"  # the colour scale over the study's whole range: these tests' numbers are its ends
 
 
 @pytest.fixture
@@ -27,6 +28,7 @@ def viewer(qtbot, ct_volume):
     viewer.resize(900, 600)
     viewer.show()
     viewer.set_volume(ct_volume)
+    viewer.set_style(OverlayStyle(scale=STUDY_MAX))
     return viewer
 
 
@@ -77,29 +79,29 @@ def test_what_the_viewer_draws_is_what_the_exports_draw(viewer, gradient):
 
 def test_positive_and_absolute_modes_in_the_viewer(viewer, gradient):
     viewer.set_explanation(gradient)
-    viewer.set_style(OverlayStyle("inferno", sign="positive"))
+    viewer.set_style(OverlayStyle("inferno", sign="positive", scale=STUDY_MAX))
     view = viewer.views[0]
     assert view.overlay.getLevels() == pytest.approx((0.0, 1.0))
     assert np.isnan(view.overlay.image[:, gradient.maps.shape[2] * 2 // 3 - 1]).all()  # v < 0
     assert (rendered(view.overlay)[:, :150, 3] == 0).all()
     np.testing.assert_array_equal(view.overlay.lut[:, :3], colormaps.lookup_table("inferno"))
-    assert (viewer.bar_high.text, viewer.bar_low.text) == ("max<br>1", "min<br>0")
-    viewer.set_style(OverlayStyle("inferno", sign="absolute"))
+    assert (viewer.bar_high.text, viewer.bar_low.text) == ("1", "0")
+    viewer.set_style(OverlayStyle("inferno", sign="absolute", scale=STUDY_MAX))
     assert view.overlay.getLevels() == pytest.approx((0.0, 2.0))
     np.testing.assert_array_equal(view.overlay.image, np.abs(gradient.maps[viewer.current_slice]))
     assert view.overlay.image.dtype == np.float32  # pyqtgraph's fast path
-    assert (viewer.bar_high.text, viewer.bar_low.text) == ("max<br>2", "min<br>0")
+    assert (viewer.bar_high.text, viewer.bar_low.text) == ("2", "0")
 
 
 def test_a_cam_map_keeps_its_sequential_display_whatever_the_sign_mode(viewer, gradient):
     cam = replace(gradient, method="grad_cam", layer="conv2", maps=gradient.maps + 2, signed=False)
-    viewer.set_style(OverlayStyle("jet", sign="absolute"))
+    viewer.set_style(OverlayStyle("jet", sign="absolute", scale=STUDY_MAX))
     viewer.set_explanation(cam)
     view = viewer.views[0]
     assert view.overlay.getLevels() == pytest.approx((0.0, 3.0))
     np.testing.assert_array_equal(view.overlay.lut[:, :3], colormaps.lookup_table("jet"))
     np.testing.assert_array_equal(view.overlay.image, cam.maps[viewer.current_slice])
-    assert (viewer.bar_high.text, viewer.bar_low.text) == ("max<br>3", "min<br>0")
+    assert (viewer.bar_high.text, viewer.bar_low.text) == ("3", "0")
     assert viewer.colour_bar.axis._tickLevels is None
     assert [mark.isVisible() for mark in viewer.bar_marks] == [True, False]
     assert not viewer.projection.isVisible()
@@ -140,8 +142,12 @@ def test_a_real_gradient_run_and_its_triptych(qtbot, window):
     assert explanation.signed and window.viewer.scale.centred
     assert window.panel.sign.isEnabled()  # the panel offers positive-only and absolute value
     low, high = finite_range(explanation.maps[explanation.computed])
-    peak = max(-low, high)
     assert low < 0 < high
+    ends = scale_range(
+        explanation.maps, explanation.computed, explanation.maps[20], window.viewer.style, True
+    )
+    peak = max(-ends[0], ends[1])  # the larger sign's 99.5th percentile of |value|
+    assert 0 < peak < max(-low, high)
     assert window.viewer.views[0].overlay.getLevels() == pytest.approx((-peak, peak))
     np.testing.assert_array_equal(window.viewer.views[0].overlay.lut[:, :3], COOL_WARM)
 
@@ -178,4 +184,7 @@ def test_map_scale_is_the_viewers_rule(viewer, gradient):
     viewer.set_explanation(gradient)
     style = OverlayStyle(threshold=0.3)
     viewer.set_style(style)
-    assert viewer.scale == map_scale(finite_range(gradient.maps), True, style)
+    current = gradient.maps[viewer.current_slice]
+    assert viewer.scale == map_scale(
+        scale_range(gradient.maps, gradient.computed, current, style, True), True, style
+    )

@@ -12,9 +12,11 @@ from PySide6.QtWidgets import QMenu
 
 from medvis_desktop import imaging
 from medvis_desktop.explain.runner import Explanation
+from medvis_desktop.export import OverlayStyle
 from medvis_desktop.gui.slice_viewer import (
     OUTLINE_COLOUR,
     PAGE_STEP,
+    SNAPSHOT_BAR_SPACE,
     SNAPSHOT_LINE,
     SNAPSHOT_MARGIN,
     THREE,
@@ -75,7 +77,8 @@ def test_fast_path_data_types_and_levels(viewer, explanation, ct_volume):
     offset = float(ct_volume.voxels.min())
     np.testing.assert_allclose(view.image.getLevels(), (40 - 40 - offset, 40 + 40 - offset))  # Brain 40/80
     finite = explanation.maps[explanation.computed]
-    np.testing.assert_allclose(view.overlay.getLevels(), (finite.min(), finite.max()))
+    robust = np.percentile(finite[finite > finite.min()], 99.5)  # the default colour scale
+    np.testing.assert_allclose(view.overlay.getLevels(), (finite.min(), robust), rtol=1e-6)
 
 
 def test_views_keep_the_physical_aspect(viewer, ct_volume):
@@ -127,8 +130,6 @@ def test_o_toggles_the_overlay(qtbot, viewer, explanation):
 
 
 def test_overlay_lut_hides_values_below_the_threshold(viewer, explanation):
-    from medvis_desktop.export import OverlayStyle
-
     viewer.set_explanation(explanation)
     viewer.set_style(OverlayStyle("jet", opacity=0.4, threshold=0.25))
     lut = viewer.views[0].overlay.lut
@@ -164,10 +165,12 @@ def test_right_click_menu_sets_a_window_preset(qtbot, viewer, ct_volume):
 
 def test_colour_bar_of_tiny_maps_is_relative_with_the_raw_ends_written_once(viewer, explanation):
     tiny = replace(explanation, maps=explanation.maps * 2.5e-6)  # 0 to 1e-4, like raw gradients
+    viewer.set_style(OverlayStyle(scale="max"))
     viewer.set_explanation(tiny)
     assert viewer.colour_bar.levels() == (0, 1)
-    assert viewer.bar_high.text == "max<br>9.8e-05"
-    assert viewer.bar_low.text == "min<br>0"
+    assert viewer.bar_high.text == "9.8e-05"
+    assert viewer.bar_low.text == "0"
+    assert viewer.bar_title.labelText == "study, maximum"
 
 
 def test_snapshot_of_all_views_puts_the_three_sections_side_by_side(viewer, explanation, ct_volume):
@@ -178,7 +181,7 @@ def test_snapshot_of_all_views_puts_the_three_sections_side_by_side(viewer, expl
     nz, ny, nx = ct_volume.shape
     pixel = min(ct_volume.spacing)
     depth = round(nz * ct_volume.spacing[0] / pixel)  # coronal and sagittal height in pixels
-    bar_space = 90
+    bar_space = SNAPSHOT_BAR_SPACE
     assert shot.width() == nx + nx + ny + 4 * SNAPSHOT_MARGIN + bar_space
     assert shot.height() == ny + SNAPSHOT_MARGIN + SNAPSHOT_LINE * len(legend) + SNAPSHOT_MARGIN
     pixels = np.frombuffer(shot.constBits(), np.uint8).reshape(shot.height(), shot.width(), 4)
@@ -228,3 +231,66 @@ def test_a_reference_mask_is_outlined_on_every_section_and_in_the_snapshot(viewe
     viewer.set_reference(mask.astype(np.uint8))  # 0/1 numbers outline the same as booleans
     viewer.set_slice(20)
     np.testing.assert_array_equal(viewer.views[0].outline.image[..., 3] > 0, contour(mask[20]))
+
+
+def test_this_slice_scale_follows_the_scroll_and_the_bar_says_so(viewer, explanation):
+    viewer.set_explanation(explanation)
+    study = viewer.views[0].overlay.getLevels()
+    viewer.set_style(OverlayStyle(scale="slice"))
+    assert viewer.bar_title.labelText == "this slice"
+    for z in (5, 12):
+        viewer.set_slice(z)  # slice z holds z … z + 1
+        np.testing.assert_allclose(viewer.views[0].overlay.getLevels(), (z, z + 1), rtol=1e-6)
+    viewer.set_style(OverlayStyle())  # back to the whole study, whatever the slice
+    np.testing.assert_allclose(viewer.views[0].overlay.getLevels(), study)
+    assert viewer.bar_title.labelText == "study, 99.5th pct"
+    assert viewer.bar_high.text == f"{study[1]:.3g}"
+
+
+def test_a_fixed_scale_spans_the_typed_range(viewer, explanation):
+    viewer.set_explanation(explanation)
+    viewer.set_style(OverlayStyle(scale="fixed", fixed_low=2.0, fixed_high=12.0, threshold=0.5))
+    np.testing.assert_array_equal(viewer.views[0].overlay.getLevels(), (2.0, 12.0))
+    assert (viewer.bar_high.text, viewer.bar_low.text, viewer.bar_title.labelText) == (
+        "12",
+        "2",
+        "fixed range",
+    )
+    viewer.set_slice(5)  # 5 … 6: under the threshold, 2 + 0.5 · 10
+    assert (viewer.scale.rgba(explanation.maps[5])[..., 3] == 0).all()
+
+
+def test_the_panel_offers_the_scale_policies_and_the_range_only_when_fixed(qtbot):
+    from medvis_desktop.gui.method_panel import SCALE_LABELS, MethodPanel
+
+    panel = MethodPanel()
+    qtbot.addWidget(panel)
+    assert panel.style.scale == "robust" and list(SCALE_LABELS) == ["robust", "max", "slice", "fixed"]
+    assert not panel.fixed_low.isEnabled() and not panel.fixed_high.isEnabled()
+    with qtbot.waitSignal(panel.style_changed) as emitted:
+        panel.colour_scale.setCurrentIndex(panel.colour_scale.findData("fixed"))
+    assert emitted.args[0].scale == "fixed" and panel.fixed_low.isEnabled() and panel.fixed_high.isEnabled()
+    panel.fixed_high.lineEdit().clear()
+    qtbot.keyClicks(panel.fixed_high.lineEdit(), "2.5e-4")  # raw gradients are this small
+    with qtbot.waitSignal(panel.style_changed) as emitted:
+        qtbot.keyClick(panel.fixed_high.lineEdit(), Qt.Key.Key_Return)
+    assert (emitted.args[0].fixed_low, emitted.args[0].fixed_high) == (0.0, 2.5e-4)
+    assert panel.fixed_high.text() == "0.00025"
+    panel.set_style(OverlayStyle(scale="slice"))
+    assert panel.colour_scale.currentText() == "This slice" and not panel.fixed_low.isEnabled()
+
+
+def test_the_scale_policy_persists_and_a_stray_value_falls_back(qtbot, settings):
+    from tests.gui.conftest import make_window
+
+    chosen = OverlayStyle("inferno", 0.6, 0.3, scale="fixed", fixed_low=-1.5, fixed_high=4.25)
+    window = make_window(qtbot, settings)
+    window.panel.set_style(chosen)
+    window.close()
+    again = make_window(qtbot, settings)
+    assert again.panel.style == again.viewer.style == chosen
+    again.close()
+    settings.setValue("overlay/scale", "loudest")
+    third = make_window(qtbot, settings)
+    assert third.viewer.style.scale == "robust"
+    third.close()
