@@ -68,6 +68,18 @@ class Param:
         return value
 
 
+# The batch_size of a method that makes many inputs per image (masked, occluded, interpolated,
+# noisy copies): how many go through the model at once. It bounds memory, not the result.
+BATCH_PARAM = Param(
+    "batch_size",
+    "Inputs per pass",
+    32,
+    minimum=1,
+    help="inputs the method makes that go through the model at once: larger is faster and needs "
+    "more memory; the result is the same",
+)
+
+
 # How many forward passes per image a method costs: (parameters, input spatial shape, channels
 # of the chosen layer) -> passes. Methods that cost about one pass and its gradient have none.
 Cost = Callable[[Mapping[str, ParamValue], tuple[int, ...], int], int]

@@ -12,21 +12,14 @@ from collections.abc import Mapping, Sequence
 import keras
 import numpy as np
 
-from medvis_desktop.explain.base import ExplainError, Method, Param, ParamValue, check_inputs
+from medvis_desktop.explain.base import BATCH_PARAM, ExplainError, Method, Param, ParamValue, check_inputs
 from medvis_desktop.explain.gradient import plain_gradient, weighted_sum
 from medvis_desktop.explain.scores import Score, score_for
 from medvis_desktop.models.layers import has_spatial_output
 
 RULES = ("gauss_legendre", "riemann_trapezoid")
 STEPS = 50
-BATCH_SIZE = 32
-BATCH_PARAM = Param(
-    "batch_size",
-    "Batch size",
-    BATCH_SIZE,
-    minimum=1,
-    help="images per pass: memory, not result",
-)
+BATCH_SIZE = BATCH_PARAM.default
 
 
 def integrated_gradients(

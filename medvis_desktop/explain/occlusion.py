@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from medvis_desktop.explain.base import (
+    BATCH_PARAM,
     ExplainError,
     Method,
     Param,
@@ -165,13 +166,7 @@ METHOD = Method(
             0.0,
             help="value the window is set to, in the model's input units (0: the mean of z-scored inputs)",
         ),
-        Param(
-            "batch_size",
-            "Batch size",
-            32,
-            minimum=1,
-            help="occluded images per forward pass: larger is faster and needs more memory",
-        ),
+        BATCH_PARAM,
     ),
     cost=_cost,
 )

@@ -16,8 +16,8 @@ import numpy as np
 from medvis_desktop.arrays import resize_linear
 from medvis_desktop.explain.activations import activation_maps
 from medvis_desktop.explain.base import (
+    BATCH_PARAM,
     Method,
-    Param,
     ParamValue,
     check_batch_size,
     check_inputs,
@@ -95,14 +95,6 @@ METHOD = Method(
     label=LABEL,
     run=score_cam,
     can_target=has_spatial_output,
-    params=(
-        Param(
-            "batch_size",
-            "Batch size",
-            32,
-            minimum=1,
-            help="masked inputs per forward pass: larger is faster and needs more memory",
-        ),
-    ),
+    params=(BATCH_PARAM,),
     cost=_cost,
 )

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from medvis_desktop.explain import integrated_gradients as ig
-from medvis_desktop.explain.base import Method, Param, ParamValue, check_inputs
+from medvis_desktop.explain.base import BATCH_PARAM, Method, Param, ParamValue, check_inputs
 from medvis_desktop.explain.gradient import Attribute, plain_gradient, weighted_sum
 from medvis_desktop.explain.scores import Score, score_for
 from medvis_desktop.models.layers import has_spatial_output
@@ -104,7 +104,7 @@ METHOD = Method(
             choices=BASES,
             help="integrated_gradients uses its defaults (baseline 0, 50 steps): 50 times slower",
         ),
-        ig.BATCH_PARAM,
+        BATCH_PARAM,
     ),
     cost=_cost,
 )

@@ -52,6 +52,7 @@ MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 VOLUME_FILTER = (
     "Studies (*.dcm *.nii *.nii.gz *.mha *.mhd *.nrrd *.inv3 *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)"
 )
+BOTTOM_DOCK_HEIGHT = 220  # px: the score track and the Quality dock leave the views most of the height
 MODEL_FILTER = "Keras models (*.keras *.h5 *.hdf5)"
 RECENT_COUNT = 10
 UNITS = {"CT": "HU"}
@@ -103,8 +104,11 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, QMainWindow):
         self._dock(self.tree, "Model layers", Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock(self.panel, "Method", Qt.DockWidgetArea.RightDockWidgetArea)
         self.track = ScoreTrack()
-        self._dock(self.track, "Score along the study", Qt.DockWidgetArea.BottomDockWidgetArea)
+        track_dock = self._dock(self.track, "Score along the study", Qt.DockWidgetArea.BottomDockWidgetArea)
         self._add_quality_dock()
+        self.tabifyDockWidget(track_dock, self.quality_dock)  # one strip under the views, two tabs
+        track_dock.raise_()
+        self.resizeDocks([track_dock], [BOTTOM_DOCK_HEIGHT], Qt.Orientation.Vertical)
         self.status = {name: QLabel() for name in ("device", "model", "volume", "slice", "position")}
         for label in self.status.values():
             self.statusBar().addPermanentWidget(label)
@@ -480,11 +484,12 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, QMainWindow):
 
     # --- menus, settings, drag and drop ----------------------------------------------------
 
-    def _dock(self, widget: QWidget, title: str, area: Qt.DockWidgetArea) -> None:
+    def _dock(self, widget: QWidget, title: str, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(title)
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
+        return dock
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")

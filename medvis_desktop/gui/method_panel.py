@@ -114,7 +114,7 @@ class MethodPanel(QWidget):
         form.addRow("Class", self.target)
         form.addRow("Filter", self.filter)
         form.addRow("Region", self.region)
-        form.addRow("Batch size", self.batch_size)
+        form.addRow("Slices per batch", self.batch_size)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDockWidget, QFileDialog
+from PySide6.QtWidgets import QFileDialog
 
 from medvis_desktop import export, imaging
 from medvis_desktop.errors import MedvisError
@@ -50,10 +50,7 @@ class QualityMenu:
 
     def _add_quality_dock(self) -> None:
         self.quality = QualityPanel()
-        self.quality_dock = QDockWidget("Quality", self)
-        self.quality_dock.setObjectName("Quality")
-        self.quality_dock.setWidget(self.quality)
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.quality_dock)
+        self.quality_dock = self._dock(self.quality, "Quality", Qt.DockWidgetArea.BottomDockWidgetArea)
         self._asked: dict[int, _Asked] = {}
         self._quality_job: int | None = None
         self._quality_of: Explanation | None = None  # the result the record below was measured on
