@@ -39,6 +39,8 @@ CANONICAL_ORIENTATION = "LPS"
 # Enough of an MHA or NRRD file to hold its text header.
 HEADER_PEEK_BYTES = 64 * 1024
 NIFTI1_HEADER, NIFTI2_HEADER = 348, 540
+# What a line of a NRRD or MetaImage text header may hold: printable ASCII and tabs.
+HEADER_TEXT = re.compile(r"^[\t\r\x20-\x7e]*$")
 # What the data of a text-encoded (ASCII) NRRD or MetaImage may hold: numbers and spacing.
 TEXT_DATA = re.compile(rb"^[\s0-9eE+\-.,naNinfINF]*$")
 
@@ -173,13 +175,17 @@ META_ELEMENT_BYTES = {
 
 
 def _text_header_lines(path: Path, separator: str) -> list[tuple[str, str]]:
-    """(key, value) pairs of a MetaImage or NRRD text header, from its first 64 kB."""
+    """(key, value) pairs of a MetaImage or NRRD text header, from its first 64 kB. A header
+    line with bytes that are not printable ASCII is refused: ITK's NRRD reader crashed
+    (SIGSEGV) on a line of 0xff bytes."""
     with path.open("rb") as handle:
         head = handle.read(HEADER_PEEK_BYTES).decode("latin-1")
     pairs = []
     for line in head.split("\n"):
         if separator == ":" and not line.strip():
             break  # NRRD: an empty line ends the header
+        if not HEADER_TEXT.match(line):
+            raise checks.HeaderError("the text header holds bytes that are not printable ASCII")
         key, found, value = line.partition(separator)
         if found:
             pairs.append((key.strip().lower(), value.strip()))

@@ -278,3 +278,13 @@ def test_a_real_text_nrrd_still_loads(tmp_path):
     header = "NRRD0004\ntype: short\ndimension: 3\nsizes: 4 3 2\nencoding: text\n\n"
     path.write_bytes(header.encode() + " ".join(map(str, values)).encode() + b"\n")
     np.testing.assert_array_equal(imaging.load(path).voxels.ravel(), values)
+
+
+def test_a_nrrd_header_line_of_binary_bytes_is_refused(tmp_path):
+    """Seed 31, nrrd case 7940: 4096 bytes 0xff inside `space origin:` crashed ITK (SIGSEGV)."""
+    path = tmp_path / "image.nrrd"
+    sitk.WriteImage(small_image(), str(path), useCompression=True)
+    data = path.read_bytes()
+    at = data.index(b"space origin: ") + len(b"space origin: ")
+    path.write_bytes(data[:at] + b"\xff" * 4096 + data[at:])
+    assert "not printable ASCII" in refusal_in_child(path)
