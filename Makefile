@@ -6,6 +6,7 @@
 #   make package-test  - installs the bundle and the .deb afresh and runs each with the network cut
 #   make lock          - writes packaging/*.lock again from pyproject.toml
 #   make fuzz N=10000  - the loaders fuzzed with N mutated inputs per family (make test runs 1,000 in all)
+#   make bench-methods - every method against tf-keras-vis and Xplique, side by side (about an hour)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,7 +21,7 @@ WHEEL := $(DIST)/medvis_desktop-$(VERSION)-py3-none-any.whl
 BUNDLE := $(DIST)/medvis-$(VERSION)-linux-x86_64.tar.gz
 DEB := $(DIST)/medvis_$(VERSION)_amd64.deb
 
-.PHONY: run test lint bench fuzz system-deps clean lock package wheel bundle deb package-test
+.PHONY: run test lint bench bench-methods fuzz system-deps clean lock package wheel bundle deb package-test
 
 system-deps:
 	@bash packaging/system_deps.sh
@@ -49,6 +50,18 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/load_memory.py
 	$(BIN)/python benchmarks/explain_speed.py
+
+# The explanation methods against tf-keras-vis and Xplique (benchmarks/explain_methods.py),
+# about an hour on 2 cores. The peers get their own environment: Xplique 2.x pins
+# TensorFlow <= 2.20 (benchmarks/peers/requirements.txt). ARGS='--methods grad_cam' etc.
+PEERS_VENV := .venv-peers
+$(PEERS_VENV)/.installed: benchmarks/peers/requirements.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --no-deps -r benchmarks/peers/requirements.txt
+	touch $@
+
+bench-methods: $(VENV)/.installed $(PEERS_VENV)/.installed
+	nice -n 5 $(BIN)/python benchmarks/explain_methods.py $(ARGS)
 
 N ?= 10000
 fuzz: $(VENV)/.installed
