@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -173,6 +175,20 @@ def check_inputs(model: keras.Model, inputs: object) -> np.ndarray:
 
 def _pretty(shape: tuple[int | None, ...]) -> str:
     return "(" + ", ".join("N" if i == 0 else str(d) for i, d in enumerate(shape)) + ")"
+
+
+def maps_only(with_outputs: Callable[..., tuple[np.ndarray, np.ndarray]], name: str, doc: str) -> Callable:
+    """The public function of a method whose run also gives the model's outputs from the same
+    pass (what a viewer needs): the same arguments, the maps alone."""
+
+    @functools.wraps(with_outputs)
+    def run(*args: object, **kwargs: object) -> np.ndarray:
+        return with_outputs(*args, **kwargs)[0]
+
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = doc
+    run.__signature__ = inspect.signature(with_outputs).replace(return_annotation="np.ndarray")
+    return run
 
 
 def check_batch_size(batch_size: object) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from medvis_desktop.arrays import resize_linear
-from medvis_desktop.explain.base import ExplainError, Method, check_inputs
+from medvis_desktop.explain.base import ExplainError, Method, check_inputs, maps_only
 from medvis_desktop.explain.graph import compiled, resolve, resolve_target
 from medvis_desktop.explain.scores import score_for, score_tensors, scored_replay
 from medvis_desktop.models.layers import has_spatial_output
@@ -54,20 +54,7 @@ def cam_method(name: str, label: str, weigh: Weigh, doc: str) -> Method:
             method, weigh, model, inputs, layer, target, upsample=upsample, output=output, mask=mask
         )
 
-    def run(
-        model: keras.Model,
-        inputs: object,
-        layer: str,
-        target: int | Sequence[int],
-        *,
-        upsample: bool = True,
-        output: int | str | None = None,
-        mask: object = None,
-    ) -> np.ndarray:
-        return run_with_outputs(model, inputs, layer, target, upsample=upsample, output=output, mask=mask)[0]
-
-    run.__name__ = run.__qualname__ = name
-    run.__doc__ = doc
+    run = maps_only(run_with_outputs, name, doc)
     run_with_outputs.__name__ = run_with_outputs.__qualname__ = f"{name}_with_outputs"
     run_with_outputs.__doc__ = (
         f"{name}, and the model's outputs (softmax/sigmoid applied) from the same pass."

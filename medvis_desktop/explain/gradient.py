@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 
-from medvis_desktop.explain.base import Method, check_inputs
+from medvis_desktop.explain.base import Method, check_inputs, maps_only
 from medvis_desktop.explain.scores import Score, input_gradients, score_for
 from medvis_desktop.models.layers import has_spatial_output
 
@@ -22,23 +22,6 @@ from medvis_desktop.models.layers import has_spatial_output
 Attribute = Callable[[keras.Model, np.ndarray, Score], np.ndarray]
 # (sample of each row, derived image of each row) -> those images (rows, *spatial, C).
 Derive = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def gradient(
-    model: keras.Model,
-    inputs: object,
-    target: int | Sequence[int],
-    *,
-    output: int | str | None = None,
-    mask: object = None,
-) -> np.ndarray:
-    """d score / d input: how the target's logit changes with each input value.
-
-    target: a class index, or one per sample. output: which model output (index or name)
-    when there are several. mask: for a segmentation output, the region (output's spatial
-    shape, or one per sample) whose logits of the class are summed into the score.
-    """
-    return gradient_with_outputs(model, inputs, target, output=output, mask=mask)[0]
 
 
 def gradient_with_outputs(
@@ -54,19 +37,6 @@ def gradient_with_outputs(
     return input_gradients(model, batch, score_for(model, len(batch), target, output, mask))
 
 
-def input_x_gradient(
-    model: keras.Model,
-    inputs: object,
-    target: int | Sequence[int],
-    *,
-    output: int | str | None = None,
-    mask: object = None,
-) -> np.ndarray:
-    """inputs × gradient: the first-order contribution of each input value against a zero
-    input (so it depends on what 0 means in model-input units). Arguments as `gradient`."""
-    return input_x_gradient_with_outputs(model, inputs, target, output=output, mask=mask)[0]
-
-
 def input_x_gradient_with_outputs(
     model: keras.Model,
     inputs: object,
@@ -79,6 +49,24 @@ def input_x_gradient_with_outputs(
     batch = check_inputs(model, inputs)
     grads, outputs = gradient_with_outputs(model, batch, target, output=output, mask=mask)
     return batch * grads, outputs
+
+
+gradient = maps_only(
+    gradient_with_outputs,
+    "gradient",
+    """d score / d input: how the target's logit changes with each input value.
+
+    target: a class index, or one per sample. output: which model output (index or name)
+    when there are several. mask: for a segmentation output, the region (output's spatial
+    shape, or one per sample) whose logits of the class are summed into the score.
+    """,
+)
+input_x_gradient = maps_only(
+    input_x_gradient_with_outputs,
+    "input_x_gradient",
+    """inputs × gradient: the first-order contribution of each input value against a zero
+    input (so it depends on what 0 means in model-input units). Arguments as `gradient`.""",
+)
 
 
 def plain_gradient(model: keras.Model, batch: np.ndarray, score: Score) -> np.ndarray:

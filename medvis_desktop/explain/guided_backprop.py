@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from medvis_desktop.explain.base import Method, check_inputs
+from medvis_desktop.explain.base import Method, check_inputs, maps_only
 from medvis_desktop.explain.gradcam import grad_cam_with_outputs
 from medvis_desktop.explain.graph import call_with_activation, plain_call
 from medvis_desktop.explain.scores import input_gradients, score_for
@@ -35,19 +35,6 @@ def guided_relu(x: tf.Tensor) -> tuple[tf.Tensor, Callable]:
     return tf.nn.relu(x), backward
 
 
-def guided_backprop(
-    model: keras.Model,
-    inputs: object,
-    target: int | Sequence[int],
-    *,
-    output: int | str | None = None,
-    mask: object = None,
-) -> np.ndarray:
-    """The guided gradient of the target's logit (before the output softmax/sigmoid) w.r.t.
-    the input, shaped like `inputs`, not normalised. Target, output, mask as in `gradient`."""
-    return guided_backprop_with_outputs(model, inputs, target, output=output, mask=mask)[0]
-
-
 def guided_backprop_with_outputs(
     model: keras.Model,
     inputs: object,
@@ -61,21 +48,6 @@ def guided_backprop_with_outputs(
     batch = check_inputs(model, inputs)
     score = score_for(model, len(batch), target, output, mask)
     return input_gradients(model, batch, score, call=_guided_call, key="guided_backprop")
-
-
-def guided_grad_cam(
-    model: keras.Model,
-    inputs: object,
-    layer: str,
-    target: int | Sequence[int],
-    *,
-    output: int | str | None = None,
-    mask: object = None,
-) -> np.ndarray:
-    """Guided backprop × the Grad-CAM map of `layer` upsampled to the input grid (linear
-    interpolation, as grad_cam(upsample=True)), the same map for every input channel:
-    the pixel detail of guided backprop, restricted to where the class's evidence lies."""
-    return guided_grad_cam_with_outputs(model, inputs, layer, target, output=output, mask=mask)[0]
 
 
 def guided_grad_cam_with_outputs(
@@ -92,6 +64,21 @@ def guided_grad_cam_with_outputs(
     cam, outputs = grad_cam_with_outputs(model, batch, layer, target, upsample=True, output=output, mask=mask)
     guided, _ = guided_backprop_with_outputs(model, batch, target, output=output, mask=mask)
     return guided * cam[..., None], outputs
+
+
+guided_backprop = maps_only(
+    guided_backprop_with_outputs,
+    "guided_backprop",
+    """The guided gradient of the target's logit (before the output softmax/sigmoid) w.r.t.
+    the input, shaped like `inputs`, not normalised. Target, output, mask as in `gradient`.""",
+)
+guided_grad_cam = maps_only(
+    guided_grad_cam_with_outputs,
+    "guided_grad_cam",
+    """Guided backprop × the Grad-CAM map of `layer` upsampled to the input grid (linear
+    interpolation, as grad_cam(upsample=True)), the same map for every input channel:
+    the pixel detail of guided backprop, restricted to where the class's evidence lies.""",
+)
 
 
 def _guided_call(layer: keras.layers.Layer, args: tuple, kwargs: dict, at_output: bool):
