@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from PIL import Image
 
 import medvis_desktop
 from medvis_desktop import imaging
@@ -228,6 +229,17 @@ def test_the_ct_demo_screenshot_shows_the_head_with_its_heat_map(installed, tmp_
     grey = pixels[brain & ~colourful, 0]
     assert grey.size > 200 and grey.std() > 5  # the head CT itself, in grey
     assert colourful[brain].mean() < 0.02  # and no heat where the map is low
+
+
+def test_a_nifti_study_opens_in_the_window_through_a_child_process(installed, inputs, tmp_path) -> None:
+    """The window reads NIfTI (SimpleITK) in a capped child process from a fork server: in the
+    frozen app that child is the medvis executable itself, which must recognise it."""
+    shot = tmp_path / "study.png"
+    command = [str(installed["medvis"]), "--open", str(inputs["study"]), "--screenshot", str(shot)]
+    done = isolated(["xvfb-run", "-a", *command], home=str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    pixels = np.asarray(Image.open(shot).convert("L"))
+    assert pixels.std() > 10  # the CT slices, not an empty view
 
 
 def test_the_qt_platform_plugin_finds_every_library(installed) -> None:
