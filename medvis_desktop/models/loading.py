@@ -33,6 +33,7 @@ import h5py
 import keras
 
 from medvis_desktop.errors import LoadError
+from medvis_desktop.hdf5_check import check_in_child
 from medvis_desktop.models import legacy_h5
 from medvis_desktop.models.messages import printable
 
@@ -133,6 +134,7 @@ def read_model_file(path: Path) -> ModelFile:
     if magic.startswith(ZIP_MAGIC):
         return ModelFile(path, "keras", _read_keras_config(path))
     if magic == HDF5_MAGIC:
+        check_in_child(path)  # the HDF5 library can hang or crash on a damaged file
         return ModelFile(path, "h5", _read_h5_config(path))
     if path.name == "saved_model.pb":
         raise LoadError(_saved_model_message(path.parent))

@@ -45,7 +45,7 @@ class Worker:
         self.process = self.context.Process(
             target=worker_main,
             args=(child, self.kind, MEMORY_LIMITS[self.kind], str(self.log_path)),
-            daemon=True,
+            daemon=False,  # the loaders start children of their own (an .h5 model's check); stop() ends it
         )
         self.process.start()
         child.close()

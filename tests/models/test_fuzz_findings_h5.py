@@ -21,3 +21,23 @@ def test_an_h5_file_with_a_damaged_attribute_is_refused_in_one_line(tmp_path):
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith("nested_3d.h5:") and "corrupt" in message
+
+
+HANG_OR_CRASH = [
+    (3992, "took longer than"),  # bilateral_shared.h5, 256 bytes copied over others: HDF5 looped
+    (5270, "crashed reading it (SIGSEGV)"),  # sequential_2d.h5, 8 bytes flipped: HDF5 segfaulted
+]
+
+
+@pytest.mark.parametrize(("case", "reason"), HANG_OR_CRASH)
+def test_an_h5_file_that_hangs_or_crashes_the_hdf5_library_is_refused(tmp_path, case, reason):
+    """Seed 31 (10,000 inputs): the whole file is read in a capped child process first."""
+    from tests.fuzz.harness import make_case
+    from tests.fuzz.seeds import build_seeds
+
+    seeds = build_seeds(tmp_path / "seeds", ("h5",))
+    path = make_case("h5", case, 31, seeds["h5"], tmp_path).path
+    with pytest.raises(LoadError) as caught:
+        loading.read_model_file(path)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{path.name}:") and reason in message
