@@ -131,7 +131,7 @@ class Written:
 
 def describe(provenance: Provenance, class_name: str | None = None) -> str:
     """'Grad-CAM, layer conv2, class tumour': what the map shows, in words."""
-    parts = [(provenance.method_label or provenance.method)]
+    parts = [provenance.method_label or provenance.method]
     if provenance.layer:
         parts.append(f"layer {provenance.layer}")
     if class_name is not None or provenance.target is not None:
@@ -420,7 +420,7 @@ def algorithm_identification(
         **{k: str(v) for k, v in _scalars(provenance.parameters).items()},
     }
     return hd.AlgorithmIdentificationSequence(
-        name=f"{MANUFACTURER} {(provenance.method_label or provenance.method)}"[:LO],
+        name=f"{MANUFACTURER} {provenance.method_label or provenance.method}"[:LO],
         family=ALGORITHM_FAMILY,
         version=provenance.medvis_version,
         source=MANUFACTURER,

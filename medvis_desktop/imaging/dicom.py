@@ -22,12 +22,17 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.pixels import get_decoder, pixel_array
-from pydicom.uid import UID
+from pydicom.pixels import pixel_array
 
 from medvis_desktop.errors import LoadError
 from medvis_desktop.imaging import checks
-from medvis_desktop.imaging.dicom_header import check_pixel_header, check_record_links, read_header
+from medvis_desktop.imaging.dicom_header import (
+    check_decoder,
+    check_pixel_header,
+    check_record_links,
+    is_compressed,
+    read_header,
+)
 from medvis_desktop.imaging.dicom_source import reduced_header, source_of
 from medvis_desktop.imaging.volume import Volume, Window
 
@@ -367,7 +372,7 @@ def scan(path: Path | str, memory_budget: int | None = None) -> Scan:
                 header=ds,
             )
         groups[key].frames.extend(frames)
-        groups[key].compressed |= _compressed(ds)
+        groups[key].compressed |= is_compressed(ds)
     series = sorted(groups.values(), key=lambda s: s.image_count, reverse=True)
     return Scan(series=series, not_dicom=not_dicom, damaged=damaged, without_image=without_image)
 
@@ -416,7 +421,7 @@ def load_dicom(path: Path | str, series_uid: str | None = None, memory_budget: i
         warnings.append(f"{len(others)} other series in this folder were not loaded; choose one by its UID")
     frames, grid_warnings = _consistent_grid(chosen.frames)
     warnings.extend(grid_warnings)
-    _check_decoder(chosen.header, path)
+    check_decoder(chosen.header, path)
     return _assemble(chosen, frames, warnings, path, budget)
 
 
@@ -456,30 +461,6 @@ def _consistent_grid(frames: list[Frame]) -> tuple[list[Frame], list[str]]:
 def _normal(orientation: np.ndarray) -> np.ndarray:
     normal = np.cross(orientation[:3], orientation[3:])
     return normal / np.linalg.norm(normal)
-
-
-def _compressed(header: Dataset) -> bool:
-    syntax = header.file_meta.get("TransferSyntaxUID") if hasattr(header, "file_meta") else None
-    if not isinstance(syntax, str) or not UID(syntax).is_transfer_syntax:
-        return True  # unreadable: the reader decides, in a child process
-    return UID(syntax).is_compressed
-
-
-def _check_decoder(header: Dataset, path: Path) -> None:
-    syntax = header.file_meta.get("TransferSyntaxUID") if hasattr(header, "file_meta") else None
-    if not syntax:
-        raise LoadError(f"The images in {path} cannot be decoded: the file has no transfer syntax")
-    if not isinstance(syntax, str):  # a damaged File Meta can give it another VR: a number, bytes
-        raise LoadError(f"The images in {path} cannot be decoded: the transfer syntax is not a UID")
-    syntax = UID(syntax)
-    try:
-        available = get_decoder(syntax).is_available
-    except NotImplementedError:
-        available = False
-    if not available:
-        raise LoadError(
-            f"The images in {path} are compressed as '{syntax.name}', which this installation cannot decode"
-        )
 
 
 def _slice_geometry(frames: list[Frame], modality: str) -> tuple[float, list[str]]:

@@ -10,9 +10,11 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.encaps import parse_basic_offsets, parse_fragments
 from pydicom.filereader import read_partial
+from pydicom.pixels import get_decoder
 from pydicom.tag import Tag
-from pydicom.uid import JPEG2000TransferSyntaxes
+from pydicom.uid import UID, JPEG2000TransferSyntaxes
 
+from medvis_desktop.errors import LoadError
 from medvis_desktop.imaging import checks
 
 PIXEL_DATA_TAGS = (Tag(0x7FE0, 0x0010), Tag(0x7FE0, 0x0008), Tag(0x7FE0, 0x0009))
@@ -162,3 +164,35 @@ def _check_j2k_sizes(path: Path, fragments: list[int], rows: int, columns: int) 
                     f"a JPEG 2000 frame declares {width - x0}×{height - y0} pixels, "
                     f"the header {columns}×{rows}"
                 )
+
+
+def transfer_syntax(header: Dataset) -> UID | None:
+    """The File Meta's transfer syntax; None when missing or not a string (a damaged File Meta
+    can give it another VR: a number, bytes)."""
+    syntax = header.file_meta.get("TransferSyntaxUID") if hasattr(header, "file_meta") else None
+    return UID(syntax) if isinstance(syntax, str) and syntax else None
+
+
+def is_compressed(header: Dataset) -> bool:
+    """Whether native code decodes the pixels: a compressed syntax, or one that cannot be read
+    (the reader decides then, in a child process)."""
+    syntax = transfer_syntax(header)
+    return syntax is None or not syntax.is_transfer_syntax or syntax.is_compressed
+
+
+def check_decoder(header: Dataset, path: Path) -> None:
+    """Refuse pixels no installed decoder can decode, before any is tried."""
+    syntax = header.file_meta.get("TransferSyntaxUID") if hasattr(header, "file_meta") else None
+    if not syntax:
+        raise LoadError(f"The images in {path} cannot be decoded: the file has no transfer syntax")
+    syntax = transfer_syntax(header)
+    if syntax is None:
+        raise LoadError(f"The images in {path} cannot be decoded: the transfer syntax is not a UID")
+    try:
+        available = get_decoder(syntax).is_available
+    except NotImplementedError:
+        available = False
+    if not available:
+        raise LoadError(
+            f"The images in {path} are compressed as '{syntax.name}', which this installation cannot decode"
+        )
