@@ -3,7 +3,7 @@
 
 For each method, explain_volume runs over the slices (the maps on the study's grid, the model's
 scores, the target and layer it chose). Then, slice by slice, the method runs once more on that
-slice's model input (card.slice_input, a batch of one, timed: `seconds`), so that the maps the
+slice's model input (SliceRun.model_input, a batch of one, timed: `seconds`), so that the maps the
 metrics rank are on the grid the metrics perturb, with no resampling in between; deletion and
 insertion AUCs and MuFidelity are computed on that batch. With a reference mask, the pointing
 game and the energy inside use the study-grid maps and the mask, with the study's spacing in
@@ -11,16 +11,19 @@ mm. Last, the randomisation cascade runs on the key slice (the highest score for
 The window measures the slice on screen with the same per-slice functions: SliceRun (how a
 method makes one slice's map), measure_slice, reference_scores and slice_cascade.
 
-2D and 2.5D model cards only: a 3D model has no per-slice input to perturb. A reference is a
-NIfTI, NRRD or MetaImage mask (nonzero inside) on the study's grid, or on a grid that only
-reorders or flips its axes (resampled exactly); a DICOM SEG is a later step.
+A 3D model has no input of its own per slice: a slice is measured on the model input behind
+its score on the track (SliceRun.input_key): the highest-scoring patch covering it, or the whole
+volume for a card that resizes it. Slices that share that input share its measures, computed
+once; the CSV's model_input column names it. A reference is a NIfTI, NRRD or MetaImage mask
+(nonzero inside) on the study's grid, or on a grid that only reorders or flips its axes
+(resampled exactly); a DICOM SEG is a later step.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -31,7 +34,7 @@ from medvis_desktop.arrays import resize_linear
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.explain import METHODS
 from medvis_desktop.explain.graph import resolve
-from medvis_desktop.explain.runner import Explanation, explain_volume, per_voxel
+from medvis_desktop.explain.runner import Explanation, explain_volume, patch_corners, per_voxel
 from medvis_desktop.imaging.volume import Volume
 from medvis_desktop.metrics import (
     INSENSITIVE_SPEARMAN,
@@ -71,7 +74,8 @@ class Row:
     mu_fidelity: float
     pointing_game: float
     energy_inside: float
-    seconds: float  # the method on this slice alone (a batch of one)
+    seconds: float  # the method on this slice's model input alone (a batch of one)
+    model_input: str  # what was perturbed: "slice", "patch at z y x" or "whole volume" (3D)
 
 
 @dataclass
@@ -124,12 +128,6 @@ def check_evidence(name: str) -> None:
         raise EvaluateError(
             f"{name} gives a layer's feature maps, not a map of evidence for a class: the metrics need one"
         )
-
-
-def check_slice_card(card: ModelCard) -> None:
-    """The metrics perturb one slice's model input: a 3D card has none."""
-    if card.input_mode == "3d":
-        raise EvaluateError("The metrics work slice by slice: this model takes whole volumes (a 3D card)")
 
 
 def load_reference(
@@ -255,7 +253,6 @@ def evaluate(
     assumptions: list[str] = []
     if card is None:
         card, assumptions = default_card_for(model)
-    check_slice_card(card)
     order = list(range(volume.shape[0])) if slices is None else [int(z) for z in slices]
     if not order or min(order) < 0 or max(order) >= volume.shape[0]:
         raise EvaluateError(f"The slices to evaluate must lie in 0:{volume.shape[0]} and not be empty")
@@ -295,6 +292,17 @@ def evaluate(
     )  # fmt: skip
 
 
+Corner = tuple[int, ...]
+
+
+def scored_patches(explanation: Explanation) -> tuple[tuple[Corner, float], ...]:
+    """A 3D run's patch corners with their scores for its class (empty for other runs)."""
+    if not explanation.patches or explanation.target is None:
+        return ()
+    scores = explanation.scores[:, explanation.target]
+    return tuple((tuple(c), float(s)) for c, s in zip(explanation.patches, scores, strict=True))
+
+
 @dataclass(frozen=True)
 class SliceRun:
     """A method as it makes one slice's map on the model input's grid: what the per-slice
@@ -304,6 +312,7 @@ class SliceRun:
     method: str
     arguments: dict[str, object]  # method.run's keywords: layer, filter, target, output, parameters
     target: int  # the class whose score the metrics follow
+    patches: tuple[tuple[Corner, float], ...] = ()  # a 3D run's patches and their target scores
 
     @classmethod
     def of(cls, explanation: Explanation) -> SliceRun:
@@ -313,6 +322,7 @@ class SliceRun:
             explanation.card, explanation.method, layer=explanation.layer, target=explanation.target,
             filter=explanation.filter,
             params={k: v for k, v in explanation.parameters.items() if k in declared},
+            patches=scored_patches(explanation),
         )  # fmt: skip
 
     @classmethod
@@ -325,11 +335,12 @@ class SliceRun:
         target: int,
         filter: int | None = None,
         params: Mapping[str, object] | None = None,
+        patches: Sequence[tuple[Corner, float]] = (),
     ) -> SliceRun:
         """`method` with `params` (its declared parameters), on `layer` and `filter` when it uses
-        them, explaining (or at least scored for) class `target`."""
+        them, explaining (or at least scored for) class `target`. `patches`: a 3D run's patch
+        corners with their scores for `target`, which choose the patch a slice is measured on."""
         check_evidence(method)
-        check_slice_card(card)
         entry = METHODS[method]
         arguments: dict[str, object] = dict(params or {})
         if entry.uses_layer:
@@ -338,7 +349,66 @@ class SliceRun:
             arguments["filter"] = filter
         if entry.uses_target:
             arguments.update(target=target, output=card.output)
-        return cls(card, method, arguments, int(target))
+        return cls(card, method, arguments, int(target), tuple(patches))
+
+    def input_key(self, z: int, shape: Sequence[int]) -> Corner:
+        """Which model input slice z of a study of `shape` is measured on: its own for a 2D model,
+        (z,); for a 3D model, () for the whole volume (a card that resizes it) or the corner of the
+        patch behind the slice's score on the track: the highest-scoring patch covering it; with no
+        scores, the covering patch that holds z nearest its middle, then nearest the study's centre."""
+        if self.card.input_mode != "3d":
+            return (z,)
+        if self.card.resize == "resize":
+            return ()
+        depth = self.card.spatial_shape[0]
+        scored = [(score, corner) for corner, score in self.patches if corner[0] <= z < corner[0] + depth]
+        if scored:
+            return max(scored, key=lambda pair: (np.nan_to_num(pair[0], nan=-np.inf), pair[1]))[1]
+        middle = (np.asarray(shape[1:]) - np.asarray(self.card.spatial_shape[1:])) / 2
+
+        def nearness(corner: Corner) -> tuple[float, float]:
+            return abs(corner[0] + (depth - 1) / 2 - z), float(np.abs(np.subtract(corner[1:], middle)).sum())
+
+        covering = [c for c in patch_corners(shape, self.card.spatial_shape) if c[0] <= z < c[0] + depth]
+        return min(covering, key=nearness)
+
+    def describe_input(self, key: Corner) -> str:
+        """input_key's answer in words, as the CSV and the Quality panel give it."""
+        if self.card.input_mode != "3d":
+            return "slice"
+        return f"patch at {' '.join(map(str, key))}" if key else "whole volume"
+
+    def model_input(self, voxels: np.ndarray, z: int) -> np.ndarray:
+        """The batch of one (1, *spatial, C) that input_key names."""
+        key = self.input_key(z, voxels.shape)
+        if self.card.input_mode != "3d":
+            return self.card.slice_input(voxels, [z])
+        return self.card.patch_input(voxels, key) if key else self.card.volume_input(voxels)
+
+    def plane(self, maps: np.ndarray, z: int, shape: Sequence[int]) -> np.ndarray:
+        """Slice z's plane (..., h, w) of maps (..., *spatial) on this run's model input for z: the
+        maps as they are in 2D, the plane through z of a 3D input."""
+        if self.card.input_mode != "3d":
+            return maps
+        key, depth = self.input_key(z, shape), self.card.spatial_shape[0]
+        index = z - key[0] if key else min(depth - 1, int((z + 0.5) * depth / shape[0]))
+        return maps[..., index, :, :]
+
+    def on_study_slice(self, maps: np.ndarray, z: int, shape: Sequence[int]) -> np.ndarray:
+        """A map (1, *spatial) of this run's model input for z on the study's slice z (y, x), NaN
+        where the input does not reach."""
+        if self.card.input_mode != "3d":
+            return self.card.to_grid(maps, shape[1:])[0]
+        key = self.input_key(z, shape)
+        if not key:
+            return self.card.to_grid(maps, shape)[0, z]
+        study = np.full(tuple(shape[1:]), np.nan, dtype=np.float32)
+        plane = self.plane(maps, z, shape)[0]
+        region = tuple(
+            slice(c, min(c + s, n)) for c, s, n in zip(key[1:], plane.shape, shape[1:], strict=True)
+        )
+        study[region] = plane[tuple(slice(0, r.stop - r.start) for r in region)]
+        return study
 
 
 @dataclass(frozen=True)
@@ -350,7 +420,12 @@ class SliceMeasures:
     deletion: Curve
     insertion: Curve
     mu_fidelity: float
-    seconds: float  # the method on this slice alone (a batch of one)
+    seconds: float  # the method on this slice's model input alone (a batch of one)
+    model_input: str  # SliceRun.describe_input: a slice, a 3D patch or the whole volume
+
+    def values(self) -> tuple[float, float, float]:
+        """Deletion AUC, insertion AUC, MuFidelity: the CSV's faithfulness columns."""
+        return self.deletion_auc, self.insertion_auc, self.mu_fidelity
 
     @property
     def deletion_auc(self) -> float:
@@ -374,11 +449,12 @@ def measure_slice(
     cancel: Callable[[], bool] | None = None,
 ) -> SliceMeasures | None:
     """Deletion, insertion and MuFidelity of `run`'s map of slice `z` on the model input's grid:
-    the method runs once more, on that slice alone (timed), so that the map the metrics rank is
-    on the grid they perturb. progress(done, total) counts forward passes (the method as one);
-    cancel() is asked after the method and after each metric: a cancelled measure is None."""
+    the method runs once more, on that slice's model input alone (a 3D model's patch or volume,
+    SliceRun.input_key; timed), so that the map the metrics rank is on the grid they perturb.
+    progress(done, total) counts forward passes (the method as one); cancel() is asked after
+    the method and after each metric: a cancelled measure is None."""
     card = run.card
-    batch = card.slice_input(volume.voxels, [z])
+    batch = run.model_input(volume.voxels, z)
     common = {"baseline": baseline, "output": card.output}
     total = 2 * (steps + 1) + samples + 2
 
@@ -401,7 +477,8 @@ def measure_slice(
         return None
     fidelity = mu_fidelity(model, batch, maps, run.target, samples=samples, **common)
     stopped(total)
-    return SliceMeasures(z, maps, deleted, inserted, float(fidelity[0]), seconds)
+    described = run.describe_input(run.input_key(z, volume.shape))
+    return SliceMeasures(z, maps, deleted, inserted, float(fidelity[0]), seconds, described)
 
 
 def reference_scores(
@@ -426,10 +503,10 @@ def slice_cascade(
     cancel: Callable[[], bool] | None = None,
 ) -> Cascade:
     """The randomisation cascade of `run`'s method on slice z's model input (progress and
-    cancel as randomisation_cascade takes them)."""
-    return randomisation_cascade(
+    cancel as randomisation_cascade takes them), its maps cut to slice z's plane for the picture."""
+    cascade = randomisation_cascade(
         model,
-        run.card.slice_input(volume.voxels, [z]),
+        run.model_input(volume.voxels, z),
         run.method,
         run.target,
         layer=run.arguments.get("layer"),
@@ -437,6 +514,7 @@ def slice_cascade(
         progress=progress,
         cancel=cancel,
     )
+    return replace(cascade, maps=run.plane(cascade.maps, z, volume.shape))
 
 
 def _measure(
@@ -452,16 +530,20 @@ def _measure(
     """The metrics of one method, slice by slice, then its cascade on the key slice."""
     run = SliceRun.of(explanation)
     chosen = {name: settings[name] for name in ("steps", "samples", "baseline")}
+    by_input: dict[Corner, SliceMeasures] = {}  # slices of a 3D model share their patch's measures
     measured = []
     for z in order:
-        measured.append(measure_slice(volume, model, run, z, **chosen))
+        where = run.input_key(z, volume.shape)
+        if where not in by_input:
+            by_input[where] = measure_slice(volume, model, run, z, **chosen)
+        measured.append(by_input[where])
         tally.add(tally.weight + tally.metric)
     pointing = energy = np.full(len(order), np.nan)
     if reference is not None:
         pointing, energy = reference_scores(explanation.maps[order], reference[order], volume.spacing[1:])
     name, scores = explanation.method, explanation.slice_scores()
     rows = [
-        Row(z, name, float(scores[z]), m.deletion_auc, m.insertion_auc, m.mu_fidelity, p, e, m.seconds)
+        Row(z, name, float(scores[z]), *m.values(), p, e, m.seconds, m.model_input)
         for z, m, p, e in zip(order, measured, pointing.tolist(), energy.tolist(), strict=True)
     ]
     cascade = slice_cascade(volume, model, run, key, progress=tally.reporter(tally.weight, cascade=True))

@@ -29,7 +29,7 @@ from medvis_desktop.export.provenance import Provenance, sha256_of, write_proven
 
 COLUMNS = (
     "slice", "method", "score", "deletion_auc", "insertion_auc", "mu_fidelity", "pointing_game",
-    "energy_inside", "seconds",
+    "energy_inside", "seconds", "model_input",
 )  # fmt: skip
 # One colour per method, in --methods order (Tableau 10): the plots, the legends and the tables.
 PALETTE = (
@@ -290,7 +290,7 @@ def report_html(evaluation: Any, pictures: dict[str, bytes], record: dict[str, A
         seconds = f"{_mean([r.seconds for r in rows]):.3f}"
         summary.append([swatch, html.escape(result.layer or "–"), *means, seconds, _number(spearman)])
     per_slice = [
-        [str(r.slice), html.escape(r.method), *map(_number, _values(r)), f"{r.seconds:.3f}"]
+        [str(r.slice), html.escape(r.method), *map(_number, _values(r)), f"{r.seconds:.3f}", r.model_input]
         for r in evaluation.rows
     ]
     cascade_rows = [
@@ -330,7 +330,7 @@ depend on what the model learnt.</p>
 <img src="{cascade}" alt="randomisation cascade">
 {_table(("method", "step", "layer re-initialised", "Spearman ρ", "SSIM"), cascade_rows)}
 <h2>Per slice</h2>
-{_table(("slice", "method", "score", *COLUMNS[3:8], "seconds"), per_slice)}
+{_table(("slice", "method", "score", *COLUMNS[3:8], "seconds", "model input"), per_slice)}
 <h2>Provenance</h2>
 <pre>{html.escape(payload)}</pre>
 <script type="application/json" id="provenance">{embedded}</script>

@@ -138,7 +138,7 @@ class QualityMenu:
             QUALITY_VIEW, self.volume, self.model, run, z, explanation.maps[z].copy(), reference,
             **self.quality.settings(),
         )  # fmt: skip
-        return self._submit_quality(job, explanation, f"{explanation.description}, slice {z + 1}")
+        return self._submit_quality(job, explanation, f"{explanation.description}, {self._where(run, z)}")
 
     def sanity_check(self) -> int | None:
         """The randomisation cascade of the result's method on the slice on screen."""
@@ -149,7 +149,7 @@ class QualityMenu:
             return None
         explanation, z, run = asked
         job = SanityJob(QUALITY_VIEW, self.volume, self.model, run, z)
-        caption = f"Sanity check of {explanation.description}, slice {z + 1}"
+        caption = f"Sanity check of {explanation.description}, {self._where(run, z)}"
         return self._submit_quality(job, explanation, caption)
 
     def show_compare(self) -> None:
@@ -163,7 +163,7 @@ class QualityMenu:
     def compare_methods(self, names: list[str]) -> int | None:
         """`names` (2 to 4) on the slice on screen, for the result's class and, where they take
         one, its layer (else the model's last spatial layer), each with its default parameters."""
-        from medvis_desktop.evaluate import SliceRun
+        from medvis_desktop.evaluate import SliceRun, scored_patches
         from medvis_desktop.explain import METHODS
         from medvis_desktop.gui.worker import CompareJob
         from medvis_desktop.models.layers import default_gradcam_layer
@@ -185,13 +185,14 @@ class QualityMenu:
                 params = METHODS[name].parameters({})
                 runs.append(
                     SliceRun.make(
-                        explanation.card, name, layer=layer, target=explanation.target, params=params
+                        explanation.card, name, layer=layer, target=explanation.target, params=params,
+                        patches=scored_patches(explanation),
                     )
-                )
+                )  # fmt: skip
         except MedvisError as error:
             return self._refuse(what, str(error))
         class_name = explanation.card.class_name(explanation.target)
-        caption = f"{self._study_name()}, slice {z + 1}, class {class_name}"
+        caption = f"{self._study_name()}, {self._where(runs[0], z)}, class {class_name}"
         self.quality.compare.start(caption, [METHODS[name].label for name in names])
         self.quality.tabs.setCurrentWidget(self.quality.compare)
         self._comparison = {
@@ -228,6 +229,12 @@ class QualityMenu:
             return (*shown, SliceRun.of(shown[0]))
         except MedvisError as error:
             return self._refuse(what, str(error))
+
+    def _where(self, run: SliceRun, z: int) -> str:
+        """The slice, and for a 3D model the model input it is measured on."""
+        if run.card.input_mode != "3d":
+            return f"slice {z + 1}"
+        return f"slice {z + 1} ({run.describe_input(run.input_key(z, self.volume.shape))})"
 
     def _refuse(self, what: str, message: str) -> None:
         self.quality.show_error(message)

@@ -257,7 +257,6 @@ class Worker(QObject):
             self.partial.emit(job.job_id, cascade)
 
     def _compare(self, job: CompareJob) -> None:
-        grid = job.volume.shape[1:]
         for index, run in enumerate(job.runs):
             measures = measure_slice(
                 job.volume, job.model, run, job.slice, steps=job.steps, samples=job.samples,
@@ -265,7 +264,8 @@ class Worker(QObject):
             )  # fmt: skip
             if measures is None:
                 return
-            self.partial.emit(job.job_id, Compared(index, measures, run.card.to_grid(measures.maps, grid)[0]))
+            study_map = run.on_study_slice(measures.maps, job.slice, job.volume.shape)
+            self.partial.emit(job.job_id, Compared(index, measures, study_map))
             self.progress.emit(job.job_id, index + 1, len(job.runs))
 
 

@@ -98,8 +98,8 @@ def made_up_evaluation(steps: int = 4) -> SimpleNamespace:
         for z in slices:
             rows.append(
                 SimpleNamespace(
-                    slice=z, method=name, score=0.8, deletion_auc=0.3 + 0.1 * k, insertion_auc=0.7,
-                    mu_fidelity=0.4, pointing_game=math.nan if z == 5 else 1.0,
+                    slice=z, method=name, model_input="slice", score=0.8, deletion_auc=0.3 + 0.1 * k,
+                    insertion_auc=0.7, mu_fidelity=0.4, pointing_game=math.nan if z == 5 else 1.0,
                     energy_inside=math.nan if z == 5 else 0.25, seconds=0.01,
                 )
             )  # fmt: skip

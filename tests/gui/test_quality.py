@@ -215,3 +215,49 @@ def test_compare_methods_side_by_side_and_exported_as_one_picture(qtbot, window,
     methods = record["parameters"]["methods"]
     assert [m["method"] for m in methods] == ["grad_cam", "layer_cam", "gradient"]
     assert methods[0]["deletion_auc"] == pytest.approx(deleted) and methods[2]["layer"] is None
+
+
+def test_a_3d_model_is_measured_and_compared_on_the_patch_behind_its_score(qtbot, window, tmp_path):
+    from keras import layers
+
+    from medvis_desktop.models.card import Intensity, ModelCard, write_card
+
+    patch = (8, 128, 128)
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((*patch, 1))
+    h = layers.Conv3D(2, 3, padding="same", activation="relu", name="conv")(inputs)
+    model = keras.Model(inputs, layers.Dense(2, activation="softmax")(layers.GlobalAveragePooling3D()(h)))
+    path = tmp_path / "tiny3d.keras"
+    model.save(path)
+    card = ModelCard(
+        input_mode="3d", input_shape=(*patch, 1), resize="crop_or_pad", intensity=Intensity("window", 40, 80),
+        class_names=["normal", "lesion"],
+    )  # fmt: skip
+    write_card(card, path)
+    assert window.open_model(path), window.last_error
+    explained(qtbot, window, layer="conv", target=1)
+    explanation = window.explanation
+    covering = [
+        (score, corner)
+        for corner, score in zip(explanation.patches, explanation.scores[:, 1], strict=True)
+        if corner[0] <= SLICE < corner[0] + patch[0]
+    ]
+    best = max(covering)[1]
+    batch = card.patch_input(window.volume.voxels, best)
+    deleted = deletion(window.model, batch, grad_cam(window.model, batch, "conv", 1), 1, steps=STEPS).auc[0]
+
+    wait_job(qtbot, window, window.measure())
+    assert window.quality.legend_texts()[0].startswith(f"Deletion · AUC {deleted:.3f}")
+    assert f"slice {SLICE + 1} (patch at {' '.join(map(str, best))})" in window.quality.caption.text()
+
+    window.show_compare()
+    window.quality.compare.choose(["grad_cam", "gradient"])
+    with qtbot.waitSignal(window.relay.finished, timeout=60_000):
+        window.quality.compare.compare_button.click()
+    tiles = window.quality.compare.tiles
+    assert tiles[0].measures.deletion_auc == pytest.approx(deleted)
+    inside = np.zeros(window.volume.shape[1:], dtype=bool)
+    inside[best[1] : best[1] + patch[1], best[2] : best[2] + patch[2]] = True
+    for tile in tiles:  # the patch's plane on its place in the slice, nothing outside it
+        shown = tile.overlay.image
+        assert np.isfinite(shown[inside]).all() and np.isnan(shown[~inside]).all()
