@@ -245,6 +245,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from medvis_desktop.export.report import write_report
     from medvis_desktop.models.card import read_card
 
+    if args.segment is not None and args.reference is None:
+        raise MedvisError("--segment chooses a segment of the --reference DICOM SEG: give --reference")
     methods = parse_methods(args.methods)
     given: dict[str, list[str]] = {name: [] for name in methods}
     for text in args.param or []:
@@ -254,7 +256,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         given[name].append(rest)
     params = {name: _method_params(name, texts) for name, texts in given.items()}
     volume = imaging.load(args.input, series_uid=args.series)
-    reference = None if args.reference is None else load_reference(args.reference, volume)
+    reference = None
+    if args.reference is not None:
+        reference = load_reference(args.reference, volume, segment=args.segment)
     slices = _slice_range(args.slices)
     if slices is not None and (slices.start < 0 or slices.stop > volume.shape[0] or not len(slices)):
         raise MedvisError(f"--slices {args.slices} is outside the volume's 0:{volume.shape[0]}")
@@ -274,7 +278,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     reference_path = None if args.reference is None else Path(args.reference)
     for path in write_report(
         result, Path(args.out), model_path=Path(args.model), input_path=Path(args.input),
-        reference_path=reference_path, source=volume.source,
+        reference_path=reference_path, reference_segment=args.segment, source=volume.source,
     ):  # fmt: skip
         print(path)
     return 0
@@ -536,7 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True)
     evaluate.add_argument("--input", required=True, help="the study (as for `medvis info`)")
     evaluate.add_argument("--series", help="SeriesInstanceUID when the folder holds several")
-    evaluate.add_argument("--reference", metavar="MASK", help="lesion mask, study grid (NIfTI/NRRD/MHA)")
+    evaluate.add_argument(
+        "--reference", metavar="MASK", help="lesion mask on the study's grid (NIfTI/NRRD/MHA) or a DICOM SEG"
+    )
+    evaluate.add_argument("--segment", type=int, metavar="N", help="the SEG's segment N (default: all)")
     evaluate.add_argument("--methods", required=True, help="comma-separated, e.g. grad_cam,layer_cam")
     evaluate.add_argument("--param", action="append", metavar="METHOD:KEY=VALUE", help="a method's parameter")
     evaluate.add_argument("--layer", help="layer for the methods that take one (default: each its own)")

@@ -16,7 +16,7 @@ its score on the track (SliceRun.input_key): the highest-scoring patch covering 
 volume for a card that resizes it. Slices that share that input share its measures, computed
 once; the CSV's model_input column names it. A reference is a NIfTI, NRRD or MetaImage mask
 (nonzero inside) on the study's grid, or on a grid that only reorders or flips its axes
-(resampled exactly); a DICOM SEG is a later step.
+(resampled exactly), or a DICOM SEG whose frames lie on the study's slices (one segment or all).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from medvis_desktop.errors import MedvisError
 from medvis_desktop.explain import METHODS
 from medvis_desktop.explain.graph import resolve
 from medvis_desktop.explain.runner import Explanation, explain_volume, patch_corners, per_voxel
+from medvis_desktop.imaging import dicom_seg
 from medvis_desktop.imaging.volume import Volume
 from medvis_desktop.metrics import (
     INSENSITIVE_SPEARMAN,
@@ -131,17 +132,22 @@ def check_evidence(name: str) -> None:
 
 
 def load_reference(
-    path: Path | str, volume: Volume, *, read: Callable[[Path], Volume] = imaging.load
+    path: Path | str,
+    volume: Volume,
+    *,
+    segment: int | None = None,
+    read: Callable[[Path], Volume] = imaging.load,
 ) -> np.ndarray:
-    """The mask at `path` as bool (z, y, x) on the study's grid (see reference_on_grid).
-    `read`: how to open the file (the window reads native formats in a child process)."""
-    mask = read(Path(path))
-    if mask.modality == "SEG":
-        raise EvaluateError(
-            f"{Path(path).name} is a DICOM SEG, which medvis does not read as a reference yet: "
-            "give the mask as NIfTI, NRRD or MHA"
-        )
-    return reference_on_grid(mask, volume, name=Path(path).name)
+    """The mask at `path` as bool (z, y, x) on the study's grid. A DICOM SEG is placed frame by
+    frame on the study's slices (imaging.dicom_seg), `segment` choosing one of its segments (None:
+    all of them); any other file is a mask volume (reference_on_grid). `read`: how to open a mask
+    volume (the window reads native formats in a child process)."""
+    path = Path(path)
+    if dicom_seg.is_seg(path):
+        return dicom_seg.seg_mask(path, volume, segment)
+    if segment is not None:
+        raise EvaluateError(f"{path.name} is not a DICOM SEG: only a SEG has segments to choose from")
+    return reference_on_grid(read(path), volume, name=path.name)
 
 
 def reference_on_grid(mask: Volume, volume: Volume, *, name: str = "The reference mask") -> np.ndarray:

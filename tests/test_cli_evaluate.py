@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 import pytest
+from pydicom.uid import generate_uid
 
 from medvis_desktop import imaging
 from medvis_desktop.export import sha256_of
@@ -16,7 +17,8 @@ from medvis_desktop.imaging.volume import Volume
 from medvis_desktop.models.card import Intensity, ModelCard, read_card, write_card
 from tests.conftest import tiny_classifier
 from tests.export.test_report import PALETTE, assert_drawn, screenshot, self_contained
-from tests.imaging.dicom_factory import SeriesSpec, write_series
+from tests.imaging.dicom_factory import SeriesSpec
+from tests.imaging.seg_factory import Boxes, Study, expected, make_seg, saved, write_study
 from tests.test_cli import run
 
 METHODS = "grad_cam,layer_cam,integrated_gradients"
@@ -39,10 +41,26 @@ def model_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def series(tmp_path_factory, head_ct_block):
-    folder = tmp_path_factory.mktemp("ct")
-    write_series(head_ct_block[:16], folder, SeriesSpec(patient_name="Doe^Jane"))
-    return folder
+def ct_study(tmp_path_factory, head_ct_block) -> Study:
+    spec = SeriesSpec(patient_name="Doe^Jane")
+    return write_study(tmp_path_factory.mktemp("ct"), head_ct_block[:16], spec, generate_uid())
+
+
+@pytest.fixture(scope="module")
+def series(ct_study):
+    return ct_study.folder
+
+
+# mask_file's box as segment 1 and another box, on slice 6, as segment 2.
+SEG_BOXES: Boxes = {
+    1: [(4, slice(96, 160), slice(96, 160)), (5, slice(96, 160), slice(96, 160))],
+    2: [(6, slice(30, 60), slice(40, 90))],
+}
+
+
+@pytest.fixture(scope="module")
+def seg_reference(tmp_path_factory, ct_study):
+    return saved(make_seg(ct_study, SEG_BOXES), tmp_path_factory.mktemp("seg") / "lesion-seg.dcm")
 
 
 def mask_file(path, series, *, shape=None, spacing=None, origin=None):
@@ -189,6 +207,60 @@ def test_a_mask_on_the_same_grid_with_flipped_or_reordered_axes_is_resampled_exa
     rotated = Volume(mask, study.spacing, study.origin, turn @ study.direction)
     with pytest.raises(EvaluateError, match=r"axes not parallel to the study's \(a rotated grid\)"):
         reference_on_grid(rotated, study)
+
+
+def test_a_dicom_seg_segment_scores_exactly_as_the_same_mask_in_nifti(
+    evaluated, tmp_path, model_path, series, seg_reference
+):
+    out = tmp_path / "out"
+    reference = ("--reference", str(seg_reference), "--segment", "1")
+    result = evaluate_run(model_path, series, out, *reference, *OPTIONS)
+    assert result.returncode == 0, result.stderr
+    by_nifti = {(row["slice"], row["method"]): row for row in table(evaluated[0])}
+    rows = table(out)
+    assert len(rows) == len(by_nifti) == len(SLICES) * 3
+    for row in rows:
+        nifti = by_nifti[row["slice"], row["method"]]
+        assert row["pointing_game"] == nifti["pointing_game"], row
+        if row["slice"] == "6":  # segment 2 lies there, not segment 1: not scored, as with the NIfTI
+            assert row["energy_inside"] == nifti["energy_inside"] == ""
+        else:
+            assert float(row["energy_inside"]) == pytest.approx(float(nifti["energy_inside"]), rel=1e-6)
+    record = json.loads((out / "report.html.provenance.json").read_text())
+    reference = {"name": "lesion-seg.dcm", "sha256": sha256_of(seg_reference), "segment": 1}
+    assert record["parameters"]["reference"] == reference
+    assert "lesion-seg.dcm, segment 1" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_a_seg_reference_is_the_segment_asked_for_or_all_of_them(series, seg_reference):
+    from medvis_desktop.evaluate import load_reference
+
+    study = imaging.load(series)
+    for segment in (1, 2, None):
+        mask = load_reference(seg_reference, study, segment=segment)
+        np.testing.assert_array_equal(mask, expected(study.shape, segment, SEG_BOXES))
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        ("seg", "lesion-seg.dcm has no segment 3; available: 1 (Lesion), 2 (Oedema)"),
+        ("nifti", "lesion.nii.gz is not a DICOM SEG: only a SEG has segments to choose from"),
+        (None, "--segment chooses a segment of the --reference DICOM SEG: give --reference"),
+    ],
+)
+def test_a_segment_that_cannot_be_had_is_refused_in_one_line(
+    tmp_path, model_path, series, seg_reference, capsys, reference, message
+):
+    from medvis_desktop.cli import main
+
+    paths = {"seg": seg_reference, "nifti": mask_file(tmp_path / "lesion.nii.gz", series), None: None}
+    given = () if reference is None else ("--reference", str(paths[reference]))
+    command = ["evaluate", "--model", str(model_path), "--input", str(series), "--methods", "grad_cam"]
+    assert main([*command, "--out", str(tmp_path / "out"), *given, "--segment", "3"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == f"medvis: {message}"
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(

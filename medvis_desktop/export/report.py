@@ -271,12 +271,14 @@ def report_html(evaluation: Any, pictures: dict[str, bytes], record: dict[str, A
     methods = evaluation.methods
     rows_of = {m.method: [r for r in evaluation.rows if r.method == m.method] for m in methods}
     settings = evaluation.settings
+    reference = record["parameters"].get("reference", {})
+    segment = "" if reference.get("segment") is None else f", segment {reference['segment']}"
     facts = [
         ("Model", Path(str(record.get("model_path") or "")).name),
         ("Study", Path(str(record.get("input_path") or "")).name),
         ("Slices", f"{len(evaluation.slices)}: {_span(evaluation.slices)} (0 = the first)"),
         ("Class explained", f"{evaluation.class_name} (output {evaluation.target})"),
-        ("Reference", str(record["parameters"].get("reference", {}).get("name") or "none")),
+        ("Reference", f"{reference.get('name') or 'none'}{segment}"),
         ("Metrics", f"{settings['steps']} deletion/insertion steps, {settings['samples']} MuFidelity "
                     f"samples, baseline {settings['baseline']}, score: the model's output"),
         ("Made", f"medvis {record.get('medvis_version')}, {record.get('created')}"),
@@ -345,9 +347,11 @@ def write_report(
     model_path: Path | None,
     input_path: Path | None,
     reference_path: Path | None = None,
+    reference_segment: int | None = None,
     source: Path | None = None,
 ) -> list[Path]:
-    """Every output in `out` (never inside `source`, the study), each with its provenance record."""
+    """Every output in `out` (never inside `source`, the study), each with its provenance record.
+    `reference_segment`: the segment of a DICOM SEG reference that was used (None: all, or not a SEG)."""
     make_folder(out, source=source)
     methods = evaluation.methods
     record = Provenance.for_run(
@@ -364,6 +368,7 @@ def write_report(
             "reference": {
                 "name": None if reference_path is None else Path(reference_path).name,
                 "sha256": None if reference_path is None else sha256_of(reference_path),
+                "segment": reference_segment,
             },
             "card": asdict(evaluation.card),
             "assumptions": list(evaluation.assumptions),

@@ -1,7 +1,8 @@
-"""The window's Quality actions: the Quality dock, File › Open reference mask…, Measure, Sanity
-check and Compare methods as worker jobs, their results routed to the dock, and what was
-measured handed to the provenance of every export made from the result. A mixin of MainWindow,
-which owns the study, the model, the explanation, the relay and the error reporting it uses.
+"""The window's Quality actions: the Quality dock, File › Open reference mask… (a mask volume or
+a DICOM SEG), Measure, Sanity check and Compare methods as worker jobs, their results routed to
+the dock, and what was measured handed to the provenance of every export made from the result.
+A mixin of MainWindow, which owns the study, the model, the explanation, the relay and the error
+reporting it uses.
 
 All quality jobs share one view of the relay: the dock has one progress bar and one Cancel,
 and a new request replaces the one running. Measurements belong to the Explanation they were
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QInputDialog
 
 from medvis_desktop import export, imaging
 from medvis_desktop.errors import MedvisError
@@ -55,7 +56,7 @@ class QualityMenu:
         self._quality_job: int | None = None
         self._quality_of: Explanation | None = None  # the result the record below was measured on
         self._quality_record: dict[str, list[dict[str, object]]] = {}
-        self._reference_record: dict[str, str] | None = None
+        self._reference_record: dict[str, str | int | None] | None = None
         self._comparison: dict[str, object] | None = None
         self.quality.measure_requested.connect(self.measure)
         self.quality.sanity_requested.connect(self.sanity_check)
@@ -90,12 +91,37 @@ class QualityMenu:
             "folders/reference", self.settings.value("folders/volume", str(Path.home()))
         )
         path, _ = QFileDialog.getOpenFileName(self, "Open reference mask", folder, REFERENCE_FILTER)
-        if path and self.open_reference(path):
+        if not path:
+            return
+        accepted, segment = self.choose_segment(path)
+        if accepted and self.open_reference(path, segment=segment):
             self.settings.setValue("folders/reference", str(Path(path).parent))
 
-    def open_reference(self, path: Path | str) -> bool:
-        """A mask on the study's grid (NIfTI, NRRD, MHA; nonzero inside), outlined on every view
-        and used by the pointing game and the energy inside. A DICOM SEG is refused for now."""
+    def choose_segment(self, path: Path | str) -> tuple[bool, int | None]:
+        """Which segment of a DICOM SEG holding several is the reference (None: all of them), asked
+        in a list; (False, None) when the user cancels. Any other file: (True, None), unasked."""
+        from medvis_desktop.imaging import dicom_seg
+
+        if not dicom_seg.is_seg(path):
+            return True, None
+        try:
+            found = dicom_seg.segments(path)
+        except MedvisError:
+            return True, None  # open_reference says why the file cannot be read
+        if len(found) < 2:
+            return True, None
+        choices = ["All segments", *(f"{info.number}: {info.label or 'no label'}" for info in found)]
+        question = f"{Path(path).name} holds {len(found)} segments. Use:"
+        choice, accepted = QInputDialog.getItem(self, "Reference segment", question, choices, 0, False)
+        if not accepted:
+            return False, None
+        index = choices.index(choice)
+        return True, None if index == 0 else found[index - 1].number
+
+    def open_reference(self, path: Path | str, segment: int | None = None) -> bool:
+        """A mask on the study's grid (NIfTI, NRRD, MHA; nonzero inside) or a DICOM SEG on its
+        slices (`segment`: one of its segments, None: all), outlined on every view and used by the
+        pointing game and the energy inside."""
         from medvis_desktop.evaluate import load_reference
 
         path = Path(path)
@@ -107,15 +133,16 @@ class QualityMenu:
         try:
             with self._busy(f"Opening the reference mask {path.name}…"):
                 read = imaging.load_isolated if imaging.needs_isolation(path) else imaging.load
-                mask = load_reference(path, self.volume, read=read)
+                mask = load_reference(path, self.volume, segment=segment, read=read)
         except (MedvisError, OSError) as error:
             self.report_error(f"Could not open the reference mask {path.name}", str(error))
             return False
-        self.viewer.set_reference(mask, f"reference mask {path.name}")
-        self._reference_record = {"path": str(path), "sha256": export.sha256_of(path)}
+        name = path.name if segment is None else f"{path.name}, segment {segment}"
+        self.viewer.set_reference(mask, f"reference mask {name}")
+        self._reference_record = {"path": str(path), "sha256": export.sha256_of(path), "segment": segment}
         inside = np.flatnonzero(mask.any(axis=(1, 2))) + 1
         where = f", slices {inside[0]}–{inside[-1]}" if inside.size else ", but it is empty"
-        self.statusBar().showMessage(f"Reference mask {path.name} outlined in magenta{where}", 15000)
+        self.statusBar().showMessage(f"Reference mask {name} outlined in magenta{where}", 15000)
         return True
 
     def close_reference(self) -> None:

@@ -9,12 +9,17 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
+from pydicom.uid import generate_uid
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QInputDialog
 
 from medvis_desktop import imaging
 from medvis_desktop.explain import grad_cam
 from medvis_desktop.imaging.volume import Volume
 from medvis_desktop.metrics import deletion, energy_inside, insertion, mu_fidelity, pointing_game
 from tests.gui.conftest import INPUT_SIDE, run_and_wait
+from tests.imaging.dicom_factory import SeriesSpec
+from tests.imaging.seg_factory import expected, make_seg, saved, write_study
 
 SLICE = 20
 STEPS, SAMPLES = 5, 16  # small: the numbers are compared, not judged
@@ -106,6 +111,46 @@ def test_a_mask_of_the_wrong_size_is_refused_and_the_window_stays_usable(qtbot, 
     explained(qtbot, window, layer="conv2", target=1)
     wait_job(qtbot, window, window.measure())
     assert window.quality.values["pointing_game"].text().startswith("open a reference mask")
+
+
+def answer_segment_dialog(qtbot, choice: str | None) -> list[list[str]]:
+    """Answers the segment list once it is up: `choice`, or Cancel when None. Gives back the choices seen."""
+    seen: list[list[str]] = []
+
+    def answer() -> None:
+        dialog = QApplication.activeModalWidget()
+        assert isinstance(dialog, QInputDialog)
+        seen.append(dialog.comboBoxItems())
+        if choice is None:
+            dialog.reject()
+        else:
+            dialog.setTextValue(choice)
+            dialog.accept()
+
+    QTimer.singleShot(100, answer)
+    return seen
+
+
+def test_a_dicom_seg_reference_is_read_for_the_segment_the_user_picks(qtbot, window, tmp_path, head_ct_block):
+    study = write_study(tmp_path / "ct", head_ct_block[:12], SeriesSpec(), generate_uid())
+    boxes = {1: [(4, slice(100, 150), slice(90, 140))], 2: [(6, slice(60, 90), slice(120, 170))]}
+    seg = saved(make_seg(study, boxes), tmp_path / "lesion-seg.dcm")
+
+    assert not window.open_reference(seg)  # the window's study is another one (NIfTI, 40 slices)
+    assert window.last_error.startswith("Could not open the reference mask lesion-seg.dcm: lesion-seg.dcm")
+    assert window.viewer.reference is None
+
+    assert window.open_volume(study.folder), window.last_error
+    cancelled = answer_segment_dialog(qtbot, None)
+    assert window.choose_segment(seg) == (False, None)
+    picked = answer_segment_dialog(qtbot, "2: Oedema")
+    accepted, segment = window.choose_segment(seg)
+    assert cancelled == picked == [["All segments", "1: Lesion", "2: Oedema"]]
+    assert (accepted, segment) == (True, 2)
+    assert window.open_reference(seg, segment=segment), window.last_error
+    np.testing.assert_array_equal(window.viewer.reference, expected(study.volume.shape, 2, boxes))
+    assert "magenta outline: reference mask lesion-seg.dcm, segment 2" in window.legend()
+    assert window.choose_segment(mask_file(tmp_path / "mask.nii.gz", study.volume)) == (True, None)  # unasked
 
 
 def test_sanity_check_shows_a_map_per_layer_and_grad_cam_gets_no_warning(qtbot, window):
