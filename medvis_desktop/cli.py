@@ -193,6 +193,7 @@ def _explain(args: argparse.Namespace) -> int:
         slices=slices,
         progress=_progress_bar,
         params=_method_params(args.method, args.param or []),
+        region=args.region,
     )
     for assumption in explanation.assumptions:
         print(f"assumed: {assumption}", file=sys.stderr)
@@ -269,7 +270,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         result = evaluate(
             volume, _load_model(args), methods, card=read_card(args.model), reference=reference,
             slices=slices, layer=args.layer, target=args.target, params=params, steps=args.steps,
-            samples=args.samples, baseline=baseline, progress=progress,
+            samples=args.samples, baseline=baseline, region=args.region, progress=progress,
         )  # fmt: skip
     finally:
         progress(-1, 0)  # ends a bar left half-way, so that a message starts on its own line
@@ -473,6 +474,16 @@ def add_window_arguments(parser: argparse._ActionsContainer) -> None:
     )
 
 
+def add_region_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--region",
+        choices=("all", "predicted"),  # explain.runner.REGIONS, which loads TensorFlow
+        default="all",
+        help="segmentation models: the region whose class score is explained and scored, the whole "
+        "output or where the model predicts the class (Seg-Grad-CAM; default all)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medvis", description=__doc__)
     parser.add_argument("--version", action="version", version=f"medvis {__version__}")
@@ -506,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--layer", help="layer name, 'outer/inner' inside nested models")
     explain.add_argument("--target", type=int, help="class index (default: the positive class)")
     explain.add_argument("--filter", type=int, help="feature map (filter) index")
+    add_region_argument(explain)
     explain.add_argument("--slices", help="A:B, slices A to B-1 (2D models; default all)")
     explain.add_argument("--out", required=True, help="folder for the exports")
     explain.add_argument(
@@ -548,6 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--param", action="append", metavar="METHOD:KEY=VALUE", help="a method's parameter")
     evaluate.add_argument("--layer", help="layer for the methods that take one (default: each its own)")
     evaluate.add_argument("--target", type=int, help="class index (default: the positive class)")
+    add_region_argument(evaluate)
     evaluate.add_argument("--slices", help="A:B, slices A to B-1 (default all)")
     evaluate.add_argument("--steps", type=int, default=10, help="deletion, insertion steps (default 10)")
     evaluate.add_argument("--samples", type=int, default=128, help="MuFidelity subsets (default %(default)s)")

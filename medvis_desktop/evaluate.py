@@ -34,7 +34,14 @@ from medvis_desktop.arrays import resize_linear
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.explain import METHODS
 from medvis_desktop.explain.graph import resolve
-from medvis_desktop.explain.runner import Explanation, explain_volume, patch_corners, per_voxel
+from medvis_desktop.explain.runner import (
+    REGIONS,
+    Explanation,
+    explain_volume,
+    patch_corners,
+    per_voxel,
+    predicted_region,
+)
 from medvis_desktop.imaging import dicom_seg
 from medvis_desktop.imaging.volume import Volume
 from medvis_desktop.metrics import (
@@ -247,12 +254,14 @@ def evaluate(
     steps: int = 10,
     samples: int = 128,
     baseline: float | str = 0.0,
+    region: str = "all",
     progress: Progress | None = None,
 ) -> Evaluation:
     """Every method of `methods` over `slices` (default: all) of `volume`: a Row per slice and
     method, the deletion/insertion curves, and the cascade of the key slice. `reference`:
     bool (z, y, x) on the study's grid (load_reference). `params`: per method, its declared
-    parameters. `progress(done, total)` counts estimated forward passes over all the work."""
+    parameters. `region`: a segmentation output's region explained and scored (explain_volume's).
+    `progress(done, total)` counts estimated forward passes over all the work."""
     steps = check_count(steps, "steps", "points of the deletion and insertion curves after the first")
     samples = check_count(samples, "samples", "random subsets of cells for MuFidelity")
     names = parse_methods(",".join(methods))
@@ -281,7 +290,7 @@ def evaluate(
     for name in names:
         explanation = explain_volume(
             volume, model, name, card=card, layer=layer, target=target, slices=order,
-            progress=tally.reporter(weights[name]), batch_size=1, params=params[name],
+            progress=tally.reporter(weights[name]), batch_size=1, params=params[name], region=region,
         )  # fmt: skip
         target = explanation.target
         if key < 0:
@@ -319,6 +328,7 @@ class SliceRun:
     arguments: dict[str, object]  # method.run's keywords: layer, filter, target, output, parameters
     target: int  # the class whose score the metrics follow
     patches: tuple[tuple[Corner, float], ...] = ()  # a 3D run's patches and their target scores
+    region: str = "all"  # a segmentation output's region explained and scored (explain_volume's)
 
     @classmethod
     def of(cls, explanation: Explanation) -> SliceRun:
@@ -328,7 +338,7 @@ class SliceRun:
             explanation.card, explanation.method, layer=explanation.layer, target=explanation.target,
             filter=explanation.filter,
             params={k: v for k, v in explanation.parameters.items() if k in declared},
-            patches=scored_patches(explanation),
+            patches=scored_patches(explanation), region=str(explanation.parameters.get("region", "all")),
         )  # fmt: skip
 
     @classmethod
@@ -342,10 +352,13 @@ class SliceRun:
         filter: int | None = None,
         params: Mapping[str, object] | None = None,
         patches: Sequence[tuple[Corner, float]] = (),
+        region: str = "all",
     ) -> SliceRun:
         """`method` with `params` (its declared parameters), on `layer` and `filter` when it uses
         them, explaining (or at least scored for) class `target`. `patches`: a 3D run's patch
-        corners with their scores for `target`, which choose the patch a slice is measured on."""
+        corners with their scores for `target`, which choose the patch a slice is measured on.
+        `region`: for a segmentation output, "predicted" explains and scores where the model
+        predicts `target` (Seg-Grad-CAM, as explain_volume does), "all" the whole output."""
         check_evidence(method)
         entry = METHODS[method]
         arguments: dict[str, object] = dict(params or {})
@@ -355,7 +368,24 @@ class SliceRun:
             arguments["filter"] = filter
         if entry.uses_target:
             arguments.update(target=target, output=card.output)
-        return cls(card, method, arguments, int(target), tuple(patches))
+        if region not in REGIONS:
+            raise EvaluateError(f"Unknown region '{region}'; use one of {', '.join(REGIONS)}")
+        return cls(card, method, arguments, int(target), tuple(patches), region)
+
+    def scored_region(self, model: keras.Model, batch: np.ndarray) -> np.ndarray | None:
+        """The mask the method explains and the metrics score on `batch` (Seg-Grad-CAM's region,
+        kept fixed while the metrics perturb the input): where a segmentation model predicts the
+        target on the unperturbed input; None (the whole output) for region "all" or a classifier."""
+        if self.region != "predicted" or len(model.outputs[self.card.output].shape) <= 2:
+            return None
+        outputs = model(batch, training=False)
+        if isinstance(outputs, list | tuple):
+            outputs = outputs[self.card.output]
+        return predicted_region(keras.ops.convert_to_numpy(outputs), self.target)
+
+    def method_arguments(self, mask: np.ndarray | None) -> dict[str, object]:
+        """The method's keywords, with the scored region when there is one."""
+        return self.arguments if mask is None else {**self.arguments, "mask": mask}
 
     def input_key(self, z: int, shape: Sequence[int]) -> Corner:
         """Which model input slice z of a study of `shape` is measured on: its own for a 2D model,
@@ -461,7 +491,8 @@ def measure_slice(
     the method and after each metric: a cancelled measure is None."""
     card = run.card
     batch = run.model_input(volume.voxels, z)
-    common = {"baseline": baseline, "output": card.output}
+    mask = run.scored_region(model, batch)
+    common = {"baseline": baseline, "output": card.output, "mask": mask}
     total = 2 * (steps + 1) + samples + 2
 
     def stopped(done: int) -> bool:
@@ -470,7 +501,7 @@ def measure_slice(
         return cancel is not None and cancel()
 
     started = time.perf_counter()
-    raw = METHODS[run.method].run(model, batch, **run.arguments)
+    raw = METHODS[run.method].run(model, batch, **run.method_arguments(mask))
     seconds = time.perf_counter() - started
     maps = model_grid_maps(raw, card, batch.shape, volume.shape[1:])
     if stopped(1):
@@ -510,13 +541,15 @@ def slice_cascade(
 ) -> Cascade:
     """The randomisation cascade of `run`'s method on slice z's model input (progress and
     cancel as randomisation_cascade takes them), its maps cut to slice z's plane for the picture."""
+    batch = run.model_input(volume.voxels, z)
+    arguments = run.method_arguments(run.scored_region(model, batch))
     cascade = randomisation_cascade(
         model,
-        run.model_input(volume.voxels, z),
+        batch,
         run.method,
         run.target,
-        layer=run.arguments.get("layer"),
-        params={k: v for k, v in run.arguments.items() if k not in ("layer", "target")},
+        layer=arguments.get("layer"),
+        params={k: v for k, v in arguments.items() if k not in ("layer", "target")},
         progress=progress,
         cancel=cancel,
     )

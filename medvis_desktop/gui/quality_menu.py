@@ -214,6 +214,7 @@ class QualityMenu:
                     SliceRun.make(
                         explanation.card, name, layer=layer, target=explanation.target, params=params,
                         patches=scored_patches(explanation),
+                        region=str(explanation.parameters.get("region", "all")),
                     )
                 )  # fmt: skip
         except MedvisError as error:
