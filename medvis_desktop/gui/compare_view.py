@@ -27,6 +27,7 @@ MIN_METHODS, MAX_METHODS = 2, 4
 CHOICE_COLUMNS = 4
 TILE_SIZE = 220  # pixels of a map's side on screen
 BAR_LABEL_SIZE = "8pt"
+BAR_COLUMN_WIDTH = 64  # pixels: '+1.73e-05' in BAR_LABEL_SIZE
 BAR_LABEL_HEIGHT = 18
 
 
@@ -142,6 +143,9 @@ class MethodTile(QWidget):
         # The bar's ends are written above and below it, as the viewer's: raw ticks of maps
         # around 1e-5 would not fit beside it.
         self.bar_column = self.canvas.addLayout(row=0, col=1)
+        # The map takes the width; the bar's column only what its widest end label needs.
+        self.canvas.ci.layout.setColumnStretchFactor(0, 1)
+        self.canvas.ci.layout.setColumnMaximumWidth(1, BAR_COLUMN_WIDTH)
         self.bar_high = self.bar_column.addLabel(row=0, col=0, size=BAR_LABEL_SIZE)
         self.bar_low = self.bar_column.addLabel(row=2, col=0, size=BAR_LABEL_SIZE)
         for label in (self.bar_high, self.bar_low):

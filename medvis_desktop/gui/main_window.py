@@ -245,7 +245,8 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, QMainWindow):
             card.class_names,
             segmentation=card.task == "segmentation",
         )
-        self.status["model"].setText(f"{path.name} ({card.input_mode}, {len(card.class_names)} classes)")
+        classes = f"{len(card.class_names)} class{'es' * (len(card.class_names) != 1)}"
+        self.status["model"].setText(f"{path.name} ({card.input_mode}, {classes})")
         self._remember(path, "model")
         self._tell_panel_the_study()
         return True

@@ -52,6 +52,7 @@ TILE = 96  # pixels per side of a cascade map
 TILE_COLUMNS = 5
 # Each cascade map on its own scale (they change by orders of magnitude), fully opaque.
 TILE_STYLE = OverlayStyle(opacity=1.0, threshold=0.0)
+LEGEND_TEXT = (235, 235, 235)
 NOTHING_MEASURED = "Run a method, then Measure: its result on the slice on screen."
 NO_CASCADE = "Sanity check: randomises a copy of the model layer by layer (the model is untouched)."
 BASELINES = {"0 (model-input units)": 0.0, "blur": "blur"}
@@ -101,7 +102,7 @@ class QualityPanel(QWidget):
         self.plot.setMenuEnabled(False)
         self.plot.setLabel("bottom", "fraction of the voxels moved, highest-ranked first")
         self.plot.setLabel("left", "model output")
-        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self.legend = legend_above(self.plot)
         self.values = {
             name: QLabel("—") for name in ("mu_fidelity", "pointing_game", "energy_inside", "seconds")
         }
@@ -215,6 +216,7 @@ class QualityPanel(QWidget):
             x = np.linspace(0.0, 1.0, curve.curve.shape[1])
             label = f"{name} · AUC {curve.auc[0]:.3f} ({better} is more faithful)"
             self.plot.plot(x, curve.curve[0], pen=pen, name=label)
+        fit_legend_row(self.plot)
         self.values["mu_fidelity"].setText(_number(measures.mu_fidelity, "no ranking (a flat map)"))
         if not reference:
             hint = "open a reference mask (File › Open reference mask…)"
@@ -263,7 +265,7 @@ class SanityView(QWidget):
         self.plot.setYRange(-1, 1)
         self.plot.setLabel("bottom", "layers re-initialised, from the output down (0: the trained model)")
         self.plot.setLabel("left", "similarity")
-        self.plot.addLegend(offset=(-10, -10))
+        legend_above(self.plot)
         self.captions: list[str] = []  # under each map, in order: "original", then a layer each
         columns = QHBoxLayout()
         columns.addWidget(scroll, 1)
@@ -298,6 +300,7 @@ class SanityView(QWidget):
         self.plot.plot(steps, rho, pen=DELETION_PEN, symbol="o", symbolSize=6, name="Spearman ρ (mean)")
         ssim = [1.0, *(float(np.nanmean(row.ssim)) for row in cascade.rows)]
         self.plot.plot(steps, ssim, pen=SSIM_PEN, name="SSIM (mean)")
+        fit_legend_row(self.plot)
         self.plot.addItem(pg.InfiniteLine(INSENSITIVE_SPEARMAN, angle=0, pen=THRESHOLD_PEN))
         if cascade.insensitive():
             self.verdict.setStyleSheet(WARNING_STYLE)
@@ -347,3 +350,22 @@ def _tile(maps: np.ndarray, caption: str) -> QWidget:
 
 def _number(value: float, missing: str, form: str = "{:.3f}") -> str:
     return missing if math.isnan(value) else form.format(value)
+
+
+def legend_above(plot: pg.PlotWidget) -> pg.LegendItem:
+    """The plot's legend in one row above its curves, in the row of the title (which these plots
+    do not have): a legend inside the plot hides the part of a curve under it."""
+    item = plot.getPlotItem()
+    legend = pg.LegendItem(labelTextColor=LEGEND_TEXT)
+    legend.setColumnCount(2)
+    item.legend = legend  # where plot(name=...) adds its entry
+    item.layout.removeItem(item.titleLabel)
+    item.titleLabel.hide()
+    item.layout.addItem(legend, 0, 1)
+    return legend
+
+
+def fit_legend_row(plot: pg.PlotWidget) -> None:
+    """The legend's row as tall as its entries (call once they are drawn)."""
+    item = plot.getPlotItem()
+    item.layout.setRowFixedHeight(0, item.legend.boundingRect().height())

@@ -62,6 +62,9 @@ def test_measure_gives_the_metrics_of_the_slice_as_computed_directly(qtbot, wind
     legend = window.quality.legend_texts()
     assert legend[0].startswith(f"Deletion · AUC {deleted:.3f}")
     assert legend[1].startswith(f"Insertion · AUC {inserted:.3f}")
+    legend, area = window.quality.legend, window.quality.plot.getPlotItem().vb  # area: the curves'
+    # Once laid out, the legend lies above the curves: it hides none of them.
+    qtbot.waitUntil(lambda: legend.sceneBoundingRect().bottom() <= area.sceneBoundingRect().top())
     curves = [item for item in window.quality.plot.listDataItems()]
     assert [len(item.getData()[1]) for item in curves] == [STEPS + 1, STEPS + 1]
     assert window.quality.values["mu_fidelity"].text() == f"{fidelity:.3f}"
