@@ -405,8 +405,17 @@ def dicom_file(rng: random.Random, path: Path) -> str:
 # --- DICOM series and DICOMDIR ---------------------------------------------------------------
 
 
+# Files larger than this (series_junk's huge sparse file) are left alone by later mutations:
+# reading 8 GiB of zeros would take all memory, and pydicom parses it as elements for hours.
+MUTABLE_BYTES = 64 * 2**20
+
+
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink() and p.name != "DICOMDIR")
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not p.is_symlink() and p.name != "DICOMDIR" and p.stat().st_size <= MUTABLE_BYTES
+    )
 
 
 def series_per_file(rng: random.Random, folder: Path) -> str:

@@ -39,3 +39,14 @@ def test_fixed_seed_sample_never_crashes_hangs_or_misleads(tmp_path):
     print(text)
     assert len(report.outcomes) == sum(SAMPLE.values())
     assert not report.failures, f"{len(report.failures)} input(s) failed\n\n{table(report)}\n\n{text}"
+
+
+def test_later_mutations_of_a_series_leave_a_huge_sparse_file_alone(tmp_path):
+    """Seed 31's case 1512 hung the run here: a mutation after series_junk read its 8 GiB file."""
+    from tests.fuzz.mutations import MUTABLE_BYTES, _files
+
+    with (tmp_path / "JUNK00").open("wb") as handle:
+        handle.truncate(8 * 2**30)  # sparse: no disk used
+    image = tmp_path / "IM00000"
+    image.write_bytes(b"\0" * MUTABLE_BYTES)
+    assert _files(tmp_path) == [image]
