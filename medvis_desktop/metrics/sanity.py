@@ -10,6 +10,8 @@ what the model learnt. The user's model is never touched.
 from __future__ import annotations
 
 import inspect
+import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +27,9 @@ from medvis_desktop.models.layers import iter_layers
 # original maps at every step has not decorrelated anywhere in the cascade. 0.5 is the bar the
 # project's sanity test (tests/explain/test_sanity.py) sets for a decorrelated Grad-CAM.
 INSENSITIVE_SPEARMAN = 0.5
+_copies: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (clone, lock)
+_copies_lock = threading.Lock()
+
 # SSIM as Wang et al. 2004 define it: Gaussian weights of sigma 1.5 samples, K1, K2, on maps
 # of data range 1.
 SSIM_SIGMA = 1.5
@@ -116,8 +121,21 @@ def randomisation_cascade(
     except TypeError as error:
         raise MetricError(f"{entry.label} cannot take these parameters: {error}.") from None
 
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
+    copy, in_use = _working_copy(model)
+    with in_use:
+        copy.set_weights(model.get_weights())  # the trained weights again, whatever a cascade left
+        return _cascade(copy, inputs, entry, arguments, seed, progress, cancel)
+
+
+def _cascade(
+    copy: keras.Model,
+    inputs: np.ndarray,
+    entry: Method,
+    arguments: dict[str, object],
+    seed: int,
+    progress: Callable[[int, int], None] | None,
+    cancel: Callable[[], bool] | None,
+) -> Cascade:
     steps = _reinitialisable(copy)[::-1]
     rng = np.random.default_rng(seed)
 
@@ -142,6 +160,17 @@ def randomisation_cascade(
         if progress is not None:
             progress(len(maps), len(steps) + 1)
     return Cascade(tuple(rows), np.stack(maps), cancelled=len(rows) < len(steps))
+
+
+def _working_copy(model: keras.Model) -> tuple[keras.Model, threading.Lock]:
+    """The clone of `model` its cascades re-initialise, made once per model with a lock for its
+    use: the methods' compiled functions are cached per model object (explain.graph.compiled), so
+    a fresh clone per cascade traced them all again (about a second per call on the demo CNNs).
+    The clone lives as long as the model does."""
+    with _copies_lock:
+        if model not in _copies:
+            _copies[model] = (keras.models.clone_model(model), threading.Lock())
+        return _copies[model]
 
 
 def ssim(first: np.ndarray, second: np.ndarray) -> np.ndarray:

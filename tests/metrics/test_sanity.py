@@ -136,6 +136,19 @@ def test_the_seed_fixes_the_draws(models):
     assert all(not np.array_equal(a, b) for a, b in zip(other.maps[1:], first.maps[1:], strict=True))
 
 
+def test_a_cascade_after_a_cancelled_one_starts_again_from_the_trained_weights(models):
+    """The working clone is kept per model (its compiled functions trace once): a cascade left
+    half-way must not leak its random layers into the next one."""
+    model, inputs = models.classifier(2), models.images(2, 2)
+    asked = iter([False, False, True])
+    randomisation_cascade(model, inputs, "grad_cam", 0, layer="conv3", cancel=lambda: next(asked))
+    after = randomisation_cascade(model, inputs, "grad_cam", 0, layer="conv3")
+    twin = keras.models.clone_model(model)
+    twin.set_weights(model.get_weights())
+    fresh = randomisation_cascade(twin, inputs, "grad_cam", 0, layer="conv3")
+    np.testing.assert_allclose(after.maps, fresh.maps, rtol=1e-6, atol=1e-7)
+
+
 def test_cancel_stops_with_the_rows_done_and_progress_counts_every_map(models):
     progress, asked = [], []
 
