@@ -7,6 +7,7 @@
 #   make lock          - writes packaging/*.lock again from pyproject.toml
 #   make fuzz N=10000  - the loaders fuzzed with N mutated inputs per family (make test runs 1,000 in all)
 #   make bench-methods - every method against tf-keras-vis and Xplique, side by side (about an hour)
+#   make bench-metrics - each quality metric's cost in forward passes of the demo models (about 4 minutes)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -21,7 +22,7 @@ WHEEL := $(DIST)/medvis_desktop-$(VERSION)-py3-none-any.whl
 BUNDLE := $(DIST)/medvis-$(VERSION)-linux-x86_64.tar.gz
 DEB := $(DIST)/medvis_$(VERSION)_amd64.deb
 
-.PHONY: run test lint bench bench-methods fuzz system-deps clean lock package wheel bundle deb package-test
+.PHONY: run test lint bench bench-methods bench-metrics fuzz system-deps clean lock package wheel bundle deb package-test
 
 system-deps:
 	@bash packaging/system_deps.sh
@@ -62,6 +63,9 @@ $(PEERS_VENV)/.installed: benchmarks/peers/requirements.txt
 
 bench-methods: $(VENV)/.installed $(PEERS_VENV)/.installed
 	nice -n 5 $(BIN)/python benchmarks/explain_methods.py $(ARGS)
+
+bench-metrics: $(VENV)/.installed
+	nice -n 5 $(BIN)/python benchmarks/metrics_cost.py $(ARGS)
 
 N ?= 10000
 fuzz: $(VENV)/.installed
