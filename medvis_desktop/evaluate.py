@@ -384,8 +384,11 @@ class SliceRun:
         return predicted_region(keras.ops.convert_to_numpy(outputs), self.target)
 
     def method_arguments(self, mask: np.ndarray | None) -> dict[str, object]:
-        """The method's keywords, with the scored region when there is one."""
-        return self.arguments if mask is None else {**self.arguments, "mask": mask}
+        """The method's keywords, with the scored region when there is one and the method explains
+        a class (a deconvnet explains a layer's filters: the region only scores its maps)."""
+        if mask is None or not METHODS[self.method].uses_target:
+            return self.arguments
+        return {**self.arguments, "mask": mask}
 
     def input_key(self, z: int, shape: Sequence[int]) -> Corner:
         """Which model input slice z of a study of `shape` is measured on: its own for a 2D model,

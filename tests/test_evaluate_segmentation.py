@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from medvis_desktop.evaluate import EvaluateError, SliceRun, evaluate
-from medvis_desktop.explain import grad_cam
+from medvis_desktop.explain import deconvnet, grad_cam
 from medvis_desktop.explain.runner import REGIONS
 from medvis_desktop.imaging.volume import Volume
 from medvis_desktop.metrics import deletion, insertion, mu_fidelity
@@ -59,6 +59,20 @@ def test_the_predicted_region_is_what_the_method_explains_and_the_metrics_score(
         np.testing.assert_allclose(measured, expected, rtol=1e-5)
     whole = run(segmenter, study, "all")
     assert not np.allclose([r.deletion_auc for r in whole.rows], [r.deletion_auc for r in evaluation.rows])
+
+
+def test_a_method_that_explains_no_class_is_still_scored_on_the_region(segmenter, study):
+    """The deconvnet explains the layer's filters, not a class: it takes no region, its map does
+    get the region's score."""
+    (row, *_) = evaluate(
+        study, segmenter, ["deconvnet"], card=CARD, slices=SLICES[:1], layer="conv", target=1,
+        steps=STEPS, samples=SAMPLES, region="predicted",
+    ).rows  # fmt: skip
+    batch = CARD.slice_input(study.voxels, SLICES[:1])
+    predicted = np.asarray(segmenter(batch, training=False))[..., 1] > 0.5
+    maps = deconvnet(segmenter, batch, "conv")
+    expected = deletion(segmenter, batch, maps, 1, steps=STEPS, mask=predicted).auc[0]
+    assert row.deletion_auc == pytest.approx(expected, rel=1e-5)
 
 
 def test_an_unknown_region_is_refused():
