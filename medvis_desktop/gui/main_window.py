@@ -43,7 +43,7 @@ from medvis_desktop.gui.pacs_menu import PacsMenu
 from medvis_desktop.gui.pacs_network import DicomNetwork
 from medvis_desktop.gui.quality_menu import QualityMenu
 from medvis_desktop.gui.score_track import ScoreTrack
-from medvis_desktop.gui.series_dialog import SeriesDialog
+from medvis_desktop.gui.series_dialog import SeriesDialog, ask_slice_range
 from medvis_desktop.gui.slice_viewer import SINGLE, THREE, SliceViewer
 from medvis_desktop.gui.start_page import StartPage
 from medvis_desktop.imaging import Volume
@@ -161,7 +161,10 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, QMainWindow):
             return self.open_model(path)
         return self.open_volume(path)
 
-    def open_volume(self, path: Path | str, series_uid: str | None = None) -> bool:
+    def open_volume(
+        self, path: Path | str, series_uid: str | None = None, slices: tuple[int, int] | None = None
+    ) -> bool:
+        """A study; a DICOM series over the memory budget offers a range of slices that fits."""
         path = Path(path)
         try:
             if path.is_dir() and series_uid is None:
@@ -171,7 +174,13 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, QMainWindow):
                 # load, not the session.
                 isolated = imaging.needs_isolation(path, series_uid)
                 read = imaging.load_isolated if isolated else imaging.load
-                volume = read(path, series_uid=series_uid)
+                volume = read(path, series_uid=series_uid, slices=slices)
+        except imaging.TooLargeError as error:
+            slices = ask_slice_range(self, error) if self.interactive and error.fitting else None
+            if slices is None:
+                self.report_error(f"Could not open {path.name}", str(error))
+                return False
+            return self.open_volume(path, series_uid, slices)
         except (MedvisError, OSError) as error:
             self.report_error(f"Could not open {path.name}", str(error))
             return False

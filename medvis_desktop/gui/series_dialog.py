@@ -1,10 +1,19 @@
-"""Choose one series when a DICOM folder holds several."""
+"""Choose what of a DICOM folder to open: one series when it holds several, a range of slices
+when the series is over the memory budget."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QInputDialog,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-from medvis_desktop.imaging import SeriesInfo
+from medvis_desktop.imaging import SeriesInfo, TooLargeError
 
 COLUMNS = ("Description", "Modality", "Images", "Size", "Series UID")
 
@@ -46,3 +55,15 @@ class SeriesDialog(QDialog):
 
     def chosen_uid(self) -> str:
         return self.series[self.table.currentRow()].uid
+
+
+def ask_slice_range(parent: QWidget, error: TooLargeError) -> tuple[int, int] | None:
+    """A series over the memory budget: as many of its slices as fit (error.fitting ≥ 1), from
+    the slice the user picks (the middle ones by default); None when the user declines."""
+    count = error.fitting
+    last_start = error.slices - count + 1
+    first, accepted = QInputDialog.getInt(
+        parent, "Study too large", f"{error}.\n\nOpen {count:,} slices, from slice:",
+        (last_start + 1) // 2, 1, last_start,
+    )  # fmt: skip
+    return (first - 1, first - 1 + count) if accepted else None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from medvis_desktop.errors import LoadError
 from medvis_desktop.imaging import checks, dicom, invesalius, itk, planar
-from medvis_desktop.imaging.checks import DEFAULT_MEMORY_BUDGET, MEMORY_BUDGET_ENV
+from medvis_desktop.imaging.checks import DEFAULT_MEMORY_BUDGET, MEMORY_BUDGET_ENV, TooLargeError
 from medvis_desktop.imaging.dicom import SeriesInfo, list_series
 from medvis_desktop.imaging.isolated import load_isolated
 from medvis_desktop.imaging.volume import Volume, Window
@@ -18,6 +18,7 @@ __all__ = [
     "MEMORY_BUDGET_ENV",
     "LoadError",
     "SeriesInfo",
+    "TooLargeError",
     "Volume",
     "Window",
     "default_window",
@@ -31,18 +32,26 @@ __all__ = [
 ]
 
 
-def load(path: Path | str, *, series_uid: str | None = None, memory_budget: int | None = None) -> Volume:
+def load(
+    path: Path | str,
+    *,
+    series_uid: str | None = None,
+    memory_budget: int | None = None,
+    slices: tuple[int, int] | None = None,
+) -> Volume:
     """Open a study: a DICOM folder, DICOMDIR or file, a NIfTI/MHA/NRRD, an .inv3, an image.
 
     Headers are checked before anything is decoded (imaging/checks.py); `memory_budget` (bytes)
     caps the voxels one load may allocate, by default $MEDVIS_MEMORY_BUDGET_MB or a quarter of
-    the RAM. Every failure is a LoadError with a one-line message naming the file, and a loaded
-    Volume always has finite, sane spacing, origin and direction.
+    the RAM. A DICOM series over it raises TooLargeError, saying how many slices fit; `slices`
+    (first, stop; DICOM series only) then opens a range of them. Every failure is a LoadError
+    with a one-line message naming the file, and a loaded Volume always has finite, sane
+    spacing, origin and direction.
     """
     path = Path(path).expanduser()
     if not path.exists():
         raise LoadError(f"Nothing found at {path}")
-    volume = _read(path, series_uid, memory_budget)
+    volume = _read(path, series_uid, memory_budget, slices)
     try:
         checks.geometry(volume.spacing, volume.origin, volume.direction)
     except checks.HeaderError as error:
@@ -67,9 +76,13 @@ def needs_isolation(path: Path | str, series_uid: str | None = None) -> bool:
     return not invesalius.handles(path)
 
 
-def _read(path: Path, series_uid: str | None, memory_budget: int | None) -> Volume:
+def _read(
+    path: Path, series_uid: str | None, memory_budget: int | None, slices: tuple[int, int] | None
+) -> Volume:
     if path.is_dir() or dicom.is_dicom_file(path):
-        return dicom.load_dicom(path, series_uid=series_uid, memory_budget=memory_budget)
+        return dicom.load_dicom(path, series_uid=series_uid, memory_budget=memory_budget, slices=slices)
+    if slices is not None:
+        raise LoadError(f"{path.name}: a range of slices can be opened from a DICOM series only")
     if itk.handles(path):
         return itk.load_itk(path, memory_budget=memory_budget)
     if invesalius.handles(path):

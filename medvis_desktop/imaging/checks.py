@@ -38,6 +38,16 @@ class HeaderError(LoadError):
     """A header field contradicts the file or the laws of geometry (the message names which)."""
 
 
+class TooLargeError(HeaderError):
+    """A series larger than the memory budget: `fitting` of its `slices` slices would fit, so
+    a viewer can offer to open a range of them instead (imaging.load(..., slices=))."""
+
+    def __init__(self, message: str, slices: int, fitting: int) -> None:
+        super().__init__(message)
+        self.slices = slices
+        self.fitting = fitting
+
+
 def _physical_ram() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -71,12 +81,27 @@ def _size(nbytes: int) -> str:
     return f"{nbytes / MB:,.1f} MB"
 
 
+def _over_budget(nbytes: int, budget: int, what: str) -> str:
+    return (
+        f"{what} would need {_size(nbytes)}, more than the memory budget of {_size(budget)} "
+        f"(set {MEMORY_BUDGET_ENV} to change it)"
+    )
+
+
 def within_budget(nbytes: int, budget: int, what: str) -> None:
     """Refuse before allocating when `what` would need more than the memory budget."""
     if nbytes > budget:
-        raise HeaderError(
-            f"{what} would need {_size(nbytes)}, more than the memory budget of {_size(budget)} "
-            f"(set {MEMORY_BUDGET_ENV} to change it)"
+        raise HeaderError(_over_budget(nbytes, budget, what))
+
+
+def slices_within_budget(slices: int, slice_bytes: int, budget: int, what: str) -> None:
+    """As within_budget, for a series: the refusal says how many of its slices would fit."""
+    if slices * slice_bytes > budget:
+        fitting = budget // slice_bytes
+        raise TooLargeError(
+            f"{_over_budget(slices * slice_bytes, budget, what)}; {fitting:,} of its {slices:,} slices fit",
+            slices,
+            fitting,
         )
 
 

@@ -399,11 +399,18 @@ def _require_series(found: Scan, path: Path) -> list[Series]:
     raise LoadError(f"No DICOM images found in {path}: " + ", ".join(parts))
 
 
-def load_dicom(path: Path | str, series_uid: str | None = None, memory_budget: int | None = None) -> Volume:
+def load_dicom(
+    path: Path | str,
+    series_uid: str | None = None,
+    memory_budget: int | None = None,
+    slices: tuple[int, int] | None = None,
+) -> Volume:
     """Load the largest image series below `path` (or the one with `series_uid`).
 
     `memory_budget` (bytes; default: checks.memory_budget) bounds each file's declared pixels
-    and the assembled volume, checked before anything is allocated.
+    and the assembled volume, checked before anything is allocated; a series over it raises
+    TooLargeError, which says how many slices fit. `slices` (first, stop), counted in the
+    series' order along its normal, opens only those.
     """
     path = Path(path)
     budget = checks.memory_budget(memory_budget)
@@ -421,8 +428,20 @@ def load_dicom(path: Path | str, series_uid: str | None = None, memory_budget: i
         warnings.append(f"{len(others)} other series in this folder were not loaded; choose one by its UID")
     frames, grid_warnings = _consistent_grid(chosen.frames)
     warnings.extend(grid_warnings)
+    if slices is not None:
+        warnings.append(f"Slices {slices[0] + 1} to {slices[1]} of {len(frames)} opened")
+        frames = _slice_range(frames, slices, path)
     check_decoder(chosen.header, path)
     return _assemble(chosen, frames, warnings, path, budget)
+
+
+def _slice_range(frames: list[Frame], slices: tuple[int, int], path: Path) -> list[Frame]:
+    first, stop = slices
+    if not 0 <= first < stop <= len(frames):
+        raise LoadError(
+            f"{path.name}: slices {first + 1} to {stop} asked for, the series has 1 to {len(frames)}"
+        )
+    return frames[first:stop]
 
 
 def _consistent_grid(frames: list[Frame]) -> tuple[list[Frame], list[str]]:
@@ -563,8 +582,9 @@ def _to_grey(pixels: np.ndarray, header: Dataset) -> np.ndarray:
 def _assemble(series: Series, frames: list[Frame], warnings: list[str], path: Path, budget: int) -> Volume:
     header = series.header
     dtype = _output_dtype(series, frames)
-    checks.within_budget(
-        len(frames) * series.rows * series.columns * dtype.itemsize,
+    checks.slices_within_budget(
+        len(frames),
+        series.rows * series.columns * dtype.itemsize,
         budget,
         f"{path.name}: a volume of {len(frames)}×{series.rows}×{series.columns} ({dtype.name})",
     )

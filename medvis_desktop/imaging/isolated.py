@@ -59,6 +59,7 @@ def _child(
     path: str,
     series_uid: str | None,
     memory_budget: int | None,
+    slices: tuple[int, int] | None,
     memory_mb: int,
     voxels_path: str,
 ) -> None:
@@ -67,10 +68,12 @@ def _child(
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     try:
-        volume = reader(Path(path), series_uid=series_uid, memory_budget=memory_budget)
+        volume = reader(Path(path), series_uid=series_uid, memory_budget=memory_budget, slices=slices)
         np.save(voxels_path, volume.voxels, allow_pickle=False)
         volume.voxels = volume.voxels[:0]
         connection.send(("volume", volume))
+    except checks.TooLargeError as error:
+        connection.send(("too large", (str(error), error.slices, error.fitting)))
     except LoadError as error:
         connection.send(("error", str(error)))
     except MemoryError:
@@ -81,10 +84,16 @@ def _child(
         connection.close()
 
 
-def _load(path: Path, *, series_uid: str | None = None, memory_budget: int | None = None) -> Volume:
+def _load(
+    path: Path,
+    *,
+    series_uid: str | None = None,
+    memory_budget: int | None = None,
+    slices: tuple[int, int] | None = None,
+) -> Volume:
     from medvis_desktop import imaging
 
-    return imaging.load(path, series_uid=series_uid, memory_budget=memory_budget)
+    return imaging.load(path, series_uid=series_uid, memory_budget=memory_budget, slices=slices)
 
 
 def _ended(process: multiprocessing.process.BaseProcess, name: str, memory_mb: int) -> str:
@@ -103,6 +112,7 @@ def load_isolated(
     *,
     series_uid: str | None = None,
     memory_budget: int | None = None,
+    slices: tuple[int, int] | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     memory_mb: int | None = None,
     reader: Reader | None = None,
@@ -110,8 +120,8 @@ def load_isolated(
     """`imaging.load` in a child process capped at `memory_mb` of address space and `timeout_s`.
 
     `reader` (default `imaging.load`) must be a module-level function taking
-    `(path, *, series_uid, memory_budget)`; it is imported again in the child. Tests plant a
-    crashing reader through it.
+    `(path, *, series_uid, memory_budget, slices)`; it is imported again in the child. Tests
+    plant a crashing reader through it.
     """
     path = Path(path).expanduser()
     memory_mb = memory_mb or default_memory_mb(memory_budget)
@@ -119,10 +129,9 @@ def load_isolated(
     receiver, sender = context.Pipe(duplex=False)
     with tempfile.TemporaryDirectory(prefix="medvis-load-") as folder:
         voxels_path = Path(folder) / "voxels.npy"
+        read = (reader or _load, str(path), series_uid, memory_budget, slices)
         process = context.Process(
-            target=_child,
-            args=(sender, reader or _load, str(path), series_uid, memory_budget, memory_mb, str(voxels_path)),
-            daemon=True,
+            target=_child, args=(sender, *read, memory_mb, str(voxels_path)), daemon=True
         )
         process.start()
         sender.close()
@@ -142,6 +151,8 @@ def load_isolated(
         if kind == "volume":
             value.voxels = np.load(voxels_path, allow_pickle=False)
             return value
+    if kind == "too large":
+        raise checks.TooLargeError(*value)
     if kind == "error":
         raise LoadError(value)
     if kind == "timeout":

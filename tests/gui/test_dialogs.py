@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QMessageBox, QWidget
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QInputDialog, QMessageBox, QWidget
 
+from medvis_desktop import imaging
 from medvis_desktop.gui.card_dialog import CardDialog
 from medvis_desktop.gui.main_window import MainWindow
 from medvis_desktop.gui.series_dialog import SeriesDialog
@@ -107,6 +108,45 @@ def test_the_card_is_asked_for_until_it_fits_then_saved_beside_the_model(
     assert "3 class names for 2 model outputs" in notes[3]
     assert read_card(path) == expected and window.card == expected
     assert window.model_path == path
+
+
+def test_a_series_over_the_memory_budget_offers_the_slices_that_fit(
+    qtbot, settings, head_ct_block, tmp_path, monkeypatch
+):
+    folder = tmp_path / "ct"
+    write_series(head_ct_block[:12], folder)
+    whole = imaging.load(folder)
+    slice_mb = whole.voxels[0].nbytes / imaging.checks.MB
+    monkeypatch.setenv(imaging.MEMORY_BUDGET_ENV, str(5.5 * slice_mb))  # 5 of the 12 slices fit
+    asked = []
+
+    def from_slice(first: int | None):
+        def answer(dialog: QInputDialog) -> None:
+            asked.append((dialog.labelText(), dialog.intValue(), dialog.intMinimum(), dialog.intMaximum()))
+            if first is None:
+                dialog.reject()
+            else:
+                dialog.setIntValue(first)
+                dialog.accept()
+
+        return answer
+
+    window = interactive_window(qtbot, settings)
+    when_modal(QInputDialog, from_slice(None))
+    assert not window.open_volume(folder)
+    assert window.volume is None and "5 of its 12 slices fit" in window.last_error
+
+    when_modal(QInputDialog, from_slice(3))
+    assert window.open_volume(folder)
+    np.testing.assert_array_equal(window.volume.voxels, whole.voxels[2:7])
+    # Offered: 5 slices starting anywhere from 1 to 8, the middle ones first.
+    assert [a[1:] for a in asked] == [(4, 1, 8), (4, 1, 8)]
+    assert "Open 5 slices, from slice:" in asked[0][0] and "memory budget" in asked[0][0]
+
+    scripted = MainWindow(settings, interactive=False)
+    qtbot.addWidget(scripted)
+    assert not scripted.open_volume(folder)  # nobody to ask: refused, saying why
+    assert "5 of its 12 slices fit" in scripted.last_error
 
 
 def test_a_folder_with_two_series_asks_which_one(qtbot, settings, head_ct_block, tmp_path):
