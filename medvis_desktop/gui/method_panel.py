@@ -52,6 +52,7 @@ SCALE_LABELS = {
 # A fixed range is typed in the map's own units: raw gradients are around 1e-4, activations 1e3.
 FIXED_DECIMALS = 12  # what the box keeps; it shows six significant digits
 FIXED_LIMIT = 1e9
+PROBLEM_COLOUR = "#c0392b"
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,10 @@ class MethodPanel(QWidget):
         fixed.addWidget(self.fixed_low)
         fixed.addWidget(QLabel("to"))
         fixed.addWidget(self.fixed_high)
+        self.range_problem = QLabel()  # why a typed range is not used, in red below it
+        self.range_problem.setStyleSheet(f"color: {PROBLEM_COLOUR}")
+        self.range_problem.setWordWrap(True)
+        self.range_problem.hide()
         self.show_overlay = QCheckBox("Show overlay (O)")
         self.show_overlay.setChecked(True)
         overlay_box = QGroupBox("Overlay")
@@ -162,6 +167,7 @@ class MethodPanel(QWidget):
         overlay_form.addRow("Signed maps", self.sign)
         overlay_form.addRow("Colour scale", self.colour_scale)
         overlay_form.addRow("Fixed range", fixed)
+        overlay_form.addRow(self.range_problem)
         overlay_form.addRow(self.show_overlay)
 
         layout = QVBoxLayout(self)
@@ -352,8 +358,19 @@ class MethodPanel(QWidget):
         self.layer_changed.emit(self.layer.currentData() or "")
 
     def _style_changed(self) -> None:
+        """Tell the viewer the new style, unless the fixed range in use is empty or inverted:
+        that is refused here, said under the boxes, and the view keeps its last good scale."""
         self._enable_fixed()
-        self.style_changed.emit(self.style)
+        low, high = self.fixed_low.value(), self.fixed_high.value()
+        refused = self.colour_scale.currentData() == "fixed" and not low < high
+        self.range_problem.setText(
+            f"Not used: the range's low end ({low:.6g}) must be below its high end ({high:.6g})"
+            if refused
+            else ""
+        )
+        self.range_problem.setVisible(refused)
+        if not refused:
+            self.style_changed.emit(self.style)
 
     def _enable_fixed(self) -> None:
         """The range boxes apply to the fixed scale only."""

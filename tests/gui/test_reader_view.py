@@ -15,7 +15,7 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     generate_uid,
 )
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, Qt
 
 from medvis_desktop import imaging
 from medvis_desktop.gui.slice_viewer import THREE, SliceViewer
@@ -170,3 +170,32 @@ def test_a_mammogram_is_labelled_by_its_view_not_as_an_axial_slice(viewer, tmp_p
     # No patient geometry in the file: no letters rather than made-up ones, and a bar in pixels.
     assert set(shown_letters(viewer.views[0]).values()) == {""}
     assert viewer.views[0].annotations.bar_label.textItem.toPlainText().endswith(" px")
+
+
+def type_into(qtbot, box, text: str) -> None:
+    box.lineEdit().clear()
+    qtbot.keyClicks(box.lineEdit(), text)
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Return)
+
+
+def test_an_empty_or_inverted_fixed_range_is_refused_in_the_panel(qtbot):
+    from medvis_desktop.gui.method_panel import MethodPanel
+
+    panel = MethodPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    emitted = []
+    panel.style_changed.connect(emitted.append)
+    panel.colour_scale.setCurrentIndex(panel.colour_scale.findData("fixed"))
+    type_into(qtbot, panel.fixed_high, "2")
+    assert (emitted[-1].fixed_low, emitted[-1].fixed_high) == (0.0, 2.0)
+    assert not panel.range_problem.isVisible()
+    for box in (panel.fixed_low, panel.fixed_high):  # 3 to 2 (inverted), then 3 to 3 (empty)
+        type_into(qtbot, box, "3")
+        # Nothing reaches the view: it keeps the last good range, and the panel says why.
+        assert (emitted[-1].fixed_low, emitted[-1].fixed_high) == (0.0, 2.0)
+        assert panel.range_problem.isVisible() and "must be below its high end" in panel.range_problem.text()
+    type_into(qtbot, panel.fixed_high, "8")
+    assert (emitted[-1].fixed_low, emitted[-1].fixed_high) == (3.0, 8.0)
+    assert not panel.range_problem.isVisible()
+    assert (panel.threshold.minimum(), panel.threshold.maximum()) == (0, 100)  # [0, 1] in percent
