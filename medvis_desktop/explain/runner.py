@@ -211,6 +211,7 @@ class _Run:
         cancel: Cancel | None,
     ) -> None:
         self.volume, self.model, self.card = volume, model, card
+        self.study_card = card.for_study(volume.voxels)  # the study's statistics, once per run
         self.method, self.layer, self.target, self.filter, self.params = method, layer, target, filter, params
         self.region, self.progress, self.cancel = region, progress, cancel
         self.outputs = np.empty((0,), dtype=np.float32)  # the model's outputs for the batch in hand
@@ -287,7 +288,7 @@ class _Run:
         grid = self.volume.shape[1:]
         done = 0
         for chunk in _batches(order, batch_size):
-            batch = self.card.slice_input(self.volume.voxels, chunk)
+            batch = self.study_card.slice_input(self.volume.voxels, chunk)
             maps, scores = self._explain(batch)
             if self.scores.size == 0:
                 self.scores = np.full((self.volume.shape[0], scores.shape[-1]), np.nan, dtype=np.float32)
@@ -301,7 +302,7 @@ class _Run:
     def volume_3d(self, batch_size: int, slices: Sequence[int] | None) -> None:
         voxels = self.volume.voxels
         if self.card.resize == "resize":
-            batch = self.card.volume_input(voxels)
+            batch = self.study_card.volume_input(voxels)
             maps, self.scores = self._explain(batch)
             self.maps[...] = self.card.to_grid(maps, voxels.shape)[0]
             self.computed[:] = True
@@ -320,7 +321,7 @@ class _Run:
         complete = np.zeros_like(wanted)
         scores = []
         for number, chunk in enumerate(_batches(corners, batch_size), start=1):
-            batch = np.concatenate([self.card.patch_input(voxels, corner) for corner in chunk])
+            batch = np.concatenate([self.study_card.patch_input(voxels, corner) for corner in chunk])
             maps, batch_scores = self._explain(batch)
             scores.append(batch_scores)
             self.patches.extend(chunk)

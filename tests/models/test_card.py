@@ -228,3 +228,23 @@ def assert_refused(folder, expected):
     message = str(error.value)
     assert "\n" not in message and message.startswith("model.medvis.json: "), message
     assert expected in message, message
+
+
+@pytest.mark.parametrize("kind", ["zscore", "minmax"])
+def test_a_run_takes_the_study_statistics_once_and_the_card_file_never_holds_them(kind):
+    voxels = np.random.default_rng(4).normal(40.0, 25.0, (6, 20, 16)).astype(np.int16)
+    card = ModelCard(input_mode="2d", input_shape=(10, 8, 1), intensity=Intensity(kind))
+    study_card = card.for_study(voxels)
+    values = voxels.astype(np.float64)
+    if kind == "zscore":
+        assert study_card.intensity.statistics == pytest.approx((values.mean(), values.std()))
+        expected = (values[3] - values.mean()) / values.std()
+    else:
+        assert study_card.intensity.statistics == (values.min(), values.max())
+        expected = (values[3] - values.min()) / (values.max() - values.min())
+    # One slice alone is transformed by the whole study's statistics, not its own.
+    np.testing.assert_allclose(study_card.intensity.apply(voxels[3]), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(study_card.slice_input(voxels, [2, 5]), card.slice_input(voxels, [2, 5]))
+    assert study_card.to_json() == card.to_json()
+    window = ModelCard(input_mode="2d", input_shape=(10, 8, 1), intensity=Intensity("window"))
+    assert window.for_study(voxels) == window  # a window needs no statistics
