@@ -50,3 +50,11 @@ def test_later_mutations_of_a_series_leave_a_huge_sparse_file_alone(tmp_path):
     image = tmp_path / "IM00000"
     image.write_bytes(b"\0" * MUTABLE_BYTES)
     assert _files(tmp_path) == [image]
+
+
+def test_a_decoder_panic_inside_a_mutation_leaves_the_file_as_it_is(tmp_path):
+    """Seed 31's case 7431 stopped the 10,000-case run: series_mixed_size decoded an RLE file
+    an earlier mutation had damaged, and pylibjpeg-rle panicked (a BaseException) in the harness."""
+    report = run({}, master_seed=31, work=tmp_path, cases={"dicom_series": [7431]}, jobs=1)
+    (outcome,) = report.outcomes
+    assert outcome.index == 7431 and not report.failures
