@@ -466,6 +466,18 @@ def add_window_arguments(parser: argparse._ActionsContainer) -> None:
     parser.add_argument(
         "--screenshot", metavar="OUT.png", help="save the view once the slice's result shows, then exit"
     )
+    parser.add_argument(
+        "--figure-size",
+        type=_long_side,
+        metavar="PX",
+        help="with --screenshot: the long side of the view's image in pixels, 0 for one pixel per "
+        "voxel (default: the window's Figure size setting, 1500)",
+    )
+    parser.add_argument(
+        "--smooth",
+        action="store_true",
+        help="with --screenshot: smooth interpolation (default: the setting, nearest: voxels stay blocks)",
+    )
     parser.add_argument("--unsafe", action="store_true", help=UNSAFE_HELP)
     parser.add_argument(
         "--demo",
@@ -620,6 +632,12 @@ def _fraction(text: str) -> float:
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"takes a fraction 0 < F ≤ 1, not '{text}'")
     return value
+
+
+def _long_side(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"takes a number of pixels ≥ 0, not '{text}'")
+    return int(text)
 
 
 def _add_network_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,10 +4,15 @@ Pillow only, no Qt, so the CLI and batch scripts make the same figures as the GU
 how a map's values become colours (signed maps about zero on a diverging map), is the rule the
 slice viewer draws by too. Pixels are made square in millimetres, so anatomy keeps its true
 proportions. Nothing identifying the patient is drawn unless the caller passes it in `legend`.
+
+Figures are drawn at a size for reports and slides (LONG_SIDE, zoom_for) with orientation
+letters and a scale bar around each image (view_marks): the rules the Qt screenshot
+(gui.figure) shares, so that both kinds of figure read alike.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -18,14 +23,26 @@ from PIL import Image, ImageDraw, ImageFont
 
 from medvis_desktop import colormaps
 from medvis_desktop.export.atomic import atomic_write
+from medvis_desktop.imaging.orientation import Edges
 
 BACKGROUND = (0, 0, 0)
 TEXT = (235, 235, 235)
+LETTER = (255, 235, 130)  # orientation letters, as on screen (gui.view_annotations)
 DEAD = (255, 40, 40)
+# Sizes in pixels at text scale 1 (native figures); larger figures multiply them by text_scale.
 MARGIN = 8
 BAR_WIDTH = 16
 BAR_LABELS = 70  # room for the colour bar's numbers
 BAR_TITLE = 16  # and for its policy, written along it
+TEXT_SIZE = 13
+LINE = 18  # a legend line
+LETTER_SIZE = 16
+SPACE = 24  # the band outside each edge of an image that holds its letter (and the scale bar)
+# A figure's images side by side reach this many pixels on their long side by default: enough
+# for a report or a slide (a 256² CT is 245 mm, 256 pixels at its own resolution).
+LONG_SIDE = 1500
+TEXT_PER_SCALE = 1000  # px of a figure's long side per unit of text scale
+BAR_FRACTION = 0.25  # a scale bar is at most this fraction of its image's width
 SIGNS = ("signed", "positive", "absolute")
 # What spans the colour scale (scale_range), and how the colour bar names it.
 SCALES = {
@@ -227,56 +244,121 @@ def overlay(grey: np.ndarray, rgba: np.ndarray) -> np.ndarray:
     return np.round((1 - alpha) * base + alpha * rgba[..., :3]).astype(np.uint8)
 
 
-def _square_pixels(image: Image.Image, spacing_yx: tuple[float, float]) -> Image.Image:
-    """Stretch the shorter-spaced axis so one screen pixel is as tall as it is wide in mm."""
-    row_mm, column_mm = spacing_yx
-    width, height = image.size
-    if abs(row_mm - column_mm) < 1e-6 * max(row_mm, column_mm):
-        return image
-    if row_mm > column_mm:
-        height = round(height * row_mm / column_mm)
-    else:
-        width = round(width * column_mm / row_mm)
-    return image.resize((width, height), Image.Resampling.BILINEAR)
+def round_length(longest: float) -> float:
+    """The longest length of the form 1, 2 or 5 × 10^k that is not over `longest` (> 0)."""
+    power = 10 ** math.floor(math.log10(longest))
+    return max(step * power for step in (1, 2, 5) if step * power <= longest * (1 + 1e-9))
+
+
+def zoom_for(sizes_mm: Sequence[tuple[float, float]], finest_mm: float, long_side: int) -> float:
+    """Output pixels per mm for images laid side by side, each (width, height) in mm: their
+    row reaches `long_side` pixels on its long side, but never has fewer pixels than voxels
+    (one pixel per `finest_mm`, the finest spacing shown); `long_side` 0 keeps that native size."""
+    native = 1 / finest_mm
+    if long_side <= 0:
+        return native
+    row = max(sum(width for width, _ in sizes_mm), max(height for _, height in sizes_mm))
+    return max(native, long_side / row)
+
+
+def text_scale(long_side_px: float) -> float:
+    """How much text, bands and lines grow with a figure whose images are `long_side_px` long:
+    legible still when a 3,000 px figure is shrunk onto a slide."""
+    return max(1.0, long_side_px / TEXT_PER_SCALE)
+
+
+@dataclass(frozen=True)
+class ViewMarks:
+    """Where an image's orientation letters and scale bar go, in figure pixels."""
+
+    letters: dict[str, tuple[float, float]]  # edge name → centre of its letter
+    bar: tuple[float, float, float]  # the scale bar: x from, x to, y
+    label: tuple[float, float]  # left end and vertical centre of the bar's label
+    length: float  # the bar's length in the image's units (mm, or px without spacing)
+
+
+def view_marks(box: tuple[float, float, float, float], units_per_pixel: float, space: float) -> ViewMarks:
+    """The marks around an image at `box` (left, top, width, height): each letter centred in
+    the band `space` wide outside its edge, so no mark covers the image; the scale bar in a
+    second band under the bottom one, from the image's left edge, the round length
+    (round_length) nearest under BAR_FRACTION of the image's width, as on screen."""
+    left, top, width, height = box
+    middle_x, middle_y = left + width / 2, top + height / 2
+    letters = {
+        "left": (left - space / 2, middle_y),
+        "right": (left + width + space / 2, middle_y),
+        "top": (middle_x, top - space / 2),
+        "bottom": (middle_x, top + height + space / 2),
+    }
+    length = round_length(width * units_per_pixel * BAR_FRACTION)
+    end, y = left + length / units_per_pixel, top + height + 1.5 * space
+    return ViewMarks(letters, (left, end, y), (end + space / 4, y), length)
+
+
+def as_shown(section: np.ndarray, flips: tuple[bool, bool]) -> np.ndarray:
+    """A section (rows, columns) mirrored the way the viewer shows it (imaging.orientation.flips)."""
+    flip_rows, flip_columns = flips
+    return section[:: -1 if flip_rows else 1, :: -1 if flip_columns else 1]
 
 
 def _font(size: int = 14) -> ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def _colour_bar(height: int, scale: MapScale) -> Image.Image:
-    """The bar with its ends (and zero), threshold marks, and its policy written upwards beside
-    it, as a plotted colour bar's label is."""
+def _colour_bar(height: int, scale: MapScale, text: float = 1.0) -> Image.Image:
+    """The bar `height` px tall (from its image's row MARGIN · `text` down) with its ends (and
+    zero), threshold marks, and its policy written upwards beside it, as a plotted colour bar's
+    label is; sizes grown by the text scale `text`."""
+    pad, width = round(MARGIN * text), round(BAR_WIDTH * text)
+    labels_width, title_width = round(BAR_LABELS * text), round(BAR_TITLE * text)
     rows = scale.table[np.round(np.linspace(colormaps.SIZE - 1, 0, height)).astype(np.intp)]
-    bar = Image.fromarray(np.ascontiguousarray(rows[:, np.newaxis, :].repeat(BAR_WIDTH, axis=1)))
-    labelled = Image.new("RGB", (BAR_WIDTH + BAR_LABELS + BAR_TITLE, height + 2 * MARGIN), BACKGROUND)
-    labelled.paste(bar, (0, MARGIN))
+    bar = Image.fromarray(np.ascontiguousarray(rows[:, np.newaxis, :].repeat(width, axis=1)))
+    labelled = Image.new("RGB", (width + labels_width + title_width, height + 2 * pad), BACKGROUND)
+    labelled.paste(bar, (0, pad))
     draw = ImageDraw.Draw(labelled)
-    font = _font(12)
-    for fraction, text in scale.labels:
-        draw.text(
-            (BAR_WIDTH + 4, MARGIN - 6 + round((1 - fraction) * (height - 2))), text, fill=TEXT, font=font
-        )
+    font = _font(round(12 * text))
+    for fraction, label in scale.labels:
+        y = pad + round((1 - fraction) * (height - 1))
+        draw.text((width + round(4 * text), y), label, fill=TEXT, font=font, anchor="lm")
     for fraction in scale.marks:
-        y = MARGIN + round((1 - fraction) * (height - 1))
-        draw.line([(0, y), (BAR_WIDTH + 2, y)], fill=TEXT, width=1)
-    title = Image.new("RGB", (round(draw.textlength(scale.policy, font=font)) + 2, BAR_TITLE), BACKGROUND)
-    ImageDraw.Draw(title).text((1, 1), scale.policy, fill=TEXT, font=font)
+        y = pad + round((1 - fraction) * (height - 1))
+        draw.line([(0, y), (width + 2, y)], fill=TEXT, width=max(1, round(text)))
+    title = Image.new("RGB", (round(draw.textlength(scale.policy, font=font)) + 2, title_width), BACKGROUND)
+    ImageDraw.Draw(title).text((1, title_width // 2), scale.policy, fill=TEXT, font=font, anchor="lm")
     title = title.rotate(90, expand=True)
-    labelled.paste(title, (BAR_WIDTH + BAR_LABELS, max(MARGIN, (labelled.height - title.height) // 2)))
+    labelled.paste(title, (width + labels_width, max(pad, (labelled.height - title.height) // 2)))
     return labelled
 
 
-def _with_legend(body: Image.Image, legend: Sequence[str]) -> Image.Image:
-    font = _font(14)
-    line_height = 18
-    header = MARGIN + line_height * len(legend)
-    figure = Image.new("RGB", (body.width + 2 * MARGIN, body.height + header + MARGIN), BACKGROUND)
+def _with_legend(body: Image.Image, legend: Sequence[str], text: float = 1.0) -> Image.Image:
+    """`body` with the legend under it; a line wider than the body widens the figure, so the
+    legend never covers an image."""
+    font, line, margin = _font(round(14 * text)), round(LINE * text), round(MARGIN * text)
+    widest = max((round(font.getlength(row)) for row in legend), default=0)
+    figure = Image.new(
+        "RGB",
+        (max(body.width, widest) + 2 * margin, body.height + line * len(legend) + 2 * margin),
+        BACKGROUND,
+    )
+    figure.paste(body, (margin, margin))
     draw = ImageDraw.Draw(figure)
-    for row, line in enumerate(legend):
-        draw.text((MARGIN, MARGIN + row * line_height), line, fill=TEXT, font=font)
-    figure.paste(body, (MARGIN, header))
+    for row, words in enumerate(legend):
+        draw.text((margin, margin + body.height + row * line), words, fill=TEXT, font=font)
     return figure
+
+
+def _draw_marks(
+    draw: ImageDraw.ImageDraw, marks: ViewMarks, edges: Edges | None, unit: str, text: float
+) -> None:
+    """Burn an image's orientation letters (none when `edges` is None) and scale bar in."""
+    if edges is not None:
+        font = _font(round(LETTER_SIZE * text))
+        for edge, centre in marks.letters.items():
+            draw.text(centre, getattr(edges, edge), fill=LETTER, font=font, anchor="mm")
+    left, right, y = marks.bar
+    draw.line([(left, y), (right, y)], fill=TEXT, width=max(2, round(2 * text)))
+    label = f"{marks.length:g} {unit}"
+    draw.text(marks.label, label, fill=TEXT, font=_font(round(TEXT_SIZE * text)), anchor="lm")
 
 
 def triptych(
@@ -286,24 +368,46 @@ def triptych(
     scale: MapScale | None = None,
     spacing_yx: tuple[float, float] = (1.0, 1.0),
     legend: Sequence[str] = (),
+    edges: Edges | None = None,
+    flips: tuple[bool, bool] = (False, False),
+    unit: str = "mm",
+    long_side: int = LONG_SIDE,
+    smooth: bool = False,
 ) -> Image.Image:
-    """The paper's figure: image | heat map | overlay, with a colour bar and a legend. `scale`
-    (default: the slice's own range, as a map of one sign) is the viewer's, for the same look."""
+    """The paper's figure: image | heat map | overlay, with a colour bar and the legend under
+    them. `scale` (default: the slice's own range, as a map of one sign) is the viewer's, for
+    the same look; `flips` (imaging.orientation.flips) lays the slice out as the viewer does,
+    `edges` its letters (None: no patient geometry), `unit` what the scale bar measures ("px"
+    when the study gives no spacing). The panels together are `long_side` px long (zoom_for;
+    0: native), nearest or `smooth`ly interpolated; info["dpi"] holds the pixel size in mm
+    for save_png to record, unless the unit is px."""
+    grey, heat = as_shown(np.asarray(grey, dtype=np.uint8), flips), as_shown(heat, flips)
     scale = scale or map_scale(finite_range(heat), False, OverlayStyle(scale="slice"))
     rgba = scale.rgba(heat)
+    rows, columns = grey.shape
+    size_mm = (columns * spacing_yx[1], rows * spacing_yx[0])
+    zoom = zoom_for([size_mm] * 3, min(spacing_yx), long_side)
+    size = (round(size_mm[0] * zoom), round(size_mm[1] * zoom))
+    resample = Image.Resampling.BILINEAR if smooth else Image.Resampling.NEAREST
     panels = [
-        Image.fromarray(np.asarray(grey, dtype=np.uint8)).convert("RGB"),
-        Image.fromarray(np.ascontiguousarray(rgba[..., :3])),
-        Image.fromarray(overlay(grey, rgba)),
+        Image.fromarray(panel).convert("RGB").resize(size, resample)
+        for panel in (grey, np.ascontiguousarray(rgba[..., :3]), overlay(grey, rgba))
     ]
-    panels = [_square_pixels(panel, spacing_yx) for panel in panels]
-    width, height = panels[0].size
-    bar = _colour_bar(height - 2 * MARGIN, scale)
-    body = Image.new("RGB", (3 * width + 2 * MARGIN + MARGIN + bar.width, height), BACKGROUND)
+    text = text_scale(max(3 * size[0], size[1]))
+    space, gap = round(SPACE * text), round(MARGIN * text)
+    cell = size[0] + 2 * space + gap
+    bar = _colour_bar(size[1], scale, text)
+    body = Image.new("RGB", (3 * cell + bar.width, size[1] + 3 * space), BACKGROUND)
+    draw = ImageDraw.Draw(body)
     for k, panel in enumerate(panels):
-        body.paste(panel, (k * (width + MARGIN), 0))
-    body.paste(bar, (3 * width + 3 * MARGIN, 0))
-    return _with_legend(body, legend)
+        box = (k * cell + space, space, *size)
+        body.paste(panel, box[:2])
+        _draw_marks(draw, view_marks(box, 1 / zoom, space), edges, unit, text)
+    body.paste(bar, (3 * cell, space - round(MARGIN * text)))
+    figure = _with_legend(body, legend, text)
+    if unit != "px":
+        figure.info["dpi"] = (25.4 * zoom, 25.4 * zoom)
+    return figure
 
 
 def activation_grid(
@@ -338,9 +442,10 @@ def activation_grid(
 
 
 def save_png(image: Image.Image, path: Path | str, *, source: Path | str | None = None) -> Path:
-    """Plain PNG: no text chunks, so no metadata rides along with the picture. Written
-    atomically, never over `source` (the study it shows)."""
+    """Plain PNG: no text chunks, so no metadata rides along with the picture; only the pixel
+    size a figure records in info["dpi"] (pHYs). Written atomically, never over `source` (the
+    study it shows)."""
     path = Path(path)
     with atomic_write(path, source=source) as temporary:
-        image.save(temporary, format="PNG")
+        image.save(temporary, format="PNG", dpi=image.info.get("dpi"))
     return path

@@ -1,8 +1,9 @@
 """Start the GUI: `medvis` without a subcommand (options in cli.py), or scripted with --screenshot.
 
-A scripted run opens the study and the model, runs the method, saves the screenshot once the
-result for the chosen slice is on screen and exits: 0 on success, 1 with the reason on
-stderr when something fails, 2 when nothing happened within TIMEOUT_S.
+A scripted run opens the study and the model, runs the method, saves the screenshot (at the
+user's figure size unless --figure-size or --smooth say otherwise) once the result for the
+chosen slice is on screen and exits: 0 on success, 1 with the reason on stderr when something
+fails, 2 when nothing happened within TIMEOUT_S.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from PySide6.QtCore import QObject, QSettings, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from medvis_desktop.gui.figure import FigureOptions
 from medvis_desktop.gui.main_window import MainWindow
 from medvis_desktop.package_data import resource
 
@@ -98,9 +100,16 @@ class Script(QObject):
             self._saved = True
             QTimer.singleShot(0, self._save)  # after the view has taken the new maps
 
+    def _figure_options(self) -> FigureOptions:
+        """The window's figure options (the user's settings), as far as the command line does
+        not say otherwise (--figure-size, --smooth)."""
+        chosen = self.window.figure_options()
+        size = self.args.figure_size
+        return FigureOptions(chosen.long_side if size is None else size, chosen.smooth or self.args.smooth)
+
     def _save(self) -> None:
         try:
-            path = self.window.export_screenshot(self.args.screenshot)
+            path = self.window.export_screenshot(self.args.screenshot, options=self._figure_options())
         except Exception as error:
             self.fail(f"Could not save the screenshot: {error}")
             return

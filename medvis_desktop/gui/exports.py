@@ -1,5 +1,7 @@
 """The window's exports: screenshot, triptych, heat map volume and feature maps, each with its
-provenance record. A mixin of MainWindow, whose study, explanation, viewer and settings it uses."""
+provenance record, and the copy of the view. A mixin of MainWindow, whose study, explanation,
+viewer, score track and settings it uses. Figures are drawn at the size and interpolation the
+user chose (File > Export > Figure size, kept in the settings under "figure/")."""
 
 from __future__ import annotations
 
@@ -7,13 +9,23 @@ import errno
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtGui import QActionGroup, QGuiApplication
+from PySide6.QtWidgets import QFileDialog, QMenu
 
 from medvis_desktop import export, imaging
 from medvis_desktop.errors import MedvisError
+from medvis_desktop.export.images import LONG_SIDE
+from medvis_desktop.gui.figure import Figure, FigureOptions, ScoreStrip
+from medvis_desktop.imaging import orientation
 
 PATIENT_KEYS = ("PatientName", "PatientID")
+FIGURE_SIZES = (
+    ("Long side 1,500 px", LONG_SIDE),
+    ("Long side 3,000 px", 3000),
+    ("Native (1 px per voxel)", 0),
+)
 
 
 class ExportActions:
@@ -38,27 +50,77 @@ class ExportActions:
             )
         return lines
 
-    def export_screenshot(self, path: Path | str, *, all_views: bool = False) -> Path:
-        """The active view, or the three sections side by side, with the legend."""
-        path = Path(path)
+    def figure_options(self) -> FigureOptions:
+        """The figure size and interpolation the user chose (defaults: FigureOptions; a stray
+        size in the settings file falls back to the default)."""
+        try:
+            long_side = int(self.settings.value("figure/long_side", FigureOptions.long_side))
+        except (TypeError, ValueError):
+            long_side = FigureOptions.long_side
+        return FigureOptions(
+            long_side=max(long_side, 0),
+            smooth=self.settings.value("figure/smooth", FigureOptions.smooth, type=bool),
+        )
+
+    def view_figure(self, *, all_views: bool = False, options: FigureOptions | None = None) -> Figure:
+        """The active view (or the three sections side by side) with the legend and the score
+        along the study, at `options` (default: the user's choice)."""
         self._require(self.volume, "a study")
-        shot = self.viewer.snapshot(self.legend(), all_views=all_views)
+        return self.viewer.snapshot(
+            self.legend(),
+            all_views=all_views,
+            options=options or self.figure_options(),
+            scores=self._score_strip(),
+        )
+
+    def export_screenshot(
+        self, path: Path | str, *, all_views: bool = False, options: FigureOptions | None = None
+    ) -> Path:
+        """The view's figure (view_figure) as a PNG that records its pixel size."""
+        path = Path(path)
+        shot = self.view_figure(all_views=all_views, options=options).image
         with export.atomic_write(path, source=self.volume.source) as temporary:
             if not shot.save(str(temporary), "PNG"):  # Qt says only "no"; atomic_write says why
                 raise OSError(errno.EIO, "the PNG could not be written")
         self._write_provenance(path)
         return path
 
+    def copy_view(self) -> None:
+        """The screenshot's figure onto the clipboard, to paste into a report or a slide."""
+        try:
+            shot = self.view_figure().image
+        except MedvisError as error:
+            self.report_error("Copy view failed", str(error))
+            return
+        QGuiApplication.clipboard().setImage(shot)
+        self.statusBar().showMessage(f"Copied the view ({shot.width()}×{shot.height()} px)", 10000)
+
+    def _score_strip(self) -> ScoreStrip | None:
+        """The score along the study as the score track shows it; None without scores."""
+        if self.explanation is None:
+            return None
+        scores = self.explanation.slice_scores()
+        if not np.isfinite(scores).any():
+            return None
+        what = self.explanation.class_name or ""
+        return ScoreStrip(scores, self.track.threshold, self.viewer.cursor[0], what)
+
     def triptych_figure(self) -> Image.Image:
-        """Image | heat map | overlay of the slice on screen, with the legend."""
+        """Image | heat map | overlay of the slice on screen, laid out as the axial view shows
+        it, with the legend, at the user's figure size."""
         self._require(self.explanation, "an explanation")
-        z = self.viewer.cursor[0]
+        z, volume, options = self.viewer.cursor[0], self.volume, self.figure_options()
         return export.triptych(
-            imaging.to_display(self.volume.voxels[z], self.viewer.window),
+            imaging.to_display(volume.voxels[z], self.viewer.window),
             self.explanation.maps[z],
             scale=self.viewer.scale,
-            spacing_yx=self.volume.spacing[1:],
+            spacing_yx=volume.spacing[1:],
             legend=self.legend(),
+            edges=orientation.view_edges(volume, 1, 2),
+            flips=orientation.flips(volume.direction, 1, 2),
+            unit=orientation.length_unit(volume),
+            long_side=options.long_side,
+            smooth=options.smooth,
         )
 
     def export_triptych(self, path: Path | str) -> Path:
@@ -102,6 +164,29 @@ class ExportActions:
                 **self.quality_record(),  # what was measured on this result (quality_menu.py)
             },
         )
+
+    def _add_figure_menu(self, menu: QMenu) -> None:
+        """Figure size: the long side of the exported images (or native) and the interpolation,
+        kept in the settings; screenshots, the copy of the view and triptychs follow it."""
+        sizes = menu.addMenu("Figure size")
+        chosen = self.figure_options()
+        group = QActionGroup(sizes)
+        for label, long_side in FIGURE_SIZES:
+            action = sizes.addAction(label, self._make_figure_size(long_side))
+            action.setCheckable(True)
+            action.setChecked(long_side == chosen.long_side)
+            group.addAction(action)
+        sizes.addSeparator()
+        smooth = sizes.addAction("Smooth interpolation")
+        smooth.setCheckable(True)
+        smooth.setChecked(chosen.smooth)
+        smooth.toggled.connect(self._set_smooth_figures)
+
+    def _make_figure_size(self, long_side: int):
+        return lambda: self.settings.setValue("figure/long_side", long_side)
+
+    def _set_smooth_figures(self, smooth: bool) -> None:
+        self.settings.setValue("figure/smooth", smooth)
 
     @staticmethod
     def _require(value: object, what: str) -> None:

@@ -532,6 +532,7 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, QMainWindow):
             lambda: self._export_with_dialog(self.export_activations, "Feature maps", ".png"),
         )
         exports.addSeparator()
+        self._add_figure_menu(exports)
         self.include_patient = exports.addAction("Include patient name and ID in images")
         self.include_patient.setCheckable(True)
         file_menu.addSeparator()
@@ -554,6 +555,7 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, QMainWindow):
         view_menu.addSeparator()
         self.window_menu = view_menu.addMenu("Window")
         view_menu.addAction("Reset view", QKeySequence("R"), self.viewer.reset_view)
+        view_menu.addAction("Copy view", QKeySequence("Ctrl+Shift+C"), self.copy_view)
         view_menu.addAction("Next flagged slice", QKeySequence("N"), partial(self.track.step, 1))
         view_menu.addAction("Previous flagged slice", QKeySequence("P"), partial(self.track.step, -1))
 

@@ -16,24 +16,20 @@ from itertools import zip_longest
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QFont, QFontMetrics, QImage, QKeyEvent, QPainter, QTransform
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QAction, QKeyEvent, QTransform
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QMenu, QSlider, QVBoxLayout, QWidget
 
 from medvis_desktop import imaging
 from medvis_desktop.export import OverlayStyle
 from medvis_desktop.export.images import map_scale, scale_range
+from medvis_desktop.gui import figure
+from medvis_desktop.gui.figure import DEFAULT_OPTIONS, Figure, FigureOptions, Panel, ScoreStrip
 from medvis_desktop.gui.view_annotations import ViewAnnotations
 from medvis_desktop.imaging import Volume, Window, orientation
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
-SNAPSHOT_MARGIN = 8
-SNAPSHOT_LINE = 18
-SNAPSHOT_BAR = 16
-SNAPSHOT_BAR_SPACE = 100  # the bar, its numbers and its policy written upwards
-SNAPSHOT_TEXT = QColor(235, 235, 235)
-SNAPSHOT_FONT = ("DejaVu Sans", 10)
 BAR_LABEL_SIZE = "8pt"
 BAR_WIDGET_WIDTH = 84
 GREY_LUT = np.repeat(np.arange(256, dtype=np.uint8)[:, np.newaxis], 3, axis=1)
@@ -171,7 +167,7 @@ class PlaneView(pg.GraphicsLayoutWidget):
         for item in (self.image, self.overlay, self.outline):
             item.setTransform(transform)
         self.annotations.set_edges(orientation.view_edges(volume, self.section.rows, self.section.columns))
-        self.annotations.set_unit("mm" if orientation.spacing_known(volume) else "px")
+        self.annotations.set_unit(orientation.length_unit(volume))
 
     def index_at(self, scene_position: QPointF) -> tuple[int, int] | None:
         """(row, column) of the pixel under a scene position, None outside the image."""
@@ -188,6 +184,18 @@ class PlaneView(pg.GraphicsLayoutWidget):
     def reset_view(self) -> None:
         """Fit the image again, and keep fitting it as the window resizes until the user zooms."""
         self.box.enableAutoRange()
+
+    def panel(self, volume: Volume) -> Panel:
+        """What a figure draws of this view: the image, and the overlay and outline if shown."""
+        section = self.section
+        shown = tuple(item for item in (self.overlay, self.outline) if item.isVisible())
+        size_mm = (
+            self.image.width() * volume.spacing[section.columns],
+            self.image.height() * volume.spacing[section.rows],
+        )
+        return Panel(
+            (self.image, *shown), size_mm, orientation.view_edges(volume, section.rows, section.columns)
+        )
 
 
 class SliceViewer(QWidget):
@@ -347,75 +355,33 @@ class SliceViewer(QWidget):
             action.triggered.connect(self._make_preset(window))
             menu.addAction(action)
 
-    def snapshot(self, legend: list[str], *, all_views: bool = False) -> QImage:
-        """The active view's section (or all three side by side) with its overlay at native
-        resolution (square pixels in mm), the legend lines above it and the colour scale
-        beside it: what the user sees, without the zoom."""
+    def snapshot(
+        self,
+        legend: list[str],
+        *,
+        all_views: bool = False,
+        options: FigureOptions = DEFAULT_OPTIONS,
+        scores: ScoreStrip | None = None,
+    ) -> Figure:
+        """The active view's section (or all three side by side) with its overlay, drawn by
+        gui.figure at the options' size with the legend and `scores` under it and the colour
+        scale beside it: what the user sees, without the zoom."""
         views = self.views if all_views else [self.views[self.active_axis]]
         maps = self.explanation.maps if self.explanation is not None else None
         for view in views:
             self._show_section(view, maps)  # hidden views are not kept up to date
-        pixel = min(
+        finest = min(
             self.volume.spacing[a] for view in views for a in (view.section.rows, view.section.columns)
         )
-        sizes = [
-            (
-                round(view.image.width() * self.volume.spacing[view.section.columns] / pixel),
-                round(view.image.height() * self.volume.spacing[view.section.rows] / pixel),
-            )
-            for view in views
-        ]
-        width = sum(w for w, _ in sizes) + SNAPSHOT_MARGIN * (len(views) - 1)
-        height = max(h for _, h in sizes)
-        header = SNAPSHOT_MARGIN + SNAPSHOT_LINE * len(legend)
-        bar_space = SNAPSHOT_BAR_SPACE if maps is not None and self.overlay_visible else 0
-        font = QFont(*SNAPSHOT_FONT)
-        metrics = QFontMetrics(font)
-        text_width = max((metrics.horizontalAdvance(line) for line in legend), default=0)
-        image = QImage(
-            max(width + 2 * SNAPSHOT_MARGIN + bar_space, text_width + 2 * SNAPSHOT_MARGIN),
-            height + header + SNAPSHOT_MARGIN,
-            QImage.Format.Format_RGB32,
+        return figure.render(
+            [view.panel(self.volume) for view in views],
+            legend,
+            finest_mm=finest,
+            unit=views[0].annotations.unit,
+            colours=self.scale if maps is not None and self.overlay_visible else None,
+            scores=scores,
+            options=options,
         )
-        image.fill(QColor(0, 0, 0))
-        painter = QPainter(image)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        left = SNAPSHOT_MARGIN
-        for view, (section_width, _) in zip(views, sizes, strict=True):
-            placement = QTransform.fromScale(1 / pixel, 1 / pixel) * QTransform.fromTranslate(left, header)
-            shown = [item for item in (view.overlay, view.outline) if item.isVisible()]
-            for item in (view.image, *shown):
-                item.render()  # makes item.qimage from the data, levels and lookup table
-                painter.setTransform(item.transform() * placement)
-                painter.drawImage(QPointF(0, 0), item.qimage)
-            left += section_width + SNAPSHOT_MARGIN
-        painter.resetTransform()
-        painter.setPen(SNAPSHOT_TEXT)
-        painter.setFont(font)
-        for row, line in enumerate(legend):
-            painter.drawText(QPointF(SNAPSHOT_MARGIN, SNAPSHOT_MARGIN + 13 + row * SNAPSHOT_LINE), line)
-        if bar_space:
-            self._paint_colour_bar(painter, QRectF(left, header, SNAPSHOT_BAR, height))
-        painter.end()
-        return image
-
-    def _paint_colour_bar(self, painter: QPainter, rect: QRectF) -> None:
-        """The scale's colours, threshold marks and labels, as the exported triptych draws them."""
-        table = self.scale.table
-        ramp = np.ascontiguousarray(table[::-1][:, np.newaxis, :].repeat(SNAPSHOT_BAR, axis=1))
-        bar = QImage(ramp.data, SNAPSHOT_BAR, len(table), 3 * SNAPSHOT_BAR, QImage.Format.Format_RGB888)
-        painter.drawImage(rect, bar)
-        for fraction in self.scale.marks:
-            y = rect.bottom() - fraction * rect.height()
-            painter.drawLine(QPointF(rect.left() - 3, y), QPointF(rect.right() + 3, y))
-        for fraction, text in self.scale.labels:  # baselines from the top's 10 px down to the bottom
-            painter.drawText(QPointF(rect.right() + 4, rect.bottom() - fraction * (rect.height() - 10)), text)
-        painter.save()
-        painter.translate(rect.left() + SNAPSHOT_BAR_SPACE - 4, rect.center().y())
-        painter.rotate(-90)
-        width = painter.fontMetrics().horizontalAdvance(self.scale.policy)
-        painter.drawText(QPointF(-width / 2, 0), self.scale.policy)
-        painter.restore()
 
     # --- drawing ---------------------------------------------------------------------------
 

@@ -8,28 +8,19 @@ the edges, and the scale bar keeps a round length in the current zoom.
 
 from __future__ import annotations
 
-import math
-
 import pyqtgraph as pg
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QGraphicsLineItem
 
+from medvis_desktop.export.images import BAR_FRACTION, LETTER, round_length
 from medvis_desktop.imaging.orientation import Edges
 
 MARGIN = 6  # pixels between the box's edges and the letters, the bar
 GAP = 8  # pixels kept between the caption and the top letter
-LETTER_COLOUR = (255, 235, 130)
 TEXT_COLOUR = (230, 230, 230)
 LETTER_FONT = QFont("DejaVu Sans", 12, QFont.Weight.Bold)
 BAR_PEN = pg.mkPen(TEXT_COLOUR, width=2)
-BAR_FRACTION = 0.25  # the bar is at most this fraction of the view's width
 ANCHORS = {"left": (0, 0.5), "right": (1, 0.5), "top": (0.5, 0), "bottom": (0.5, 1)}
-
-
-def round_length(longest: float) -> float:
-    """The longest length of the form 1, 2 or 5 × 10^k that is not over `longest` (> 0)."""
-    power = 10 ** math.floor(math.log10(longest))
-    return max(step * power for step in (1, 2, 5) if step * power <= longest * (1 + 1e-9))
 
 
 class ViewAnnotations:
@@ -39,7 +30,7 @@ class ViewAnnotations:
     def __init__(self, box: pg.ViewBox) -> None:
         self.box = box
         self.caption = pg.TextItem(color=TEXT_COLOUR, anchor=(0, 0))
-        self.letters = {edge: pg.TextItem(color=LETTER_COLOUR, anchor=at) for edge, at in ANCHORS.items()}
+        self.letters = {edge: pg.TextItem(color=LETTER, anchor=at) for edge, at in ANCHORS.items()}
         self.bar = QGraphicsLineItem()
         self.bar.setPen(BAR_PEN)
         self.bar_label = pg.TextItem(color=TEXT_COLOUR, anchor=(0.5, 1))

@@ -139,3 +139,8 @@ def spacing_known(volume: Volume) -> bool:
     """Whether the volume's spacing is in mm (a plain picture's, or a file's without pixel
     spacing, is one per pixel)."""
     return not any(NO_SPACING in warning for warning in volume.warnings)
+
+
+def length_unit(volume: Volume) -> str:
+    """What the volume's spacing measures, as a scale bar says it: "mm", or "px" when unknown."""
+    return "mm" if spacing_known(volume) else "px"

@@ -10,13 +10,35 @@ from medvis_desktop import colormaps
 from medvis_desktop.export import OverlayStyle, activation_grid, overlay, save_png, triptych
 from medvis_desktop.export.images import (
     BAR_TITLE,
+    LETTER,
     MARGIN,
+    SPACE,
+    TEXT,
     MapScale,
     finite_range,
     map_scale,
+    round_length,
     scale_range,
     short_number,
+    zoom_for,
 )
+from medvis_desktop.imaging.orientation import Edges
+
+TURBO_TOP = colormaps.lookup_table("turbo")[255]
+
+
+def native_panel(figure: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarray:
+    """Panel k (image, heat map, overlay) of a native-size triptych (text scale 1): each image
+    sits in bands SPACE wide for its letters, two under it, MARGIN between cells and around."""
+    height, width = shape
+    left = MARGIN + k * (width + 2 * SPACE + MARGIN) + SPACE
+    return figure[MARGIN + SPACE : MARGIN + SPACE + height, left : left + width]
+
+
+def box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the True pixels."""
+    rows, columns = np.nonzero(mask)
+    return rows.min(), columns.min(), rows.max() - rows.min() + 1, columns.max() - columns.min() + 1
 
 
 def test_overlay_blends_only_above_the_threshold():
@@ -34,15 +56,100 @@ def test_triptych_panels_and_true_proportions(head_ct_block):
     grey = np.clip((head_ct_block[20] + 160) / 320 * 255, 0, 255).astype(np.uint8)[:, :128]
     heat = np.zeros(grey.shape, dtype=np.float32)
     heat[100:140, 40:80] = 1.0
-    square = triptych(grey, heat, legend=["Grad-CAM", "layer conv2"])
-    stretched = triptych(grey, heat, spacing_yx=(2.0, 1.0), legend=["Grad-CAM", "layer conv2"])
-    assert stretched.height - square.height == grey.shape[0]
-    assert square.width > 3 * grey.shape[1]
-    figure = np.asarray(square)
-    # The heat-map panel (second) is turbo's top colour inside the hot square.
-    header = square.height - grey.shape[0] - 8
-    panel_left = 8 + grey.shape[1] + 8
-    np.testing.assert_array_equal(figure[header + 120, panel_left + 60], colormaps.lookup_table("turbo")[255])
+    legend = ["Grad-CAM", "layer conv2"]
+    square = np.asarray(triptych(grey, heat, legend=legend, long_side=0))
+    stretched = np.asarray(triptych(grey, heat, spacing_yx=(2.0, 1.0), legend=legend, long_side=0))
+    # The heat-map panel (second) is turbo's top colour inside the hot square, 40 × 40 voxels.
+    np.testing.assert_array_equal(native_panel(square, 1, grey.shape)[120, 60], TURBO_TOP)
+    for figure, height in ((square, 40), (stretched, 80)):
+        hot = (figure == TURBO_TOP).all(axis=-1)
+        hot[:, 3 * figure.shape[1] // 5 :] = False  # not the colour bar's top
+        assert box_of(hot)[2:] == (height, 40)  # 2 mm rows: twice as tall
+    assert stretched.shape[0] - square.shape[0] == grey.shape[0]
+
+
+def test_the_default_triptych_is_1500_px_long_with_square_mm_pixels_and_says_so(tmp_path):
+    grey = np.full((40, 90), 90, dtype=np.uint8)
+    heat = np.zeros(grey.shape, dtype=np.float32)
+    heat[10:30, 20:60] = 1.0  # 40 columns of 0.7 mm by 20 rows of 1.6 mm
+    figure = triptych(grey, heat, spacing_yx=(1.6, 0.7))
+    pixels = np.asarray(figure)
+    hot = (pixels == TURBO_TOP).all(axis=-1)
+    hot[:, 3 * pixels.shape[1] // 5 :] = False
+    _, _, height, width = box_of(hot)
+    mm_per_pixel = 3 * 90 * 0.7 / 1500  # three panels of 63 mm side by side are the long side
+    assert width == pytest.approx(40 * 0.7 / mm_per_pixel, abs=1)
+    assert height == pytest.approx(20 * 1.6 / mm_per_pixel, abs=1)
+    saved = Image.open(save_png(figure, tmp_path / "triptych.png"))
+    assert saved.info["dpi"] == pytest.approx((25.4 / mm_per_pixel, 25.4 / mm_per_pixel), rel=1e-3)
+    assert "dpi" not in Image.open(save_png(triptych(grey, heat, unit="px"), tmp_path / "px.png")).info
+
+
+def test_nearest_keeps_two_grey_values_and_smooth_blends_them():
+    board = np.where(np.indices((24, 24)).sum(axis=0) % 2 == 0, 40, 200).astype(np.uint8)
+    heat = np.zeros(board.shape, dtype=np.float32)  # nothing drawn over the image
+    zoom = zoom_for([(24.0, 24.0)] * 3, 1.0, 600)
+    side = round(24 * zoom)
+    for smooth, values in ((False, {40, 200}), (True, None)):
+        figure = np.asarray(triptych(board, heat, long_side=600, smooth=smooth))
+        left = round(MARGIN * 1.0) + round(SPACE * 1.0)  # 600 px: text scale 1
+        image = figure[left : left + side, left : left + side, 0]
+        found = set(np.unique(image).tolist())
+        if values:
+            assert found == values
+        else:
+            assert len(found - {40, 200}) > 10  # values between the two
+
+
+def test_letters_sit_outside_each_panel_at_its_edge_midpoints_and_the_scale_bar_under_it():
+    grey = np.full((80, 100), 60, dtype=np.uint8)
+    heat = np.zeros(grey.shape, dtype=np.float32)
+    edges = Edges("R", "L", "A", "P")
+    lettered = np.asarray(triptych(grey, heat, spacing_yx=(0.5, 0.5), edges=edges, long_side=0))
+    plain = np.asarray(triptych(grey, heat, spacing_yx=(0.5, 0.5), long_side=0))
+    assert not (plain == LETTER).all(axis=-1).any()  # no geometry, no letters
+    letter = (lettered == LETTER).all(axis=-1)
+    for k in range(3):
+        left, top = MARGIN + k * (100 + 2 * SPACE + MARGIN) + SPACE, MARGIN + SPACE
+        middles = [
+            (left - SPACE / 2, top + 40),
+            (left + 100 + SPACE / 2, top + 40),
+            (left + 50, top - SPACE / 2),
+            (left + 50, top + 80 + SPACE / 2),
+        ]
+        for x, y in middles:
+            near = letter[round(y) - 8 : round(y) + 9, round(x) - 8 : round(x) + 9]
+            assert near.any(), (k, x, y)
+        assert not letter[top : top + 80, left : left + 100].any()  # nothing over the image
+        # The bar: 10 mm (a quarter of the 50 mm width, rounded down to 1, 2, 5 × 10^k) = 20 px.
+        bar_row = lettered[round(top + 80 + 1.5 * SPACE), left - 2 : left + 25]  # up to its label
+        drawn = np.flatnonzero((bar_row == TEXT).all(axis=-1))
+        assert drawn.min() == 2 and drawn.max() - drawn.min() + 1 in (20, 21)
+
+
+def test_the_triptych_is_laid_out_as_the_viewer_shows_the_slice():
+    grey = np.zeros((30, 40), dtype=np.uint8)
+    grey[:, :10] = 250  # bright at the array's first columns
+    heat = np.zeros(grey.shape, dtype=np.float32)
+    mirrored = native_panel(np.asarray(triptych(grey, heat, flips=(False, True), long_side=0)), 0, grey.shape)
+    assert (mirrored[:, -10:, 0] == 250).all() and (mirrored[:, :-10, 0] == 0).all()
+
+
+def test_a_legend_wider_than_the_figure_widens_it_and_never_covers_the_images():
+    grey = np.full((40, 30), 100, dtype=np.uint8)
+    heat = np.tile(np.linspace(0, 1, 30, dtype=np.float32), (40, 1))
+    short = np.asarray(triptych(grey, heat, legend=["Grad-CAM"], long_side=0))
+    long = np.asarray(triptych(grey, heat, legend=["Grad-CAM", "x" * 300], long_side=0))
+    assert long.shape[1] > short.shape[1] and long.shape[0] == short.shape[0] + 18
+    body = slice(0, short.shape[0] - MARGIN - 18)  # everything above the legend
+    np.testing.assert_array_equal(long[body, : short.shape[1] - MARGIN], short[body, :-MARGIN])
+
+
+def test_round_lengths_and_zoom():
+    assert [round_length(v) for v in (0.7, 1.0, 3.3, 61.25, 249.0)] == [0.5, 1.0, 2.0, 50.0, 200.0]
+    assert zoom_for([(200.0, 100.0)], 0.5, 0) == 2.0  # native: one pixel per finest spacing
+    assert zoom_for([(100.0, 80.0)] * 3, 0.5, 1500) == 5.0  # the row of three, 300 mm, is 1500 px
+    assert zoom_for([(100.0, 80.0)], 0.01, 1500) == 100.0  # never coarser than the voxels
 
 
 def test_activation_grid_marks_dead_filters_red():
@@ -149,16 +256,14 @@ def test_triptych_of_a_signed_map_is_blue_below_zero_red_above_and_grey_within_t
     heat[:, 30:60] = 0.1  # weaker than 0.2 · 2: not drawn
     heat[:, 60:] = 1.5  # red
     scale = map_scale(finite_range(heat), True, OverlayStyle(threshold=0.2))
-    figure = np.asarray(triptych(grey, heat, scale=scale, legend=["Gradient"])).astype(int)
-    top = figure.shape[0] - grey.shape[0] - MARGIN
-    heat_panel = figure[top : top + 60, MARGIN + 90 + MARGIN :][:, :90]
-    overlaid = figure[top : top + 60, MARGIN + 2 * (90 + MARGIN) :][:, :90]
+    figure = np.asarray(triptych(grey, heat, scale=scale, legend=["Gradient"], long_side=0)).astype(int)
+    heat_panel, overlaid = (native_panel(figure, k, grey.shape) for k in (1, 2))
     blue, grey_band, red = overlaid[:, 5:25], overlaid[:, 35:55], overlaid[:, 65:85]
     assert (blue[..., 2] > blue[..., 0] + 50).all()
     assert (red[..., 0] > red[..., 2] + 50).all()
     assert (grey_band == 120).all()  # the image itself
     np.testing.assert_array_equal(heat_panel[30, 10], colormaps.lookup_table("coolwarm")[0])
-    bar = figure[top + MARGIN : top + 60 - MARGIN, MARGIN + 3 * (90 + MARGIN) + 4]
+    bar = figure[MARGIN + SPACE : MARGIN + SPACE + 60, MARGIN + 3 * (90 + 2 * SPACE + MARGIN) + 4]
     assert bar[1, 0] > bar[1, 2] and bar[-2, 2] > bar[-2, 0]  # red on top, blue at the bottom
 
 
@@ -223,7 +328,9 @@ def test_the_triptych_bar_names_its_scale():
     grey = np.full((120, 40), 90, dtype=np.uint8)
     heat = np.tile(np.linspace(0, 1, 40, dtype=np.float32), (120, 1))
     figures = [
-        np.asarray(triptych(grey, heat, scale=map_scale((0.0, 1.0), False, OverlayStyle(scale=name))))
+        np.asarray(
+            triptych(grey, heat, scale=map_scale((0.0, 1.0), False, OverlayStyle(scale=name)), long_side=0)
+        )
         for name in ("robust", "fixed")
     ]
     # The policy is written upwards at the figure's right edge: its text differs, the rest not.

@@ -101,21 +101,24 @@ def xvfb_medvis(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=280, env=env)
 
 
-def screen_samples(shot: Path, volume: Volume, legend_lines: int, step: int = 4):
-    """Every `step`-th voxel (rows, columns) of an axial screenshot and the RGB pixel it lands on."""
-    from medvis_desktop.gui.slice_viewer import SNAPSHOT_LINE, SNAPSHOT_MARGIN, Section
+def screen_samples(shot: Path, volume: Volume, step: int = 4):
+    """Every `step`-th voxel (rows, columns) of an axial screenshot at the default figure size
+    and the RGB pixel it lands on."""
+    from medvis_desktop.gui.figure import FigureOptions, place
+    from medvis_desktop.gui.slice_viewer import Section
 
     image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     transform = Section.through(0).transform(volume)
-    pixel = min(volume.spacing[1:])
-    header = SNAPSHOT_MARGIN + SNAPSHOT_LINE * legend_lines
+    width_mm, height_mm = volume.shape[2] * volume.spacing[2], volume.shape[1] * volume.spacing[1]
+    [view] = place([(width_mm, height_mm)], min(volume.spacing[1:]), FigureOptions()).views
     rows, columns = (
         grid.ravel() for grid in np.mgrid[0 : volume.shape[1] : step, 0 : volume.shape[2] : step]
     )
     # Where each sampled voxel's centre lands in the screenshot (mm on screen → PNG pixels).
     centres = np.array([transform.map(c + 0.5, r + 0.5) for r, c in zip(rows, columns, strict=True)])
     pixels = image[
-        (centres[:, 1] / pixel + header).astype(int), (centres[:, 0] / pixel + SNAPSHOT_MARGIN).astype(int)
+        (view.top() + centres[:, 1] * view.height() / height_mm).astype(int),
+        (view.left() + centres[:, 0] * view.width() / width_mm).astype(int),
     ]
     return rows, columns, pixels
 

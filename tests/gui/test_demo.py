@@ -10,8 +10,6 @@ from medvis_desktop.demo.cases import CASES, load_case
 from tests.conftest import near
 from tests.gui.conftest import make_window, screen_samples, xvfb_medvis
 
-LEGEND_LINES = 4  # method and layer, study and slice, model, the true lesions' outline
-
 
 def test_the_command_line_knows_every_demo_case():
     assert tuple(CASES) == cli.DEMOS
@@ -53,7 +51,7 @@ def test_demo_ct_screenshot_colours_the_true_lesion(tmp_path):
     done = xvfb_medvis(tmp_path, "--demo", "ct", "--screenshot", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     volume, mask, _, case = load_case("ct")
-    rows, columns, pixels = screen_samples(out, volume, LEGEND_LINES)
+    rows, columns, pixels = screen_samples(out, volume)
     colourful = np.abs(np.diff(pixels, axis=1)).sum(axis=1) > 20
     lesion = mask[case.first_slice][rows, columns]
     by_lesion = near(mask[case.first_slice], volume.spacing[1:])[rows, columns]

@@ -209,12 +209,16 @@ def test_screenshot_of_all_views_from_the_file_menu(qtbot, window, tmp_path):
     when_modal(QFileDialog, save_as)
     screenshot.trigger()
 
-    shot = np.asarray(Image.open(path).convert("L")).astype(int)
-    axial_width = window.volume.shape[2]  # every section is 256 pixels wide at 0.957 mm
-    assert shot.shape[1] == 3 * axial_width + 4 * 8
-    assert shot.shape[0] == axial_width + 8 + 18 * len(window.legend()) + 8
-    thirds = np.array_split(shot[60:, 8 : 8 + 3 * axial_width], 3, axis=1)
-    assert all(part.std() > 20 for part in thirds)  # anatomy in each of the three sections
+    saved = Image.open(path)
+    # Every section is 256 voxels of 0.957 mm wide: the row of three is 1,500 px by default.
+    zoom = 1500 / (3 * 256 * 0.957)
+    assert saved.info["dpi"] == pytest.approx((25.4 * zoom, 25.4 * zoom), rel=1e-3)
+    figure = window.view_figure(all_views=True)
+    assert saved.size == (figure.image.width(), figure.image.height())
+    shot = np.asarray(saved.convert("L")).astype(int)
+    for view in figure.views:
+        assert view.width() == 500
+        assert shot[view.top() : view.bottom(), view.left() : view.right()].std() > 20  # anatomy in each
     assert path.with_name("all.png.provenance.json").exists()
 
 

@@ -12,9 +12,10 @@ from PySide6.QtGui import QImage
 from medvis_desktop import colormaps
 from medvis_desktop.explain.runner import Explanation
 from medvis_desktop.export import OverlayStyle
-from medvis_desktop.export.images import finite_range, map_scale, scale_range
+from medvis_desktop.export.images import MARGIN, SPACE, as_shown, finite_range, map_scale, scale_range
 from medvis_desktop.gui.method_panel import SIGN_LABELS, MethodPanel
-from medvis_desktop.gui.slice_viewer import SNAPSHOT_BAR, SNAPSHOT_LINE, SNAPSHOT_MARGIN, SliceViewer
+from medvis_desktop.gui.slice_viewer import SliceViewer
+from medvis_desktop.imaging import orientation
 from tests.gui.conftest import make_window, run_and_wait
 
 COOL_WARM = colormaps.lookup_table(colormaps.DIVERGING)
@@ -107,14 +108,14 @@ def test_a_cam_map_keeps_its_sequential_display_whatever_the_sign_mode(viewer, g
     assert not viewer.projection.isVisible()
 
 
-def test_the_screenshot_bar_is_the_diverging_map_with_its_signed_range(viewer, gradient, ct_volume):
+def test_the_screenshot_bar_is_the_diverging_map_with_its_signed_range(viewer, gradient):
     viewer.set_explanation(gradient)
     shot = viewer.snapshot(["Gradient"])
-    pixels = np.frombuffer(shot.constBits(), np.uint8).reshape(shot.height(), shot.width(), 4)
-    header = SNAPSHOT_MARGIN + SNAPSHOT_LINE
-    column = SNAPSHOT_MARGIN + ct_volume.shape[2] + SNAPSHOT_MARGIN + SNAPSHOT_BAR // 2
-    top, bottom = pixels[header + 1, column, 2::-1], pixels[header + ct_volume.shape[1] - 2, column, 2::-1]
-    # Red on top, blue at the bottom (BGRA → RGB; smoothly scaled, so within a step of the ends).
+    image, bar = shot.image, shot.colour_bar
+    pixels = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.width(), 4)
+    column = bar.center().x()
+    top, bottom = pixels[bar.top() + 1, column, 2::-1], pixels[bar.bottom() - 1, column, 2::-1]
+    # Red on top, blue at the bottom (BGRA → RGB; within a step of the ends).
     assert abs(top.astype(int) - COOL_WARM[-1]).max() <= 10
     assert abs(bottom.astype(int) - COOL_WARM[0]).max() <= 10
 
@@ -151,12 +152,13 @@ def test_a_real_gradient_run_and_its_triptych(qtbot, window):
     assert window.viewer.views[0].overlay.getLevels() == pytest.approx((-peak, peak))
     np.testing.assert_array_equal(window.viewer.views[0].overlay.lut[:, :3], COOL_WARM)
 
+    window.settings.setValue("figure/long_side", 0)  # native size: one pixel per voxel
     figure = np.asarray(window.triptych_figure()).astype(int)
     z = window.viewer.cursor[0]
-    grey_image, maps = window.volume.voxels[z], explanation.maps[z]
-    height, width = grey_image.shape
-    top = figure.shape[0] - height - 8
-    overlaid = figure[top : top + height, 8 + 2 * (width + 8) :][:, :width]
+    maps = as_shown(explanation.maps[z], orientation.flips(window.volume.direction, 1, 2))
+    height, width = maps.shape
+    left = MARGIN + 2 * (width + 2 * SPACE + MARGIN) + SPACE  # the third panel, text scale 1
+    overlaid = figure[MARGIN + SPACE : MARGIN + SPACE + height, left : left + width]
     threshold = window.viewer.style.threshold * peak
     negative, positive = maps <= -2 * threshold, maps >= 2 * threshold
     weak = np.abs(maps) < threshold

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import numpy as np
@@ -13,15 +14,7 @@ from PySide6.QtWidgets import QMenu
 from medvis_desktop import imaging
 from medvis_desktop.explain.runner import Explanation
 from medvis_desktop.export import OverlayStyle
-from medvis_desktop.gui.slice_viewer import (
-    OUTLINE_COLOUR,
-    PAGE_STEP,
-    SNAPSHOT_BAR_SPACE,
-    SNAPSHOT_LINE,
-    SNAPSHOT_MARGIN,
-    THREE,
-    SliceViewer,
-)
+from medvis_desktop.gui.slice_viewer import OUTLINE_COLOUR, PAGE_STEP, THREE, SliceViewer
 from medvis_desktop.imaging import Window
 from tests.gui.conftest import when_modal
 
@@ -179,19 +172,20 @@ def test_snapshot_of_all_views_puts_the_three_sections_side_by_side(viewer, expl
     shot = viewer.snapshot(legend, all_views=True)
 
     nz, ny, nx = ct_volume.shape
-    pixel = min(ct_volume.spacing)
-    depth = round(nz * ct_volume.spacing[0] / pixel)  # coronal and sagittal height in pixels
-    bar_space = SNAPSHOT_BAR_SPACE
-    assert shot.width() == nx + nx + ny + 4 * SNAPSHOT_MARGIN + bar_space
-    assert shot.height() == ny + SNAPSHOT_MARGIN + SNAPSHOT_LINE * len(legend) + SNAPSHOT_MARGIN
-    pixels = np.frombuffer(shot.constBits(), np.uint8).reshape(shot.height(), shot.width(), 4)
-    header = SNAPSHOT_MARGIN + SNAPSHOT_LINE * len(legend)
-    left = SNAPSHOT_MARGIN
-    for width, height in ((nx, ny), (nx, depth), (ny, depth)):
-        section = pixels[header : header + height, left : left + width, :3].astype(int)
+    sz, sy, sx = ct_volume.spacing
+    sections_mm = [(nx * sx, ny * sy), (nx * sx, nz * sz), (ny * sy, nz * sz)]  # axial, coronal, sagittal
+    zoom = 1500 / sum(width for width, _ in sections_mm)  # the row of three is the long side
+    assert [(view.width(), view.height()) for view in shot.views] == [
+        (round(width * zoom), round(height * zoom)) for width, height in sections_mm
+    ]
+    assert all(a.right() < b.left() for a, b in itertools.pairwise(shot.views))  # side by side
+    assert shot.views[-1].right() < shot.colour_bar.left()
+    image = shot.image
+    pixels = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.width(), 4)
+    for view in shot.views:
+        section = pixels[view.top() : view.bottom() + 1, view.left() : view.right() + 1, :3].astype(int)
         colourful = np.abs(np.diff(section, axis=2)).sum(axis=2) > 20
         assert section.std() > 20 and colourful.mean() > 0.05  # anatomy and heat map in each
-        left += width + SNAPSHOT_MARGIN
 
 
 def ball(shape: tuple[int, int, int], centre: tuple[int, int, int], radius: float) -> np.ndarray:
@@ -217,7 +211,7 @@ def test_a_reference_mask_is_outlined_on_every_section_and_in_the_snapshot(viewe
         np.testing.assert_array_equal(drawn, contour(section))
         assert (view.outline.image[drawn][:, :3] == OUTLINE_COLOUR[:3]).all()
 
-    shot = viewer.snapshot(["legend"])
+    shot = viewer.snapshot(["legend"]).image
     pixels = np.frombuffer(shot.constBits(), np.uint8).reshape(shot.height(), shot.width(), 4)
     magenta = (pixels[..., 2] > 200) & (pixels[..., 1] < 60) & (pixels[..., 0] > 200)  # BGRA
     assert magenta.sum() >= contour(mask[z]).sum() // 2

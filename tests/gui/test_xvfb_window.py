@@ -10,7 +10,6 @@ from medvis_desktop.models import load_model
 from tests.gui.conftest import screen_samples, xvfb_medvis
 
 SLICE = 20
-LEGEND_LINES = 3  # method and layer, study and slice, model
 
 
 def test_screenshot_from_the_command_line(ct_nifti, tiny_model_path, tmp_path):
@@ -32,7 +31,7 @@ def test_screenshot_from_the_command_line(ct_nifti, tiny_model_path, tmp_path):
     volume = imaging.load(ct_nifti)
     heat = explain_volume(volume, load_model(tiny_model_path), "grad_cam", slices=[SLICE]).maps[SLICE]
     heat = (heat - heat.min()) / (heat.max() - heat.min())
-    rows, columns, pixels = screen_samples(out, volume, LEGEND_LINES)
+    rows, columns, pixels = screen_samples(out, volume)
     colourful = np.abs(np.diff(pixels, axis=1)).sum(axis=1) > 20
     sampled = heat[rows, columns]
     head = volume.voxels[SLICE][rows, columns] > -200
