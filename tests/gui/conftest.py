@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from medvis_desktop import imaging
 from medvis_desktop.gui.main_window import MainWindow
+from medvis_desktop.gui.slice_viewer import SliceViewer
 from medvis_desktop.imaging import Volume
 from tests.conftest import tiny_classifier
 
@@ -121,6 +122,15 @@ def screen_samples(shot: Path, volume: Volume, step: int = 4):
         (view.left() + centres[:, 0] * view.width() / width_mm).astype(int),
     ]
     return rows, columns, pixels
+
+
+def shown_viewer(qtbot, width: int, height: int) -> SliceViewer:
+    """A slice viewer on its own, shown at this size (the tests' fixtures give it a study)."""
+    viewer = SliceViewer()
+    qtbot.addWidget(viewer)
+    viewer.resize(width, height)
+    viewer.show()
+    return viewer
 
 
 def make_window(qtbot, settings) -> MainWindow:

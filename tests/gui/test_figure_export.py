@@ -13,9 +13,10 @@ from medvis_desktop import cli
 from medvis_desktop.explain.runner import Explanation
 from medvis_desktop.gui.app import run_gui
 from medvis_desktop.gui.figure import FigureOptions, ScoreStrip
-from medvis_desktop.gui.slice_viewer import SINGLE, SliceViewer
+from medvis_desktop.gui.slice_viewer import SINGLE
 from medvis_desktop.imaging import Volume, Window
 from medvis_desktop.imaging.orientation import NO_SPACING
+from tests.gui.conftest import shown_viewer
 
 SPACING = (2.0, 0.6, 1.3)  # z, y, x in mm: no two alike
 SHAPE = (12, 50, 80)  # axial 104 mm wide, 30 mm tall
@@ -46,10 +47,7 @@ def checkerboard(**volume) -> Volume:
 
 @pytest.fixture
 def viewer(qtbot):
-    viewer = SliceViewer()
-    qtbot.addWidget(viewer)
-    viewer.resize(600, 400)
-    viewer.show()
+    viewer = shown_viewer(qtbot, 600, 400)
     viewer.set_volume(checkerboard())
     viewer.set_window(Window("two values", 50, 100))  # 0 black, 100 white
     return viewer

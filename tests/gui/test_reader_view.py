@@ -18,8 +18,9 @@ from pydicom.uid import (
 from PySide6.QtCore import QPointF, Qt
 
 from medvis_desktop import imaging
-from medvis_desktop.gui.slice_viewer import THREE, SliceViewer
+from medvis_desktop.gui.slice_viewer import THREE
 from medvis_desktop.imaging import Volume, Window
+from tests.gui.conftest import shown_viewer
 
 ORIGIN = (-120.0, -130.0, -80.0)
 EDGES = ("left", "right", "top", "bottom")
@@ -27,11 +28,7 @@ EDGES = ("left", "right", "top", "bottom")
 
 @pytest.fixture
 def viewer(qtbot):
-    viewer = SliceViewer()
-    qtbot.addWidget(viewer)
-    viewer.resize(900, 700)
-    viewer.show()
-    return viewer
+    return shown_viewer(qtbot, 900, 700)
 
 
 def study(ct_volume: Volume, direction: np.ndarray | None = None) -> Volume:
