@@ -24,15 +24,21 @@ HEAD_CT = Path("/usr/share/doc/invesalius-examples/examples/Cranium.inv3")
 SLICES = 600
 
 
-def main() -> None:
+def write_large_series(slices: int, folder: Path) -> np.ndarray:
+    """A 512×512 CT series of `slices` files from the real head CT (in-plane ×2, its slices
+    repeated), written into `folder`; gives back its HU."""
     ct = imaging.load(HEAD_CT).voxels
     slab = np.repeat(np.repeat(ct, 2, axis=1), 2, axis=2)
-    hu = np.concatenate([slab] * (SLICES // len(slab) + 1))[:SLICES]
+    hu = np.concatenate([slab] * (slices // len(slab) + 1))[:slices]
+    started = time.perf_counter()
+    write_series(hu, folder, SeriesSpec(pixel_spacing=(0.478, 0.478), slice_step=0.5))
+    print(f"wrote {slices} slices of 512×512 in {time.perf_counter() - started:.1f} s")
+    return hu
+
+
+def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
-        started = time.perf_counter()
-        write_series(hu, Path(folder), SeriesSpec(pixel_spacing=(0.478, 0.478), slice_step=0.5))
-        print(f"wrote {SLICES} slices of 512×512 in {time.perf_counter() - started:.1f} s")
-        del slab, ct
+        hu = write_large_series(SLICES, Path(folder))
         tracemalloc.start()
         volume = imaging.load(folder)
         _, peak = tracemalloc.get_traced_memory()

@@ -166,13 +166,14 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, QMainWindow):
     ) -> bool:
         """A study; a DICOM series over the memory budget offers a range of slices that fits."""
         path = Path(path)
+        found = None  # the folder's series, once their headers are read
         try:
             if path.is_dir() and series_uid is None:
-                series_uid = self._choose_series(path)
+                series_uid, found = self._choose_series(path)
             with self._busy(f"Opening {path.name}…"):
                 # Native decoders run in a child process: a file that crashes one costs the
                 # load, not the session.
-                isolated = imaging.needs_isolation(path, series_uid)
+                isolated = imaging.needs_isolation(path, series_uid, found)
                 read = imaging.load_isolated if isolated else imaging.load
                 volume = read(path, series_uid=series_uid, slices=slices)
         except imaging.TooLargeError as error:
@@ -322,21 +323,22 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, QMainWindow):
                 return card
             reasons = ["The edited card does not fit the model yet:"]
 
-    def _choose_series(self, folder: Path) -> str | None:
+    def _choose_series(self, folder: Path) -> tuple[str | None, list[imaging.SeriesInfo]]:
+        """The series to open (None: the only one) and every series found."""
         with self._busy(f"Reading the series in {folder.name}…"):
             series = imaging.list_series(folder)
         if len(series) <= 1:
-            return None
+            return None, series
         if not self.interactive:
             chosen = max(series, key=lambda info: info.image_count)
             self.statusBar().showMessage(
                 f"{len(series)} series: opened the largest, {chosen.description}", 10000
             )
-            return chosen.uid
+            return chosen.uid, series
         dialog = SeriesDialog(series, self)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             raise MedvisError("No series chosen")
-        return dialog.chosen_uid()
+        return dialog.chosen_uid(), series
 
     @contextmanager
     def _busy(self, message: str) -> Iterator[None]:

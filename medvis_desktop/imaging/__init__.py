@@ -59,16 +59,19 @@ def load(
     return volume
 
 
-def needs_isolation(path: Path | str, series_uid: str | None = None) -> bool:
+def needs_isolation(
+    path: Path | str, series_uid: str | None = None, found: list[SeriesInfo] | None = None
+) -> bool:
     """Whether reading this study runs native decoders (C, C++, Rust) that a damaged file can
     crash past any Python exception: compressed DICOM pixels, SimpleITK's readers, the image
     codecs. A viewer reads those with load_isolated; uncompressed DICOM and .inv3 are decoded
     by Python and NumPy after the header checks, and stay on the fast path. Only headers are
-    read here (a damaged one answers True: the child process then gives the error)."""
+    read here, unless `found` gives the series list_series has just read (a damaged header
+    answers True: the child process then gives the error)."""
     path = Path(path).expanduser()
     if path.is_dir() or dicom.is_dicom_file(path):
         try:
-            found = dicom.list_series(path)
+            found = dicom.list_series(path) if found is None else found
         except LoadError:
             return True
         chosen = [s for s in found if s.uid == series_uid] if series_uid else found[:1]  # as load picks
