@@ -105,6 +105,14 @@ def slices_within_budget(slices: int, slice_bytes: int, budget: int, what: str) 
         )
 
 
+def slice_range(slices: tuple[int, int], count: int, name: str) -> slice:
+    """The slices (first, stop) asked of a series of `count`, refused unless they lie in it."""
+    first, stop = slices
+    if not 0 <= first < stop <= count:
+        raise LoadError(f"{name}: slices {first + 1} to {stop} asked for, the series has 1 to {count}")
+    return slice(first, stop)
+
+
 def bytes_present(declared: int, present: int, what: str) -> None:
     """Refuse a header that declares more data than the file holds (truncated or lying)."""
     if present < declared:

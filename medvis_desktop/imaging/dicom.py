@@ -430,18 +430,9 @@ def load_dicom(
     warnings.extend(grid_warnings)
     if slices is not None:
         warnings.append(f"Slices {slices[0] + 1} to {slices[1]} of {len(frames)} opened")
-        frames = _slice_range(frames, slices, path)
+        frames = frames[checks.slice_range(slices, len(frames), path.name)]
     check_decoder(chosen.header, path)
     return _assemble(chosen, frames, warnings, path, budget)
-
-
-def _slice_range(frames: list[Frame], slices: tuple[int, int], path: Path) -> list[Frame]:
-    first, stop = slices
-    if not 0 <= first < stop <= len(frames):
-        raise LoadError(
-            f"{path.name}: slices {first + 1} to {stop} asked for, the series has 1 to {len(frames)}"
-        )
-    return frames[first:stop]
 
 
 def _consistent_grid(frames: list[Frame]) -> tuple[list[Frame], list[str]]:
