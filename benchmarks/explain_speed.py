@@ -69,6 +69,20 @@ def contenders(model: keras.Model, batch: np.ndarray) -> dict[str, Callable[[], 
     }
 
 
+def interleaved_medians(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Each run once to compile and warm up, then `rounds` times in turn with the others: the
+    median seconds of each, so that load from other processes hits all of them alike."""
+    for run in runs.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=224)
@@ -79,16 +93,7 @@ def main() -> None:
     keras.utils.set_random_seed(0)
     model = keras.applications.VGG16(weights=None, input_shape=(args.size, args.size, 3), classes=2)
     batch = np.random.default_rng(0).random((args.batch, args.size, args.size, 3), dtype=np.float32)
-    runs = contenders(model, batch)
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for run in runs.values():
-        run()  # compile / warm up
-    for _ in range(args.rounds):
-        for name, run in runs.items():
-            started = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - started)
-    median = {name: statistics.median(values) for name, values in times.items()}
+    median = interleaved_medians(contenders(model, batch), args.rounds)
     print(f"VGG16 {args.size}×{args.size}×3, batch {args.batch}, {device}, median of {args.rounds} rounds")
     for name, seconds in median.items():
         print(f"  {name:<26} {seconds * 1000:9.1f} ms")

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from collections.abc import Callable
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as the viewer runs
@@ -25,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import tensorflow as tf
+from explain_speed import interleaved_medians
 
 from medvis_desktop.demo.cases import load_case
 from medvis_desktop.explain.runner import DEFAULT_BATCH, explain_volume
@@ -89,16 +88,7 @@ def main() -> None:
     device = start_tensorflow(quiet=True)
     volume = large_study(args.slices)
     print(f"study {'×'.join(map(str, volume.shape))} {volume.voxels.dtype}, CT demo model, device {device}")
-    runs = contenders(volume)
-    for run in runs.values():
-        run()  # compile, warm caches
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(args.rounds):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    median = {name: statistics.median(values) for name, values in times.items()}
+    median = interleaved_medians(contenders(volume), args.rounds)
     for name, seconds in median.items():
         print(f"  {name:34s} {seconds:7.3f} s  (median of {args.rounds})")
     forward = median["forward pass, inputs prepared"]

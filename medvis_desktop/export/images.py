@@ -23,7 +23,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from medvis_desktop import colormaps
 from medvis_desktop.export.atomic import atomic_write
+from medvis_desktop.imaging import orientation
 from medvis_desktop.imaging.orientation import Edges
+from medvis_desktop.imaging.volume import Volume
 
 BACKGROUND = (0, 0, 0)
 TEXT = (235, 235, 235)
@@ -293,6 +295,17 @@ def view_marks(box: tuple[float, float, float, float], units_per_pixel: float, s
     length = round_length(width * units_per_pixel * BAR_FRACTION)
     end, y = left + length / units_per_pixel, top + height + 1.5 * space
     return ViewMarks(letters, (left, end, y), (end + space / 4, y), length)
+
+
+def axial_layout(volume: Volume) -> dict[str, object]:
+    """triptych's keywords that lay out an axial slice of `volume` as the viewer shows it: its
+    spacing, flips, edge letters and the unit of its scale bar."""
+    return {
+        "spacing_yx": volume.spacing[1:],
+        "flips": orientation.flips(volume.direction, 1, 2),
+        "edges": orientation.view_edges(volume, 1, 2),
+        "unit": orientation.length_unit(volume),
+    }
 
 
 def as_shown(section: np.ndarray, flips: tuple[bool, bool]) -> np.ndarray:

@@ -20,6 +20,7 @@ from medvis_desktop.export.atomic import atomic_write, make_folder
 from medvis_desktop.export.images import (
     OverlayStyle,
     activation_grid,
+    axial_layout,
     map_scale,
     save_png,
     scale_range,
@@ -27,7 +28,6 @@ from medvis_desktop.export.images import (
 )
 from medvis_desktop.export.provenance import Provenance, write_provenance
 from medvis_desktop.export.volumes import save_heatmap
-from medvis_desktop.imaging import orientation
 from medvis_desktop.imaging.volume import Volume
 
 DEFAULT_SEG_FRACTION = 0.5
@@ -98,16 +98,7 @@ def write_exports(
     style, maps = OverlayStyle(), explanation.maps  # the window's default scale: the study's robust range
     value_range = scale_range(maps, explanation.computed, maps[z], style, explanation.signed)
     scale = map_scale(value_range, explanation.signed, style)
-    figure = triptych(
-        grey,
-        explanation.maps[z],
-        scale=scale,
-        spacing_yx=volume.spacing[1:],
-        legend=lines,
-        edges=orientation.view_edges(volume, 1, 2),
-        flips=orientation.flips(volume.direction, 1, 2),
-        unit=orientation.length_unit(volume),
-    )
+    figure = triptych(grey, explanation.maps[z], scale=scale, legend=lines, **axial_layout(volume))
     written.append(save_png(figure, out / f"{stem}_slice{z:03d}.png", source=volume.source))
     if features is not None:
         grid = activation_grid(features, dead, legend=lines[:2])

@@ -16,9 +16,8 @@ from PySide6.QtWidgets import QFileDialog, QMenu
 
 from medvis_desktop import export, imaging
 from medvis_desktop.errors import MedvisError
-from medvis_desktop.export.images import LONG_SIDE
+from medvis_desktop.export.images import LONG_SIDE, axial_layout
 from medvis_desktop.gui.figure import Figure, FigureOptions, ScoreStrip
-from medvis_desktop.imaging import orientation
 
 PATIENT_KEYS = ("PatientName", "PatientID")
 FIGURE_SIZES = (
@@ -114,13 +113,10 @@ class ExportActions:
             imaging.to_display(volume.voxels[z], self.viewer.window),
             self.explanation.maps[z],
             scale=self.viewer.scale,
-            spacing_yx=volume.spacing[1:],
             legend=self.legend(),
-            edges=orientation.view_edges(volume, 1, 2),
-            flips=orientation.flips(volume.direction, 1, 2),
-            unit=orientation.length_unit(volume),
             long_side=options.long_side,
             smooth=options.smooth,
+            **axial_layout(volume),
         )
 
     def export_triptych(self, path: Path | str) -> Path:

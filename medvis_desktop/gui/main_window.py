@@ -161,12 +161,12 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, QMainWindow):
             return self.open_model(path)
         return self.open_volume(path)
 
-    def open_volume(
-        self, path: Path | str, series_uid: str | None = None, slices: tuple[int, int] | None = None
-    ) -> bool:
-        """A study; a DICOM series over the memory budget offers a range of slices that fits."""
+    def open_volume(self, path: Path | str, series_uid: str | None = None) -> bool:
+        """A study; a DICOM series over the memory budget offers a range of slices that fits,
+        read with the series and headers already found."""
         path = Path(path)
         found = None  # the folder's series, once their headers are read
+        slices = None
         try:
             if path.is_dir() and series_uid is None:
                 series_uid, found = self._choose_series(path)
@@ -174,14 +174,16 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, QMainWindow):
                 # Native decoders run in a child process: a file that crashes one costs the
                 # load, not the session.
                 isolated = imaging.needs_isolation(path, series_uid, found)
-                read = imaging.load_isolated if isolated else imaging.load
-                volume = read(path, series_uid=series_uid, slices=slices)
-        except imaging.TooLargeError as error:
-            slices = ask_slice_range(self, error) if self.interactive and error.fitting else None
-            if slices is None:
-                self.report_error(f"Could not open {path.name}", str(error))
-                return False
-            return self.open_volume(path, series_uid, slices)
+            read = imaging.load_isolated if isolated else imaging.load
+            while True:
+                try:
+                    with self._busy(f"Opening {path.name}…"):
+                        volume = read(path, series_uid=series_uid, slices=slices)
+                    break
+                except imaging.TooLargeError as error:
+                    slices = ask_slice_range(self, error) if self.interactive and error.fitting else None
+                    if slices is None:
+                        raise
         except (MedvisError, OSError) as error:
             self.report_error(f"Could not open {path.name}", str(error))
             return False
