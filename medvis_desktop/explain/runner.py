@@ -49,7 +49,8 @@ class Explanation:
     scores: np.ndarray
     computed: np.ndarray  # bool (z,)
     card: ModelCard
-    patches: list[tuple[int, ...]] = field(default_factory=list)  # 3D in patches: each score row's corner
+    patches: list[tuple[int, ...]] = field(default_factory=list)  # read in patches: each score row's corner
+    patch_extent: tuple[int, ...] | None = None  # the study voxels (z, y, x) one patch covers
     assumptions: list[str] = field(default_factory=list)
     parameters: dict[str, object] = field(default_factory=dict)
     cancelled: bool = False
@@ -63,24 +64,23 @@ class Explanation:
 
     def slice_scores(self, target: int | None = None) -> np.ndarray:
         """(z,) the model's score for `target` (default: the explained class) along the study,
-        NaN where not computed: a 2D model's score of each slice; for a 3D model read in
-        patches, the highest score of the patches covering the slice; a 3D model given the whole
+        NaN where not computed: for a study read in patches, the highest score of the patches
+        covering the slice; a 2D model's score of each slice; a 3D model given the whole
         volume, its one score on every slice."""
         target = self.target if target is None else target
         depth = self.maps.shape[0]
         track = np.full(depth, np.nan, dtype=np.float32)
         if target is None or self.scores.size == 0:
             return track
+        if self.patches:
+            for corner, score in zip(self.patches, self.scores[:, target], strict=True):
+                covered = slice(corner[0], min(corner[0] + self.patch_extent[0], depth))
+                track[covered] = np.fmax(track[covered], score)
+            track[~self.computed] = np.nan
+            return track
         if self.card.input_mode != "3d":
             return self.scores[:, target].astype(np.float32)
-        if not self.patches:  # the whole volume, resized to the model's input
-            track[self.computed] = self.scores[0, target]
-            return track
-        extent = self.card.spatial_shape[0]
-        for corner, score in zip(self.patches, self.scores[:, target], strict=True):
-            covered = slice(corner[0], min(corner[0] + extent, depth))
-            track[covered] = np.fmax(track[covered], score)
-        track[~self.computed] = np.nan
+        track[self.computed] = self.scores[0, target]  # the whole volume, resized to the model's input
         return track
 
 
@@ -102,8 +102,9 @@ def explain_volume(
 ) -> Explanation:
     """Run `method` (a name in explain.METHODS) over `volume`, with its declared `params`.
 
-    `slices` (2D models) are computed in the order given, so a viewer can ask for the slice
-    on screen first; a 3D model read in patches computes the patches that cover them.
+    `slices` are computed in the order given, so a viewer can ask for the slice on screen
+    first; a study read in patches (ModelCard.patch_extent) computes the patches that cover
+    them, and its progress counts patches.
     Without a card, one is derived from the model and what was assumed is in
     `Explanation.assumptions`. Without a target, a method explains the positive class of a
     two-class model, else the class the model scores highest on the first batch. For
@@ -139,10 +140,14 @@ def explain_volume(
         # so that progress and cancel come after every image, not after minutes.
         batch_size = 1
     run = _Run(volume, model, card, METHODS[method], layer, target, filter, chosen, region, progress, cancel)
-    if card.input_mode == "3d":
-        run.volume_3d(batch_size, slices)
+    extent = card.patch_extent(volume.spacing)
+    order = range(volume.shape[0]) if slices is None else slices
+    if extent is not None:
+        run.in_patches(extent, order, batch_size)
+    elif card.input_mode == "3d":
+        run.whole_volume()
     else:
-        run.slices_2d(range(volume.shape[0]) if slices is None else slices, batch_size)
+        run.slices_2d(order, batch_size)
     return Explanation(
         method=method,
         layer=layer,
@@ -153,6 +158,7 @@ def explain_volume(
         computed=run.computed,
         card=card,
         patches=run.patches,
+        patch_extent=extent,
         assumptions=assumptions,
         parameters={**chosen, "region": region, "images_per_batch": batch_size, "device": str(device())},
         cancelled=run.cancelled,
@@ -299,50 +305,54 @@ class _Run:
             if self._stop(done, len(order)):
                 return
 
-    def volume_3d(self, batch_size: int, slices: Sequence[int] | None) -> None:
+    def whole_volume(self) -> None:
         voxels = self.volume.voxels
-        if self.card.resize == "resize":
-            batch = self.study_card.volume_input(voxels)
-            maps, self.scores = self._explain(batch)
-            self.maps[...] = self.card.to_grid(maps, voxels.shape)[0]
-            self.computed[:] = True
-            self._stop(1, 1)
-            return
-        depth = self.card.spatial_shape[0]
-        wanted = np.zeros(voxels.shape[0], dtype=bool)
-        wanted[range(voxels.shape[0]) if slices is None else self._checked(slices)] = True
-        corners = [
-            corner
-            for corner in patch_corners(voxels.shape, self.card.spatial_shape)
-            if wanted[corner[0] : corner[0] + depth].any()
-        ]
-        total = np.zeros(voxels.shape, dtype=np.float32)
-        weight = np.zeros(voxels.shape, dtype=np.float32)
-        complete = np.zeros_like(wanted)
+        maps, self.scores = self._explain(self.study_card.volume_input(voxels))
+        self.maps[...] = self.card.to_grid(maps, voxels.shape)[0]
+        self.computed[:] = True
+        self._stop(1, 1)
+
+    def in_patches(self, extent: tuple[int, ...], slices: Sequence[int], batch_size: int) -> None:
+        """The patches covering `slices`, those of earlier slices in the order first; overlaps
+        averaged. A slice counts as computed once every patch covering it is in, so a cancelled
+        run keeps only whole slices."""
+        shape = self.volume.shape
+        never = np.iinfo(np.int64).max
+        rank = np.full(shape[0], never, dtype=np.int64)  # each slice's place in `slices`
+        for position, z in reversed(list(enumerate(self._checked(slices)))):
+            rank[z] = position
+
+        def first_asked(corner: tuple[int, ...]) -> int:
+            return int(rank[corner[0] : corner[0] + extent[0]].min())
+
+        corners = sorted((c for c in patch_corners(shape, extent) if first_asked(c) < never), key=first_asked)
+        wanted = rank < never
+        needed = np.zeros(shape[0], dtype=np.int64)  # patches covering each slice
+        for corner in corners:
+            needed[corner[0] : corner[0] + extent[0]] += 1
+        total = np.zeros(shape, dtype=np.float32)
+        weight = np.zeros(shape, dtype=np.float32)
+        arrived = np.zeros(shape[0], dtype=np.int64)
         scores = []
-        for number, chunk in enumerate(_batches(corners, batch_size), start=1):
-            batch = np.concatenate([self.study_card.patch_input(voxels, corner) for corner in chunk])
+        for chunk in _batches(corners, batch_size):
+            batch = np.concatenate(
+                [self.study_card.patch_input(self.volume.voxels, c, extent) for c in chunk]
+            )
             maps, batch_scores = self._explain(batch)
             scores.append(batch_scores)
             self.patches.extend(chunk)
-            for corner, patch_map in zip(chunk, maps, strict=True):
-                region = tuple(
-                    slice(c, min(c + s, n))
-                    for c, s, n in zip(corner, patch_map.shape, voxels.shape, strict=True)
-                )
+            for corner, patch_map in zip(chunk, self.card.patch_to_grid(maps, extent), strict=True):
+                region = tuple(slice(c, min(c + s, n)) for c, s, n in zip(corner, extent, shape, strict=True))
                 total[region] += patch_map[tuple(slice(0, r.stop - r.start) for r in region)]
                 weight[region] += 1
-            # Patches come z-major: a slice before the next patch's first slice has all of its
-            # patches in, so progress counts slices, and a cancelled run keeps only whole ones.
-            done_patches = number * batch_size
-            next_z = corners[done_patches][0] if done_patches < len(corners) else voxels.shape[0]
-            complete = wanted & (np.arange(voxels.shape[0]) < next_z)
-            if self._stop(int(complete.sum()), int(wanted.sum())):
+                arrived[region[0]] += 1
+            if self._stop(len(self.patches), len(corners)):
                 break
         self.scores = np.concatenate(scores) if scores else np.empty((0, 0), dtype=np.float32)
+        complete = wanted & (arrived == needed)
         seen = (weight > 0) & complete[:, None, None]
         self.maps[seen] = total[seen] / weight[seen]
-        self.computed[:] = seen.any(axis=(1, 2))
+        self.computed[:] = complete
 
 
 def _class_scores(outputs: np.ndarray) -> np.ndarray:

@@ -46,6 +46,7 @@ CHOICES = {
 MAX_CARD_BYTES = 2**20  # a card takes about 1 KB, its description included
 MAX_INPUT_SIDE = 8192  # any one size in input_shape; a full-field mammogram is about 4.5k × 2.6k
 MAX_INPUT_VALUES = 2**28  # one sample of input_shape: 1 GB as float32
+MAX_PATCH_MM = 1000  # any one size in patch_mm: larger than any patient
 
 
 class CardError(MedvisError):
@@ -110,6 +111,10 @@ class ModelCard:
     output: int = 0
     output_activation: Activation = "softmax"
     description: str = ""
+    # What one input shows, in mm: (height, width) for 2D, (depth, height, width) for 3D. A
+    # larger study is read in overlapping patches of that size, each resized to the input (a
+    # patch classifier over a whole mammogram). None: slices (2D) or the volume (3D) whole.
+    patch_mm: tuple[float, ...] | None = None
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:
@@ -124,8 +129,11 @@ class ModelCard:
 
     # --- volume → model input -------------------------------------------------------------
 
-    def slice_input(self, voxels: np.ndarray, slices: Sequence[int]) -> np.ndarray:
-        """A batch (N, H, W, C) for the 2D/2.5D modes: one sample per slice index."""
+    def slice_input(
+        self, voxels: np.ndarray, slices: Sequence[int], reference: np.ndarray | None = None
+    ) -> np.ndarray:
+        """A batch (N, H, W, C) for the 2D/2.5D modes: one sample per slice index, with the
+        intensity statistics of `reference` (default: voxels) unless the card has the study's."""
         if self.input_mode == "3d":
             raise CardError("This model takes whole volumes, not slices")
         depth = voxels.shape[0]
@@ -135,32 +143,56 @@ class ModelCard:
             neighbours = np.clip(np.arange(index - half, index + half + 1), 0, depth - 1)
             stack = np.moveaxis(voxels[neighbours], 0, -1)  # (y, x, 1 or C)
             samples.append(self._fit(stack, spatial_axes=(0, 1)))
-        batch = self.intensity.apply(np.stack(samples), reference=voxels)
+        batch = self.intensity.apply(np.stack(samples), reference=voxels if reference is None else reference)
         if self.input_mode == "2d" and self.channels > 1:
             batch = np.repeat(batch, self.channels, axis=-1)  # grey shown to an RGB network
         return batch.astype(np.float32)
 
-    def volume_input(self, voxels: np.ndarray) -> np.ndarray:
-        """A batch (1, D, H, W, C) for the 3D mode: the whole volume fitted to the input."""
+    def volume_input(self, voxels: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+        """A batch (1, D, H, W, C) for the 3D mode: the whole volume fitted to the input, with
+        the intensity statistics of `reference` (default: voxels) unless the card has the study's."""
         if self.input_mode != "3d":
             raise CardError("This model takes slices, not whole volumes")
         fitted = self._fit(voxels[..., np.newaxis], spatial_axes=(0, 1, 2))
-        batch = self.intensity.apply(fitted[np.newaxis], reference=voxels)
+        batch = self.intensity.apply(fitted[np.newaxis], reference=voxels if reference is None else reference)
         return np.repeat(batch, self.channels, axis=-1).astype(np.float32)
 
-    def patch_input(self, voxels: np.ndarray, corner: Sequence[int]) -> np.ndarray:
-        """A batch (1, D, H, W, C): the model-sized patch at `corner`, at native resolution.
+    def patch_extent(self, spacing: Sequence[float]) -> tuple[int, int, int] | None:
+        """The study voxels (z, y, x) one patch covers, for a card that reads the study in
+        patches: its patch_mm at the study's `spacing`, or for a 3D card that crops or pads, the
+        input's own size at native resolution. None when slices or the volume are read whole."""
+        if self.patch_mm is not None:
+            mm = self.patch_mm if self.input_mode == "3d" else (spacing[0], *self.patch_mm)
+            return tuple(max(1, round(size / step)) for size, step in zip(mm, spacing, strict=True))
+        if self.input_mode == "3d" and self.resize == "crop_or_pad":
+            return tuple(self.spatial_shape)
+        return None
 
-        A volume smaller than the patch is padded at the far end with its own minimum, so
-        patch voxel (0, 0, 0) stays at `corner`.
+    def patch_input(
+        self, voxels: np.ndarray, corner: Sequence[int], extent: Sequence[int] | None = None
+    ) -> np.ndarray:
+        """A batch of one model input: the `extent` (z, y, x; default the input's own size) of
+        the study at `corner`, fitted to the input (a 2D card's extent is one slice deep).
+
+        A patch past the study's far end is padded with the study's minimum, so patch voxel
+        (0, 0, 0) stays at `corner`.
         """
-        region = tuple(slice(c, c + s) for c, s in zip(corner, self.spatial_shape, strict=True))
+        extent = tuple(self.spatial_shape if extent is None else extent)
+        region = tuple(slice(c, c + s) for c, s in zip(corner, extent, strict=True))
         patch = voxels[region]
-        padding = [(0, s - n) for s, n in zip(self.spatial_shape, patch.shape, strict=True)]
+        padding = [(0, s - n) for s, n in zip(extent, patch.shape, strict=True)]
         if any(after for _, after in padding):  # the volume's minimum only when it is needed
             patch = np.pad(patch, padding, constant_values=np.min(voxels))
-        batch = self.intensity.apply(patch[np.newaxis, ..., np.newaxis], reference=voxels)
-        return np.repeat(batch, self.channels, axis=-1).astype(np.float32)
+        if self.input_mode == "3d":
+            return self.volume_input(patch, reference=voxels)
+        return self.slice_input(patch, [0], reference=voxels)
+
+    def patch_to_grid(self, maps: np.ndarray, extent: Sequence[int]) -> np.ndarray:
+        """Maps over the model input (N, *spatial) → (N, *extent) over the study voxels the
+        patches cover."""
+        if self.input_mode == "3d":
+            return self.to_grid(maps, extent)
+        return self.to_grid(maps, extent[1:])[:, np.newaxis]
 
     def _fit(self, array: np.ndarray, spatial_axes: tuple[int, ...]) -> np.ndarray:
         target = self.spatial_shape[-len(spatial_axes) :]
@@ -210,7 +242,19 @@ class ModelCard:
                 issues.append(_choice_problem(key, value))
         if self.intensity.kind == "window" and self.intensity.width <= 0:
             issues.append("the intensity window needs a positive width")
+        if self.patch_mm is not None:
+            issues.extend(self._patch_problems())
         return issues
+
+    def _patch_problems(self) -> list[str]:
+        if self.input_mode == "2.5d":
+            return ["patch_mm is for 2d and 3d models; a 2.5D model reads whole slices"]
+        sizes = 3 if self.input_mode == "3d" else 2
+        if len(self.patch_mm) != sizes:
+            return [f"patch_mm needs {sizes} sizes for a {self.input_mode} model, not {len(self.patch_mm)}"]
+        if not all(size > 0 for size in self.patch_mm):
+            return ["patch_mm needs sizes above 0 mm"]
+        return []
 
     def for_study(self, voxels: np.ndarray) -> ModelCard:
         """This card with the study's intensity statistics taken once (Intensity.for_study)."""
@@ -305,6 +349,17 @@ def _texts(key: str, value: Any) -> list[str]:
     return value
 
 
+def _patch_mm(key: str, value: Any) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) not in (2, 3):
+        raise CardError(f"{key} is {_shown(value)}; it must be 2 or 3 sizes in mm, e.g. [51.2, 51.2]")
+    sizes = tuple(_number(key, size) for size in value)
+    if not all(0 < size <= MAX_PATCH_MM for size in sizes):
+        raise CardError(f"{key} {_shown(value)} has a size outside 0 to {MAX_PATCH_MM} mm")
+    return sizes
+
+
 def _index(key: str, value: Any) -> int:
     if not _is_whole(value) or value < 0:
         raise CardError(f"{key} is {_shown(value)}; it must be a whole number, 0 or more")
@@ -327,6 +382,7 @@ _ENTRY_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "output": _index,
     "output_activation": _choice,
     "description": _text,
+    "patch_mm": _patch_mm,
 }
 
 

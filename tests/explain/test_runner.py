@@ -125,7 +125,7 @@ def test_3d_patches_asked_for_slices_are_those_that_cover_them(ct_volume, asked,
     assert np.isnan(np.delete(result.maps, asked, axis=0)).all()
 
 
-def test_3d_progress_counts_whole_slices_and_cancel_keeps_only_those(ct_volume):
+def test_3d_progress_counts_patches_and_cancel_keeps_only_whole_slices(ct_volume):
     """Patches of 8 slices start at z = 0 and 4, nine of each, done z-major three at a time:
     slices 0–3 are whole once the ninth patch is in, all twelve after the last."""
     card = ModelCard(input_mode="3d", input_shape=(8, 32, 32, 1), intensity=BRAIN, resize="crop_or_pad")
@@ -133,7 +133,7 @@ def test_3d_progress_counts_whole_slices_and_cancel_keeps_only_those(ct_volume):
     seen = []
     run = functools.partial(explain_volume, ct_volume, model, "activation_maps", card=card, layer="copy")
     full = run(batch_size=3, progress=lambda done, total: seen.append((done, total)))
-    assert seen == [(0, 12), (0, 12), (4, 12), (4, 12), (4, 12), (12, 12)] and full.computed.all()
+    assert seen == [(done, 18) for done in range(3, 19, 3)] and full.computed.all()
     seen.clear()
     cancelled = run(
         batch_size=3, progress=lambda done, total: seen.append((done, total)), cancel=lambda: len(seen) >= 4
@@ -170,6 +170,74 @@ def test_3d_whole_volume_resized_to_the_model(ct_volume):
     card = ModelCard(input_mode="3d", input_shape=(12, 64, 64, 1), intensity=BRAIN)
     result = explain_volume(ct_volume, identity_3d((12, 64, 64)), "activation_maps", card=card, layer="copy")
     np.testing.assert_allclose(result.maps, BRAIN.apply(ct_volume.voxels), atol=1e-6)
+
+
+def identity_2d(side: int) -> keras.Model:
+    """A 1×1 convolution with weight 1 and a mean: its map is its input, its score the input's mean."""
+    inputs = keras.Input((side, side, 1))
+    conv = L.Conv2D(1, 1, activation="relu", name="copy")
+    x = conv(inputs)
+    conv.set_weights([np.ones((1, 1, 1, 1), np.float32), np.zeros(1, np.float32)])
+    dense = L.Dense(1, name="score")
+    outputs = dense(L.GlobalAveragePooling2D()(x))
+    dense.set_weights([np.ones((1, 1), np.float32), np.zeros(1, np.float32)])
+    return keras.Model(inputs, outputs)
+
+
+@pytest.fixture(scope="module")
+def ramps() -> imaging.Volume:
+    """Three planar images of 96 × 80 pixels at 0.5 mm, rising along x at a rate of their own."""
+    x = np.arange(80, dtype=np.float32)
+    voxels = np.stack([np.broadcast_to(rate * x, (96, 80)) for rate in (1.0, 2.0, 0.5)])
+    return imaging.Volume(voxels, spacing=(3.0, 0.5, 0.5), modality="MG")
+
+
+# 32 mm patches at 0.5 mm: 64 pixels, halved to the model's 32.
+PATCH_CARD = ModelCard(
+    input_mode="2d", input_shape=(32, 32, 1), intensity=Intensity("scale", scale=0.01), patch_mm=(32.0, 32.0)
+)
+
+
+def test_2d_patches_score_their_region_and_tile_the_image_back(ramps):
+    model = identity_2d(32)
+    result = explain_volume(ramps, model, "activation_maps", card=PATCH_CARD, layer="copy")
+    starts = [(z, y, x) for z in range(3) for y in (0, 32) for x in (0, 16)]  # half overlap, ends flush
+    assert sorted(result.patches) == starts and result.patch_extent == (1, 64, 64)
+    study = PATCH_CARD.intensity.apply(ramps.voxels)
+    for (z, y, x), score in zip(result.patches, result.scores[:, 0], strict=True):
+        # halving averages 2×2 blocks, so the input's mean is the region's
+        assert score == pytest.approx(study[z, y : y + 64, x : x + 64].mean(), rel=1e-5)
+    regions = {z: [study[z, y : y + 64, x : x + 64].mean() for _, y, x in starts[:4]] for z in range(3)}
+    np.testing.assert_allclose(result.slice_scores(0), [max(regions[z]) for z in range(3)], rtol=1e-5)
+    # halved and doubled again, a ramp comes back exactly but for the clamped half pixel at
+    # each patch border: an error of half a step at most
+    assert result.computed.all()
+    error = np.abs(result.maps - study)
+    steps = np.array([0.01, 0.02, 0.005])[:, None, None]
+    assert (error <= steps / 2 + 1e-6).all() and np.median(error) < 1e-6
+
+
+def test_2d_patches_come_for_the_slices_asked_in_their_order_with_progress_per_patch(ramps):
+    seen = []
+    result = explain_volume(
+        ramps, identity_2d(32), "activation_maps", card=PATCH_CARD, layer="copy", slices=[2, 0],
+        batch_size=3, progress=lambda done, total: seen.append((done, total)),
+    )  # fmt: skip
+    assert [corner[0] for corner in result.patches] == [2] * 4 + [0] * 4
+    assert seen == [(3, 8), (6, 8), (8, 8)]
+    assert np.flatnonzero(result.computed).tolist() == [0, 2] and np.isnan(result.maps[1]).all()
+
+
+def test_a_planar_image_cancelled_between_patches_keeps_nothing_half_made(ramps):
+    planar = imaging.Volume(ramps.voxels[:1], spacing=ramps.spacing, modality="MG")
+    seen = []
+    result = explain_volume(
+        planar, identity_2d(32), "activation_maps", card=PATCH_CARD, layer="copy", batch_size=1,
+        progress=lambda done, total: seen.append((done, total)), cancel=lambda: len(seen) >= 2,
+    )  # fmt: skip
+    assert seen == [(1, 4), (2, 4)] and result.cancelled
+    assert not result.computed.any() and np.isnan(result.maps).all()
+    assert np.isnan(result.slice_scores(0)).all()
 
 
 def test_patch_corners_cover_with_half_overlap():

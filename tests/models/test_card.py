@@ -193,6 +193,11 @@ def test_card_text_that_is_not_a_card(tmp_path, text, expected):
         ({"output": -1}, "output is -1; it must be a whole number, 0 or more"),
         ({"output": 1.5}, "output is 1.5; it must be a whole number, 0 or more"),
         ({"description": 5}, "description is 5; it must be a text"),
+        ({"patch_mm": 51.2}, "patch_mm is 51.2; it must be 2 or 3 sizes in mm"),
+        ({"patch_mm": [51.2]}, "patch_mm is [51.2]; it must be 2 or 3 sizes in mm"),
+        ({"patch_mm": [51.2, "51"]}, 'patch_mm is "51"; it must be a finite number'),
+        ({"patch_mm": [51.2, 0]}, "patch_mm [51.2, 0] has a size outside 0 to 1000 mm"),
+        ({"patch_mm": [51.2, 1e9]}, "patch_mm [51.2, 1000000000.0] has a size outside 0 to 1000 mm"),
     ],
     ids=lambda value: json.dumps(value)[:40] if isinstance(value, dict) else None,
 )
@@ -248,3 +253,45 @@ def test_a_run_takes_the_study_statistics_once_and_the_card_file_never_holds_the
     assert study_card.to_json() == card.to_json()
     window = ModelCard(input_mode="2d", input_shape=(10, 8, 1), intensity=Intensity("window"))
     assert window.for_study(voxels) == window  # a window needs no statistics
+
+
+@pytest.mark.parametrize(
+    ("mode", "shape", "patch_mm", "expected"),
+    [
+        (
+            "2.5d",
+            (64, 64, 3),
+            (51.2, 51.2),
+            "patch_mm is for 2d and 3d models; a 2.5D model reads whole slices",
+        ),
+        ("2d", (64, 64, 1), (10.0, 10.0, 10.0), "patch_mm needs 2 sizes for a 2d model, not 3"),
+        ("3d", (8, 64, 64, 1), (10.0, 10.0), "patch_mm needs 3 sizes for a 3d model, not 2"),
+        ("2d", (64, 64, 1), (10.0, -1.0), "patch_mm needs sizes above 0 mm"),
+    ],
+)
+def test_problems_with_a_patch_size(mode, shape, patch_mm, expected):
+    card = ModelCard(input_mode=mode, input_shape=shape, patch_mm=patch_mm)
+    assert card.problems((None, *shape), class_count=None) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("card", "extent"),
+    [
+        (ModelCard("2d", (128, 128, 1), patch_mm=(51.2, 40.0)), (1, 256, 200)),  # 0.2 mm pixels
+        (ModelCard("3d", (16, 48, 48, 1), patch_mm=(30.0, 12.0, 12.0)), (10, 60, 60)),
+        (ModelCard("3d", (16, 48, 48, 1), resize="crop_or_pad"), (16, 48, 48)),  # native resolution
+        (ModelCard("3d", (16, 48, 48, 1)), None),  # the whole volume, resized
+        (ModelCard("2d", (128, 128, 1)), None),  # whole slices
+    ],
+)
+def test_patch_extent_is_the_patch_size_at_the_study_spacing(card, extent):
+    assert card.patch_extent((3.0, 0.2, 0.2)) == extent
+
+
+def test_a_2d_patch_is_the_region_resized_with_the_whole_study_statistics():
+    """Downsampling by exactly 2 (half-pixel centres) averages 2×2 blocks."""
+    card = ModelCard("2d", (2, 2, 1), intensity=Intensity("zscore"), patch_mm=(2.0, 2.0))
+    voxels = np.arange(2 * 6 * 6, dtype=np.float32).reshape(2, 6, 6)
+    patch = card.patch_input(voxels, (1, 2, 2), card.patch_extent((1.0, 0.5, 0.5)))
+    block = voxels[1, 2:6, 2:6].reshape(2, 2, 2, 2).mean(axis=(1, 3))
+    np.testing.assert_allclose(patch[0, ..., 0], (block - voxels.mean()) / voxels.std(), rtol=1e-5)
