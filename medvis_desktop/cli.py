@@ -200,7 +200,7 @@ def _explain(args: argparse.Namespace) -> int:
     if explanation.cancelled or not explanation.computed.any():
         raise MedvisError("Nothing was computed")
     features = dead = None
-    if args.method == "activation_maps" and explanation.card.input_mode != "3d":
+    if args.method == "activation_maps" and explanation.scores_per_slice:
         card, computed = explanation.card, np.nonzero(explanation.computed)[0]
         key = card.slice_input(volume.voxels, [key_slice(explanation)])
         features = activation_maps(model, key, explanation.layer)[0]

@@ -311,7 +311,7 @@ Corner = tuple[int, ...]
 
 
 def scored_patches(explanation: Explanation) -> tuple[tuple[Corner, float], ...]:
-    """A 3D run's patch corners with their scores for its class (empty for other runs)."""
+    """A run's patch corners with their scores for its class (empty for other runs)."""
     if not explanation.patches or explanation.target is None:
         return ()
     scores = explanation.scores[:, explanation.target]
@@ -327,8 +327,9 @@ class SliceRun:
     method: str
     arguments: dict[str, object]  # method.run's keywords: layer, filter, target, output, parameters
     target: int  # the class whose score the metrics follow
-    patches: tuple[tuple[Corner, float], ...] = ()  # a 3D run's patches and their target scores
+    patches: tuple[tuple[Corner, float], ...] = ()  # a run in patches: their corners and target scores
     region: str = "all"  # a segmentation output's region explained and scored (explain_volume's)
+    extent: Corner | None = None  # the study voxels (z, y, x) a patch covers (ModelCard.patch_extent)
 
     @classmethod
     def of(cls, explanation: Explanation) -> SliceRun:
@@ -339,6 +340,7 @@ class SliceRun:
             filter=explanation.filter,
             params={k: v for k, v in explanation.parameters.items() if k in declared},
             patches=scored_patches(explanation), region=str(explanation.parameters.get("region", "all")),
+            extent=explanation.patch_extent,
         )  # fmt: skip
 
     @classmethod
@@ -353,12 +355,14 @@ class SliceRun:
         params: Mapping[str, object] | None = None,
         patches: Sequence[tuple[Corner, float]] = (),
         region: str = "all",
+        extent: Sequence[int] | None = None,
     ) -> SliceRun:
         """`method` with `params` (its declared parameters), on `layer` and `filter` when it uses
         them, explaining (or at least scored for) class `target`. `patches`: a 3D run's patch
         corners with their scores for `target`, which choose the patch a slice is measured on.
         `region`: for a segmentation output, "predicted" explains and scores where the model
-        predicts `target` (Seg-Grad-CAM, as explain_volume does), "all" the whole output."""
+        predicts `target` (Seg-Grad-CAM, as explain_volume does), "all" the whole output.
+        `extent`: ModelCard.patch_extent at the study's spacing, needed for a card with patch_mm."""
         check_evidence(method)
         entry = METHODS[method]
         arguments: dict[str, object] = dict(params or {})
@@ -370,7 +374,10 @@ class SliceRun:
             arguments.update(target=target, output=card.output)
         if region not in REGIONS:
             raise EvaluateError(f"Unknown region '{region}'; use one of {', '.join(REGIONS)}")
-        return cls(card, method, arguments, int(target), tuple(patches), region)
+        if extent is None and card.patch_mm is not None:
+            raise EvaluateError("A model card with patch_mm needs the patch extent at the study's spacing")
+        extent = card.patch_extent((1.0, 1.0, 1.0)) if extent is None else tuple(extent)
+        return cls(card, method, arguments, int(target), tuple(patches), region, extent)
 
     def scored_region(self, model: keras.Model, batch: np.ndarray) -> np.ndarray | None:
         """The mask the method explains and the metrics score on `batch` (Seg-Grad-CAM's region,
@@ -391,58 +398,59 @@ class SliceRun:
         return {**self.arguments, "mask": mask}
 
     def input_key(self, z: int, shape: Sequence[int]) -> Corner:
-        """Which model input slice z of a study of `shape` is measured on: its own for a 2D model,
-        (z,); for a 3D model, () for the whole volume (a card that resizes it) or the corner of the
-        patch behind the slice's score on the track: the highest-scoring patch covering it; with no
-        scores, the covering patch that holds z nearest its middle, then nearest the study's centre."""
-        if self.card.input_mode != "3d":
-            return (z,)
-        if self.card.resize == "resize":
-            return ()
-        depth = self.card.spatial_shape[0]
+        """Which model input slice z of a study of `shape` is measured on: for a run in patches,
+        the corner of the patch behind the slice's score on the track: the highest-scoring patch
+        covering it; with no scores, the covering patch that holds z nearest its middle, then
+        nearest the study's centre. Otherwise (z,), its own slice, for a 2D model, and () for a
+        3D model given the whole volume."""
+        if self.extent is None:
+            return (z,) if self.card.input_mode != "3d" else ()
+        depth = self.extent[0]
         scored = [(score, corner) for corner, score in self.patches if corner[0] <= z < corner[0] + depth]
         if scored:
             return max(scored, key=lambda pair: (np.nan_to_num(pair[0], nan=-np.inf), pair[1]))[1]
-        middle = (np.asarray(shape[1:]) - np.asarray(self.card.spatial_shape[1:])) / 2
+        middle = (np.asarray(shape[1:]) - np.asarray(self.extent[1:])) / 2
 
         def nearness(corner: Corner) -> tuple[float, float]:
             return abs(corner[0] + (depth - 1) / 2 - z), float(np.abs(np.subtract(corner[1:], middle)).sum())
 
-        covering = [c for c in patch_corners(shape, self.card.spatial_shape) if c[0] <= z < c[0] + depth]
+        covering = [c for c in patch_corners(shape, self.extent) if c[0] <= z < c[0] + depth]
         return min(covering, key=nearness)
 
     def describe_input(self, key: Corner) -> str:
         """input_key's answer in words, as the CSV and the Quality panel give it."""
-        if self.card.input_mode != "3d":
-            return "slice"
-        return f"patch at {' '.join(map(str, key))}" if key else "whole volume"
+        if self.extent is not None:
+            return f"patch at {' '.join(map(str, key))}"
+        return "slice" if self.card.input_mode != "3d" else "whole volume"
 
     def model_input(self, voxels: np.ndarray, z: int) -> np.ndarray:
         """The batch of one (1, *spatial, C) that input_key names."""
         key = self.input_key(z, voxels.shape)
+        if self.extent is not None:
+            return self.card.patch_input(voxels, key, self.extent)
         if self.card.input_mode != "3d":
             return self.card.slice_input(voxels, [z])
-        return self.card.patch_input(voxels, key) if key else self.card.volume_input(voxels)
+        return self.card.volume_input(voxels)
 
     def plane(self, maps: np.ndarray, z: int, shape: Sequence[int]) -> np.ndarray:
         """Slice z's plane (..., h, w) of maps (..., *spatial) on this run's model input for z: the
         maps as they are in 2D, the plane through z of a 3D input."""
         if self.card.input_mode != "3d":
             return maps
-        key, depth = self.input_key(z, shape), self.card.spatial_shape[0]
-        index = z - key[0] if key else min(depth - 1, int((z + 0.5) * depth / shape[0]))
-        return maps[..., index, :, :]
+        start, length = (self.input_key(z, shape)[0], self.extent[0]) if self.extent else (0, shape[0])
+        depth = self.card.spatial_shape[0]
+        return maps[..., min(depth - 1, int((z - start + 0.5) * depth / length)), :, :]
 
     def on_study_slice(self, maps: np.ndarray, z: int, shape: Sequence[int]) -> np.ndarray:
         """A map (1, *spatial) of this run's model input for z on the study's slice z (y, x), NaN
         where the input does not reach."""
-        if self.card.input_mode != "3d":
-            return self.card.to_grid(maps, shape[1:])[0]
-        key = self.input_key(z, shape)
-        if not key:
+        if self.extent is None:
+            if self.card.input_mode != "3d":
+                return self.card.to_grid(maps, shape[1:])[0]
             return self.card.to_grid(maps, shape)[0, z]
+        key = self.input_key(z, shape)
+        plane = self.card.patch_to_grid(maps, self.extent)[0, z - key[0]]
         study = np.full(tuple(shape[1:]), np.nan, dtype=np.float32)
-        plane = self.plane(maps, z, shape)[0]
         region = tuple(
             slice(c, min(c + s, n)) for c, s, n in zip(key[1:], plane.shape, shape[1:], strict=True)
         )

@@ -99,7 +99,7 @@ def held_out_slices(case: cases.DemoCase, volume: Volume) -> tuple[list[int], st
     description = str(volume.meta.get("SeriesDescription", ""))
     views = re.match(r"views (.+?) and (.+?) of ", text)
     if views and any(view in description for view in views.groups()):
-        return list(range(volume.shape[0])), f"{text} (the demo patch comes from one of them)", entry
+        return list(range(volume.shape[0])), f"{text} (the demo is the first of them)", entry
     raise SystemExit(f"evaluation.json's held-out record for {case.name} is not understood: {text}")
 
 
@@ -111,9 +111,10 @@ def thinned(slices: list[int], most: int) -> list[int]:
     return [slices[int((k + 0.5) * len(slices) / most)] for k in range(most)]
 
 
-def lesion_window(mask: np.ndarray, slices: list[int], card: ModelCard) -> int:
+def lesion_window(mask: np.ndarray, slices: list[int], card: ModelCard, spacing: tuple[float, ...]) -> int:
     """The lesions' median equivalent diameter on the model input, in whole voxels, even."""
-    scale = np.prod(np.divide(card.spatial_shape[-2:], mask.shape[1:])) if card.resize == "resize" else 1
+    covered = (card.patch_extent(spacing) or mask.shape)[1:]  # the slice, or the patch, one input shows
+    scale = np.prod(np.divide(card.spatial_shape[-2:], covered)) if card.resize == "resize" else 1
     areas = [float(mask[z].sum()) * scale for z in slices]
     diameter = 2 * math.sqrt(float(np.median(areas)) / math.pi)
     return int(min(max(4, 2 * round(diameter / 2)), min(card.spatial_shape[-2:])))
@@ -142,9 +143,9 @@ def method_settings(
 def patch_scores(
     volume: Volume, model: keras.Model, card: ModelCard, layer: str, target: int, slices: list[int]
 ) -> tuple[tuple[tuple[int, ...], float], ...]:
-    """A 3D model read in patches: each patch's score, which chooses the patch a slice is
-    measured on (as SliceRun.of passes them); nothing for a 2D model."""
-    if card.input_mode != "3d":
+    """A study read in patches: each patch's score, which chooses the patch a slice is
+    measured on (as SliceRun.of passes them); nothing for one read in whole slices or volumes."""
+    if card.patch_extent(volume.spacing) is None:
         return ()
     return scored_patches(
         explain_volume(volume, model, "grad_cam", card=card, layer=layer, target=target, slices=slices)
@@ -170,7 +171,7 @@ def measure_demo(name: str, methods: list[str], max_slices: int, samples: int) -
         raise SystemExit(f"{model_path} has no model card")
     layer = str(record.get("gradcam_layer") or case.layer or default_gradcam_layer(model))
     target = case.target
-    window = lesion_window(mask, lesion, card)
+    window = lesion_window(mask, lesion, card, volume.spacing)
     heading = f"### `{name}`: {case.title}\n"
     try:
         patches = patch_scores(volume, model, card, layer, target, slices)
@@ -179,7 +180,14 @@ def measure_demo(name: str, methods: list[str], max_slices: int, samples: int) -
             params, note = method_settings(method, model, card, layer, window)
             notes += [note] if note else []
             run = SliceRun.make(
-                card, method, layer=layer, target=target, params=params, patches=patches, region=case.region
+                card,
+                method,
+                layer=layer,
+                target=target,
+                params=params,
+                patches=patches,
+                region=case.region,
+                extent=card.patch_extent(volume.spacing),
             )
             log(f"{name}: {method} on {len(slices)} slices")
             warm_up(run, model, volume, slices[0])
@@ -212,10 +220,10 @@ def measure_demo(name: str, methods: list[str], max_slices: int, samples: int) -
         f"`{model_path.name}`, layer `{layer}`, target {target} ({card.class_name(target)}); the "
         f"metrics' score: {score_words}, mean {np.mean(scores):.3f} on these slices."
         + (
-            " A 3D model: each slice is measured on the patch behind its score (the highest-scoring "
-            "patch covering it; slices sharing a patch share its measures) and its seconds are the "
-            "method's on that patch."
-            if card.input_mode == "3d"
+            " Read in patches: each slice is measured on the patch behind its score (the "
+            "highest-scoring patch covering it; slices sharing a patch share its measures) and its "
+            "seconds are the method's on that patch."
+            if card.patch_extent(volume.spacing) is not None
             else ""
         ),
         "Settings: "

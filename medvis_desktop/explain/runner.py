@@ -59,6 +59,11 @@ class Explanation:
     description: str = ""  # what the maps are, in words: "Grad-CAM · layer conv2 · class lesion"
 
     @property
+    def scores_per_slice(self) -> bool:
+        """Whether score row z is slice z's (a 2D model reading whole slices)."""
+        return self.card.input_mode != "3d" and not self.patches
+
+    @property
     def class_name(self) -> str | None:
         return None if self.target is None else self.card.class_name(self.target)
 

@@ -28,6 +28,7 @@ from medvis_desktop.export.images import (
 )
 from medvis_desktop.export.provenance import Provenance, write_provenance
 from medvis_desktop.export.volumes import save_heatmap
+from medvis_desktop.imaging.orientation import planar_view
 from medvis_desktop.imaging.volume import Volume
 
 DEFAULT_SEG_FRACTION = 0.5
@@ -38,7 +39,7 @@ def key_slice(explanation: Any) -> int:
     """The slice a figure shows: the highest score for the target among computed slices."""
     computed = np.nonzero(explanation.computed)[0]
     scores = explanation.scores
-    if explanation.card.input_mode != "3d" and explanation.target is not None:
+    if explanation.scores_per_slice and explanation.target is not None:
         return int(computed[np.nanargmax(scores[computed, explanation.target])])
     strongest = np.nanmax(explanation.maps[computed].reshape(len(computed), -1), axis=1)
     return int(computed[np.argmax(strongest)])
@@ -46,8 +47,8 @@ def key_slice(explanation: Any) -> int:
 
 def legend(explanation: Any, volume: Volume, z: int) -> list[str]:
     what = explanation.description or explanation.method
-    where = f"slice {z + 1}/{volume.shape[0]}"
-    if explanation.card.input_mode != "3d" and explanation.target is not None:
+    where = planar_view(volume) or f"slice {z + 1}/{volume.shape[0]}"
+    if explanation.scores_per_slice and explanation.target is not None:
         where += f" · score {explanation.scores[z, explanation.target]:.3f} ({explanation.class_name})"
     return [what, where, "Research use only, not for diagnosis"]
 
@@ -168,10 +169,10 @@ def write_dicom_results(
 def _write_scores(explanation: Any, path: Path, source: Path | None) -> Path:
     names = [explanation.card.class_name(k) for k in range(explanation.scores.shape[-1])]
     values = explanation.scores
-    if explanation.card.input_mode != "3d":
+    if explanation.scores_per_slice:
         computed = np.flatnonzero(explanation.computed)
         header, rows, values = ["slice"], [[z] for z in computed], values[computed]
-    elif explanation.patches:  # read in patches: each row's corner, in voxels
+    elif explanation.patches:  # read in patches: each row's corner, in voxels (z, y, x)
         header, rows = ["patch z", "patch y", "patch x"], [list(corner) for corner in explanation.patches]
     else:
         header, rows = ["volume"], [["whole"]]

@@ -18,6 +18,7 @@ from medvis_desktop import export, imaging
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.export.images import LONG_SIDE, axial_layout
 from medvis_desktop.gui.figure import Figure, FigureOptions, ScoreStrip
+from medvis_desktop.imaging.orientation import planar_view
 
 PATIENT_KEYS = ("PatientName", "PatientID")
 FIGURE_SIZES = (
@@ -37,7 +38,9 @@ class ExportActions:
             lines.append(self.explanation.description or self.explanation.method)
         if self.volume is not None:
             name = self.volume.source.name if self.volume.source else "study"
-            slice_text = f"slice {self.viewer.cursor[0] + 1}/{self.volume.shape[0]}"
+            slice_text = (
+                planar_view(self.volume) or f"slice {self.viewer.cursor[0] + 1}/{self.volume.shape[0]}"
+            )
             lines.append(f"{name}, {slice_text}, window {self.viewer.window.name}")
         if self.model_path is not None:
             lines.append(f"model {self.model_path.name}")

@@ -274,20 +274,21 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, QMainWindow):
         from medvis_desktop.models.layers import output_shape
 
         card, shape, spacing = self.card, self.volume.shape, self.volume.spacing
-        grid = card.spatial_shape
-        if card.input_mode == "3d":
-            images = 1 if card.resize == "resize" else len(patch_corners(shape, grid))
-            axes = list(zip(shape, spacing, grid, strict=True))
+        grid, extent = card.spatial_shape, card.patch_extent(spacing)
+        if extent is not None:
+            images, covered = len(patch_corners(shape, extent)), extent
         else:
-            images = shape[0]
-            axes = list(zip(shape[1:], spacing[1:], grid[-2:], strict=True))
+            images, covered = (1, shape) if card.input_mode == "3d" else (shape[0], shape)
+        axes = list(zip(covered[-len(grid) :], spacing[-len(grid) :], grid, strict=True))
         resized = card.resize == "resize"
         mm = min(step * (size / length if resized else 1.0) for size, step, length in axes)
         channels = {}
         for layers in self.panel.layer_choices().values():
             for name in layers:
                 channels.setdefault(name, int(output_shape(resolve(self.model, name).layer)[-1]))
-        self.panel.set_study(tuple(grid), images, channels, mm)
+        self.panel.set_study(
+            tuple(grid), images, channels, mm, unit="slices" if extent is None else "patches"
+        )
 
     def _card_for(self, model, path: Path):
         """The model card: the file beside the model, else the default one; edited when asked.

@@ -82,6 +82,7 @@ class MethodPanel(QWidget):
         self._methods: dict[str, Method] = {}
         self._cost_context: tuple[tuple[int, ...], int, dict[str, int]] = ((), 0, {})
         self._started = 0.0
+        self._unit = "slices"  # what progress counts: slices, or patches of a study read in patches
         self.method = QComboBox()
         self.layer = QComboBox()
         self.target = QComboBox()
@@ -222,11 +223,14 @@ class MethodPanel(QWidget):
         """The layers each method can target, as set_model gave them."""
         return dict(self._targets)
 
-    def set_study(self, spatial: tuple[int, ...], images: int, channels: dict[str, int], mm: float) -> None:
+    def set_study(
+        self, spatial: tuple[int, ...], images: int, channels: dict[str, int], mm: float, unit: str = "slices"
+    ) -> None:
         """What a method's cost depends on: the model input's spatial shape, how many images
-        (slices or patches) a whole study is, each layer's channels; and the study's finest
-        spacing, for sizes asked in mm."""
+        (slices or patches: `unit`, as progress counts them) a whole study is, each layer's
+        channels; and the study's finest spacing, for sizes asked in mm."""
         self._cost_context = (spatial, images, channels)
+        self._unit = unit
         self.params.set_spacing(mm)
         self._method_changed()
 
@@ -299,7 +303,7 @@ class MethodPanel(QWidget):
         left = elapsed / done * (total - done) if done else 0.0
         self.progress.setRange(0, total)
         self.progress.setValue(done)
-        unit = "slices" if total > 1 else "step"
+        unit = self._unit if total > 1 else "step"
         estimate = f", {left:.0f} s left" if done else ""  # nothing to go by before the first is in
         self.progress.setFormat(f"%v / %m {unit}" + (estimate if done < total else ", done"))
 
@@ -314,7 +318,7 @@ class MethodPanel(QWidget):
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1)
         if self.progress.value() < self.progress.maximum():
-            self.progress.setFormat("%v / %m slices, stopped")
+            self.progress.setFormat(f"%v / %m {self._unit}, stopped")
 
     # --- internals -------------------------------------------------------------------------
 

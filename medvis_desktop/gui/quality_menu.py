@@ -213,7 +213,7 @@ class QualityMenu:
                 runs.append(
                     SliceRun.make(
                         explanation.card, name, layer=layer, target=explanation.target, params=params,
-                        patches=scored_patches(explanation),
+                        patches=scored_patches(explanation), extent=explanation.patch_extent,
                         region=str(explanation.parameters.get("region", "all")),
                     )
                 )  # fmt: skip
@@ -259,8 +259,8 @@ class QualityMenu:
             return self._refuse(what, str(error))
 
     def _where(self, run: SliceRun, z: int) -> str:
-        """The slice, and for a 3D model the model input it is measured on."""
-        if run.card.input_mode != "3d":
+        """The slice, and for a 3D model or a run in patches the model input it is measured on."""
+        if run.card.input_mode != "3d" and run.extent is None:
             return f"slice {z + 1}"
         return f"slice {z + 1} ({run.describe_input(run.input_key(z, self.volume.shape))})"
 

@@ -188,7 +188,8 @@ class Worker(QObject):
 
     def _explain(self, job: ExplainJob) -> None:
         order = job.slice_order()
-        if job.card.input_mode == "3d":  # one run over the volume's patches, with its progress
+        if job.card.input_mode == "3d" or job.card.patch_extent(job.volume.spacing) is not None:
+            # one run over the volume or its patches, with its progress
             progress = functools.partial(self.progress.emit, job.job_id)
             self.partial.emit(job.job_id, self._explain_slices(job, order, progress))
             return

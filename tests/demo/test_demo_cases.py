@@ -52,8 +52,10 @@ def test_predictions_match_those_recorded_at_training(name: str) -> None:
     volume, _, model, case = loaded(name)
     card = read_card(case.model_path)
     demo = recorded(name)["demo"]
-    if card.input_mode == "3d":
-        batch = np.concatenate([card.patch_input(volume.voxels, corner) for corner in demo["corners"]])
+    extent = card.patch_extent(volume.spacing)
+    if extent is not None:
+        study_card = card.for_study(volume.voxels)
+        batch = np.concatenate([study_card.patch_input(volume.voxels, c, extent) for c in demo["corners"]])
     else:
         batch = card.slice_input(volume.voxels, demo["slices"])
     scores = model.predict(batch, verbose=0).reshape(len(batch), -1).max(axis=1)
@@ -189,3 +191,17 @@ def test_the_mammography_demo_is_named_by_its_view_as_its_file_says() -> None:
     volume, _, _, _ = load_case("mammo")
     assert volume.meta["ImageLaterality"] == pydicom.dcmread(path, stop_before_pixels=True).Laterality
     assert planar_view(volume) == "L CC"
+
+
+def test_the_mammography_demo_is_the_whole_view_read_in_patches_of_51_mm() -> None:
+    volume, mask, _, case = loaded("mammo")
+    name = data.MAMMO_HELD_OUT[0]
+    view = data.mammogram_views([name])[name]
+    assert volume.shape == (1, *view.shape)
+    changed = np.abs(volume.voxels[0] - np.clip(np.round(view), 0, 65535)) > 1
+    assert mask[0].any() and changed[mask[0]].all()  # the mass is in the view, and only in the breast
+    assert not (changed & ~data.breast_mask(view)).any()
+    card = read_card(case.model_path)
+    extent = card.patch_extent(volume.spacing)
+    assert np.multiply(extent[1:], volume.spacing[1:]).tolist() == pytest.approx([51.2, 51.2])
+    assert volume.shape[1] > 4 * extent[1] and volume.shape[2] > 2 * extent[2]

@@ -7,6 +7,7 @@ import pytest
 
 from medvis_desktop import cli
 from medvis_desktop.demo.cases import CASES, load_case
+from medvis_desktop.explain.runner import patch_corners
 from tests.conftest import near
 from tests.gui.conftest import make_window, screen_samples, xvfb_medvis
 
@@ -60,3 +61,24 @@ def test_demo_ct_screenshot_colours_the_true_lesion(tmp_path):
     assert colourful[lesion].mean() > 0.5  # and the lesion itself is coloured
     magenta = (pixels[:, 0] > 200) & (pixels[:, 1] < 60) & (pixels[:, 2] > 200)
     assert magenta.any() and by_lesion[magenta].all()  # the outline of the true lesion
+
+
+def test_the_mammography_demo_explains_the_whole_view_patch_by_patch(qtbot, settings):
+    window = make_window(qtbot, settings)
+    assert window.open_demo("mammo"), window.last_error
+    volume = window.volume
+    extent = window.card.patch_extent(volume.spacing)
+    patches = len(patch_corners(volume.shape, extent))
+    steps = []
+    window.relay.view_progress.connect(lambda view, done, total: steps.append((done, total)))
+    job_id = window.run()
+    with qtbot.waitSignal(
+        window.relay.finished, timeout=120_000, check_params_cb=lambda done: done == job_id
+    ):
+        pass
+    assert steps[-1] == (patches, patches) and len(steps) > 2  # progress patch by patch
+    assert window.panel.progress.text().endswith("patches, done")
+    maps = window.explanation.maps[0]
+    assert np.isfinite(maps).all() and maps.shape == volume.shape[1:]  # assembled over the whole view
+    assert "mammogram.nii.gz, L CC, window" in "\n".join(window.legend())  # the view, not "slice 1/1"
+    window.close()
