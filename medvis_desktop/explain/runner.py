@@ -104,6 +104,7 @@ def explain_volume(
     batch_size: int = DEFAULT_BATCH,
     region: str = "all",
     params: Mapping[str, object] | None = None,
+    maps: np.ndarray | None = None,
 ) -> Explanation:
     """Run `method` (a name in explain.METHODS) over `volume`, with its declared `params`.
 
@@ -117,7 +118,14 @@ def explain_volume(
     (region="all") or where the model predicts the target (region="predicted").
     Pixel attributions (N, *spatial, C) become one value per voxel: the sum over channels,
     or for a 2.5D card the channel that is the slice itself.
+    `maps`: a float32 array of the volume's shape to write the maps into, so that a viewer
+    asking for a study chunk by chunk fills one array (the slices computed are written, the
+    others left as they are); by default a new one, NaN where not computed.
     """
+    if maps is not None and (maps.shape != volume.shape or maps.dtype != np.float32):
+        raise ExplainError(
+            f"maps must be float32 of the volume's shape {volume.shape}, not {maps.dtype} {maps.shape}"
+        )
     if region not in REGIONS:
         raise ExplainError(f"Unknown region '{region}'; use one of {', '.join(REGIONS)}")
     if method not in METHODS:
@@ -144,7 +152,9 @@ def explain_volume(
         # Many passes per image (the method's own batch_size bounds each): one image per batch,
         # so that progress and cancel come after every image, not after minutes.
         batch_size = 1
-    run = _Run(volume, model, card, METHODS[method], layer, target, filter, chosen, region, progress, cancel)
+    run = _Run(
+        volume, model, card, METHODS[method], layer, target, filter, chosen, region, progress, cancel, maps
+    )
     extent = card.patch_extent(volume.spacing)
     order = range(volume.shape[0]) if slices is None else slices
     if extent is not None:
@@ -220,13 +230,14 @@ class _Run:
         region: str,
         progress: Progress | None,
         cancel: Cancel | None,
+        maps: np.ndarray | None,
     ) -> None:
         self.volume, self.model, self.card = volume, model, card
         self.study_card = card.for_study(volume.voxels)  # the study's statistics, once per run
         self.method, self.layer, self.target, self.filter, self.params = method, layer, target, filter, params
         self.region, self.progress, self.cancel = region, progress, cancel
         self.outputs = np.empty((0,), dtype=np.float32)  # the model's outputs for the batch in hand
-        self.maps = np.full(volume.shape, np.nan, dtype=np.float32)
+        self.maps = np.full(volume.shape, np.nan, dtype=np.float32) if maps is None else maps
         self.computed = np.zeros(volume.shape[0], dtype=bool)
         self.scores = np.empty((0, 0), dtype=np.float32)
         self.patches: list[tuple[int, ...]] = []

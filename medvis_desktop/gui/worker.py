@@ -195,6 +195,7 @@ class Worker(QObject):
             return
         first = self._explain_slices(job, order[:1])
         self.partial.emit(job.job_id, first)
+        # Every chunk writes into the first result's maps: one study-sized array per job.
         done = int(first.computed.sum())
         self.progress.emit(job.job_id, done, len(order))
         chunk = job.batch_size * BATCHES_PER_CHUNK
@@ -203,12 +204,16 @@ class Worker(QObject):
         for start in range(done, len(order), chunk):
             if job.cancel.is_set():
                 return
-            result = self._explain_slices(job, order[start : start + chunk])
+            result = self._explain_slices(job, order[start : start + chunk], maps=first.maps)
             self.partial.emit(job.job_id, result)
             self.progress.emit(job.job_id, min(start + chunk, len(order)), len(order))
 
     def _explain_slices(
-        self, job: ExplainJob, slices: Sequence[int], progress: Progress | None = None
+        self,
+        job: ExplainJob,
+        slices: Sequence[int],
+        progress: Progress | None = None,
+        maps: np.ndarray | None = None,
     ) -> Explanation:
         return explain_volume(
             job.volume,
@@ -224,6 +229,7 @@ class Worker(QObject):
             batch_size=job.batch_size,
             region=job.region,
             params=job.params,
+            maps=maps,
         )
 
     def _mosaic(self, job: MosaicJob) -> None:
@@ -340,7 +346,8 @@ class Relay(QObject):
         merged = self._merged.setdefault(job_id, partial)
         if merged is not partial:
             done = np.flatnonzero(partial.computed)
-            merged.maps[done] = partial.maps[done]
+            if merged.maps is not partial.maps:
+                merged.maps[done] = partial.maps[done]
             merged.scores[done] = partial.scores[done]
             merged.computed[done] = True
         self.result.emit(job_id, merged)

@@ -95,6 +95,17 @@ def test_without_a_card_the_assumptions_are_reported(ct_volume, classifier):
     assert any("minimum and maximum" in a for a in result.assumptions)
 
 
+def test_maps_are_written_into_an_array_given_and_only_at_the_slices_computed(ct_volume, classifier, card):
+    given = np.full(ct_volume.shape, 7.0, dtype=np.float32)
+    result = explain_volume(ct_volume, classifier, "grad_cam", card=card, slices=[2, 5], maps=given)
+    alone = explain_volume(ct_volume, classifier, "grad_cam", card=card, slices=[2, 5])
+    assert result.maps is given
+    np.testing.assert_array_equal(given[[2, 5]], alone.maps[[2, 5]])
+    assert (np.delete(given, [2, 5], axis=0) == 7.0).all()
+    with pytest.raises(ExplainError, match="maps must be float32 of the volume's shape"):
+        explain_volume(ct_volume, classifier, "grad_cam", card=card, slices=[2], maps=given[:3])
+
+
 def identity_3d(patch: tuple[int, int, int]) -> keras.Model:
     """A 1×1×1 convolution with weight 1: its activation map is the model input itself."""
     inputs = keras.Input((*patch, 1))

@@ -91,6 +91,16 @@ def test_current_slice_comes_first_then_the_rest_with_progress(qtbot, relay, job
     assert dones == sorted(dones)
 
 
+def test_the_chunks_of_a_job_fill_one_study_sized_array(qtbot, relay, job):
+    """Not one volume of maps per chunk: on a 300 × 512 × 512 study each would be 315 MB."""
+    arrays = []  # each partial's maps, as the worker makes them
+    relay._worker.partial.connect(lambda job_id, partial: arrays.append(partial.maps))
+    recorder = Recorder(relay)
+    wait_finished(qtbot, recorder, relay.submit(job))
+    assert len(arrays) > 2 and all(maps is arrays[0] for maps in arrays)
+    assert recorder.results[-1][1].maps is arrays[0] and np.isfinite(arrays[0]).all()
+
+
 def test_a_newer_job_supersedes_the_running_one(qtbot, relay, job):
     recorder = Recorder(relay)
     old = relay.submit(job)
