@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medvis_desktop import about, imaging
+from medvis_desktop import about
 from medvis_desktop.dicomnet import DicomNetError
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.export import OverlayStyle
@@ -43,9 +43,9 @@ from medvis_desktop.gui.pacs_menu import PacsMenu
 from medvis_desktop.gui.pacs_network import DicomNetwork
 from medvis_desktop.gui.quality_menu import QualityMenu
 from medvis_desktop.gui.score_track import ScoreTrack
-from medvis_desktop.gui.series_dialog import SeriesDialog, ask_slice_range
 from medvis_desktop.gui.slice_viewer import SINGLE, THREE, SliceViewer
 from medvis_desktop.gui.start_page import StartPage
+from medvis_desktop.gui.study_loader import StudyLoading
 from medvis_desktop.imaging import Volume
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -62,7 +62,7 @@ MOSAIC_DELAY_MS = 150
 TREE_WIDTH = 380  # wide enough for the output shapes and parameter counts
 
 
-class MainWindow(ExportActions, PacsMenu, QualityMenu, QMainWindow):
+class MainWindow(ExportActions, PacsMenu, QualityMenu, StudyLoading, QMainWindow):
     """`interactive=False` (scripted runs) never opens a dialog that waits for an answer: errors
     are only signalled."""
 
@@ -161,37 +161,8 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, QMainWindow):
             return self.open_model(path)
         return self.open_volume(path)
 
-    def open_volume(self, path: Path | str, series_uid: str | None = None) -> bool:
-        """A study; a DICOM series over the memory budget offers a range of slices that fits,
-        read with the series and headers already found."""
-        path = Path(path)
-        found = None  # the folder's series, once their headers are read
-        slices = None
-        try:
-            if path.is_dir() and series_uid is None:
-                series_uid, found = self._choose_series(path)
-            with self._busy(f"Opening {path.name}…"):
-                # Native decoders run in a child process: a file that crashes one costs the
-                # load, not the session.
-                isolated = imaging.needs_isolation(path, series_uid, found)
-            read = imaging.load_isolated if isolated else imaging.load
-            while True:
-                try:
-                    with self._busy(f"Opening {path.name}…"):
-                        volume = read(path, series_uid=series_uid, slices=slices)
-                    break
-                except imaging.TooLargeError as error:
-                    slices = ask_slice_range(self, error) if self.interactive and error.fitting else None
-                    if slices is None:
-                        raise
-        except (MedvisError, OSError) as error:
-            self.report_error(f"Could not open {path.name}", str(error))
-            return False
-        self.show_volume(volume, path.name)
-        self._remember(path, "volume")
-        return True
-
     def show_volume(self, volume: Volume, name: str) -> None:
+        self.stop_loading()
         self._cancel_jobs()
         self.volume = volume
         self.explanation = None
@@ -326,23 +297,6 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, QMainWindow):
                 return card
             reasons = ["The edited card does not fit the model yet:"]
 
-    def _choose_series(self, folder: Path) -> tuple[str | None, list[imaging.SeriesInfo]]:
-        """The series to open (None: the only one) and every series found."""
-        with self._busy(f"Reading the series in {folder.name}…"):
-            series = imaging.list_series(folder)
-        if len(series) <= 1:
-            return None, series
-        if not self.interactive:
-            chosen = max(series, key=lambda info: info.image_count)
-            self.statusBar().showMessage(
-                f"{len(series)} series: opened the largest, {chosen.description}", 10000
-            )
-            return chosen.uid, series
-        dialog = SeriesDialog(series, self)
-        if dialog.exec() != QDialog.DialogCode.Accepted:
-            raise MedvisError("No series chosen")
-        return dialog.chosen_uid(), series
-
     @contextmanager
     def _busy(self, message: str) -> Iterator[None]:
         """Loading blocks the GUI thread: say so with a wait cursor and a status message."""
@@ -426,6 +380,8 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, QMainWindow):
         self.panel.show_stopped()
 
     def _ready(self) -> bool:
+        if not self.study_complete():
+            return False
         missing = [
             what for what, value in (("a study", self.volume), ("a model", self.model)) if value is None
         ]

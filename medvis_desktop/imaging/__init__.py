@@ -7,8 +7,9 @@ from pathlib import Path
 from medvis_desktop.errors import LoadError
 from medvis_desktop.imaging import checks, dicom, invesalius, itk, planar
 from medvis_desktop.imaging.checks import DEFAULT_MEMORY_BUDGET, MEMORY_BUDGET_ENV, TooLargeError
-from medvis_desktop.imaging.dicom import SeriesInfo, list_series
+from medvis_desktop.imaging.dicom import Scan, SeriesInfo, list_series, series_infos
 from medvis_desktop.imaging.isolated import load_isolated
+from medvis_desktop.imaging.streaming import SeriesLoad
 from medvis_desktop.imaging.volume import Volume, Window
 from medvis_desktop.imaging.windowing import CT_PRESETS, default_window, presets, to_display
 
@@ -17,17 +18,23 @@ __all__ = [
     "DEFAULT_MEMORY_BUDGET",
     "MEMORY_BUDGET_ENV",
     "LoadError",
+    "Scan",
     "SeriesInfo",
+    "SeriesLoad",
     "TooLargeError",
     "Volume",
     "Window",
     "default_window",
+    "is_dicom",
     "list_series",
     "load",
     "load_isolated",
     "needs_isolation",
+    "open_series",
     "presets",
     "save",
+    "scan_dicom",
+    "series_infos",
     "to_display",
 ]
 
@@ -52,11 +59,45 @@ def load(
     if not path.exists():
         raise LoadError(f"Nothing found at {path}")
     volume = _read(path, series_uid, memory_budget, slices)
+    _check_geometry(volume, path)
+    return volume
+
+
+def is_dicom(path: Path | str) -> bool:
+    """Whether `path` is read as DICOM: a folder (searched for DICOM files) or a DICOM file."""
+    path = Path(path).expanduser()
+    return path.is_dir() or dicom.is_dicom_file(path)
+
+
+def scan_dicom(path: Path | str, memory_budget: int | None = None) -> Scan:
+    """Every DICOM header below `path` (no pixels), grouped into series: read once, then handed
+    to series_infos, needs_isolation and open_series."""
+    return dicom.scan(Path(path).expanduser(), memory_budget)
+
+
+def open_series(
+    path: Path | str,
+    found: Scan,
+    *,
+    series_uid: str | None = None,
+    memory_budget: int | None = None,
+    slices: tuple[int, int] | None = None,
+) -> SeriesLoad:
+    """A DICOM series (chosen as `load` chooses) from headers already read, to be decoded slice
+    by slice: its Volume is allocated and placed, no pixel decoded yet (see streaming.py).
+    Raises what `load` raises before decoding, TooLargeError included."""
+    path = Path(path).expanduser()
+    budget = checks.memory_budget(memory_budget)
+    load = SeriesLoad(dicom.plan_series(found, path, series_uid, slices), path, budget)
+    _check_geometry(load.volume, path)
+    return load
+
+
+def _check_geometry(volume: Volume, path: Path) -> None:
     try:
         checks.geometry(volume.spacing, volume.origin, volume.direction)
     except checks.HeaderError as error:
         raise checks.HeaderError(f"{path.name}: {error}") from None
-    return volume
 
 
 def needs_isolation(
@@ -69,7 +110,7 @@ def needs_isolation(
     read here, unless `found` gives the series list_series has just read (a damaged header
     answers True: the child process then gives the error)."""
     path = Path(path).expanduser()
-    if path.is_dir() or dicom.is_dicom_file(path):
+    if is_dicom(path):
         try:
             found = dicom.list_series(path) if found is None else found
         except LoadError:
@@ -82,7 +123,7 @@ def needs_isolation(
 def _read(
     path: Path, series_uid: str | None, memory_budget: int | None, slices: tuple[int, int] | None
 ) -> Volume:
-    if path.is_dir() or dicom.is_dicom_file(path):
+    if is_dicom(path):
         return dicom.load_dicom(path, series_uid=series_uid, memory_budget=memory_budget, slices=slices)
     if slices is not None:
         raise LoadError(f"{path.name}: a range of slices can be opened from a DICOM series only")

@@ -2,7 +2,8 @@
 
 Two passes keep memory near the size of the result: headers first (no pixels) to find the
 series, order the slices and size the array; then pixels, one file or frame at a time,
-written straight into the preallocated volume.
+written straight into the preallocated volume (all at once here; slice by slice, the first
+ones shown while the rest load, in streaming.py).
 
 No header is trusted (see checks.py): before a file joins a series, its declared
 Rows × Columns × SamplesPerPixel × BitsAllocated × NumberOfFrames is compared with the pixel
@@ -15,17 +16,17 @@ warning naming it; a lone file that fails is a LoadError naming it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
 from pydicom.pixels import pixel_array
+from pydicom.tag import Tag
 
 from medvis_desktop.errors import LoadError
 from medvis_desktop.imaging import checks
+from medvis_desktop.imaging.dicom_frames import Frame, frames_of
 from medvis_desktop.imaging.dicom_header import (
     check_decoder,
     check_pixel_header,
@@ -33,7 +34,7 @@ from medvis_desktop.imaging.dicom_header import (
     is_compressed,
     read_header,
 )
-from medvis_desktop.imaging.dicom_source import reduced_header, source_of
+from medvis_desktop.imaging.dicom_source import source_of
 from medvis_desktop.imaging.volume import Volume, Window
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
@@ -46,24 +47,8 @@ TILT_TOLERANCE_DEGREES = 0.1
 ORIENTATION_DECIMALS = 3
 # Outside the scanner's field of view CT padding is shown as air.
 CT_PADDING_FILL_HU = -1024
-
-
-@dataclass
-class Frame:
-    """One 2D image of a series: a single-frame file, or one frame of a multi-frame file."""
-
-    path: Path
-    frame_index: int | None
-    position: np.ndarray | None
-    orientation: np.ndarray | None
-    pixel_spacing: tuple[float, float] | None
-    rescale: tuple[float, float]
-    instance_number: int
-    windows: list[Window]
-    # The file's header reduced to what DICOM results reference (shared by a file's frames).
-    header: Dataset | None = None
-    # What was wrong but not fatal in the header (unusable display windows).
-    notes: tuple[str, ...] = ()
+# Header values larger than this (overlays, icons, private blobs) stay in the file until used.
+DEFER_BYTES = 64 * 1024
 
 
 @dataclass
@@ -139,166 +124,6 @@ def _dicomdir_files(dicomdir: Dataset) -> list[Path]:
     return [Path(instance.path) for instance in FileSet(dicomdir)]
 
 
-def _float_list(value: object) -> list[float] | None:
-    """The numbers of a (multi-valued) element; None when absent, empty or not numeric."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, pydicom.multival.MultiValue | list | tuple):
-        value = [value]
-    try:
-        values = [float(v) for v in value]
-    except (TypeError, ValueError):
-        return None
-    return values or None
-
-
-def _windows(item: Dataset) -> tuple[list[Window], list[str]]:
-    """The VOI windows a DICOM object recommends (WindowCenter/Width may be multi-valued).
-
-    Unusable ones (NaN, infinite, width ≤ 0) are dropped with a note: a bad window must not
-    cost the reader the image.
-    """
-    centers = item.get("WindowCenter")
-    widths = item.get("WindowWidth")
-    if centers is None or widths is None:
-        return [], []
-    centers = list(centers) if isinstance(centers, pydicom.multival.MultiValue) else [centers]
-    widths = list(widths) if isinstance(widths, pydicom.multival.MultiValue) else [widths]
-    names = item.get("WindowCenterWidthExplanation") or []
-    names = list(names) if isinstance(names, pydicom.multival.MultiValue) else [names]
-    windows, notes = [], []
-    for k, (center, width) in enumerate(zip(centers, widths, strict=False)):
-        name = str(names[k]) if k < len(names) and names[k] else f"DICOM {k + 1}"
-        usable = checks.window(center, width)
-        if usable is None:
-            notes.append(f"Display window '{name}' (centre {center}, width {width}) is unusable: ignored")
-            continue
-        windows.append(Window(name, *usable))
-    return windows, notes
-
-
-def _nested(item: Dataset | None, sequence: str, keyword: str) -> object:
-    """`item.sequence[0].keyword`, or None where any step is absent."""
-    if item is None or sequence not in item or not item[sequence].value:
-        return None
-    return item[sequence].value[0].get(keyword)
-
-
-def _rescale(
-    slope: object, intercept: object, default: tuple[float, float] = (1.0, 0.0)
-) -> tuple[float, float]:
-    """Rescale slope and intercept (absent: `default`); a zero or NaN slope is refused, not guessed."""
-    slope_value = _float_list(slope)
-    intercept_value = _float_list(intercept)
-    return checks.rescale(
-        slope_value[0] if slope_value else default[0],
-        intercept_value[0] if intercept_value else default[1],
-    )
-
-
-def _frames_of(ds: Dataset, path: Path, count: int) -> list[Frame]:
-    """The frames of one file, with the geometry of each (enhanced multi-frame included)."""
-    rescale = _rescale(ds.get("RescaleSlope"), ds.get("RescaleIntercept"))
-    instance = int(ds.get("InstanceNumber", 0) or 0)
-    header = reduced_header(ds)
-    if count == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
-        spacing = _spacing(ds.get("PixelSpacing"), "PixelSpacing") or _spacing(
-            ds.get("ImagerPixelSpacing"), "ImagerPixelSpacing"
-        )
-        windows, notes = _windows(ds)
-        return [
-            Frame(
-                path=path,
-                frame_index=None,
-                position=_position(ds.get("ImagePositionPatient")),
-                orientation=_orientation(ds.get("ImageOrientationPatient")),
-                pixel_spacing=spacing,
-                rescale=rescale,
-                instance_number=instance,
-                windows=windows,
-                header=header,
-                notes=tuple(notes),
-            )
-        ]
-    shared = ds.get("SharedFunctionalGroupsSequence")
-    shared = shared[0] if shared else None
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or [None] * count
-    legacy_step = float(ds.get("SpacingBetweenSlices", 0) or ds.get("SliceThickness", 0) or 0)
-    frames = []
-    for index, item in enumerate(per_frame[:count]):
-
-        def functional(sequence: str, keyword: str, item: Dataset | None = item) -> object:
-            value = _nested(item, sequence, keyword)
-            return value if value is not None else _nested(shared, sequence, keyword)
-
-        position = _position(functional("PlanePositionSequence", "ImagePositionPatient"))
-        orientation = _orientation(functional("PlaneOrientationSequence", "ImageOrientationPatient"))
-        if orientation is None:
-            orientation = _orientation(ds.get("ImageOrientationPatient"))
-        if position is None and legacy_step and ds.get("ImagePositionPatient") is not None:
-            orientation = _orientation(ds.get("ImageOrientationPatient"))
-            if orientation is not None:
-                normal = np.cross(orientation[:3], orientation[3:])
-                start = _position(ds.ImagePositionPatient)
-                if start is not None:
-                    position = checks.position(
-                        start + index * legacy_step * normal, "ImagePositionPatient + frame step"
-                    )
-        spacing = (
-            _spacing(functional("PixelMeasuresSequence", "PixelSpacing"), "PixelSpacing")
-            or _spacing(ds.get("PixelSpacing"), "PixelSpacing")
-            or _spacing(ds.get("ImagerPixelSpacing"), "ImagerPixelSpacing")
-        )
-        frame_rescale = _rescale(
-            functional("PixelValueTransformationSequence", "RescaleSlope"),
-            functional("PixelValueTransformationSequence", "RescaleIntercept"),
-            default=rescale,
-        )
-        voi = item["FrameVOILUTSequence"][0] if item is not None and "FrameVOILUTSequence" in item else None
-        if voi is None and shared is not None and "FrameVOILUTSequence" in shared:
-            voi = shared["FrameVOILUTSequence"][0]
-        windows, notes = _windows(voi if voi is not None else ds)
-        frames.append(
-            Frame(
-                path=path,
-                frame_index=index,
-                position=position,
-                orientation=orientation,
-                pixel_spacing=spacing,
-                rescale=frame_rescale,
-                instance_number=instance * 100000 + index,
-                windows=windows,
-                header=header,
-                notes=tuple(notes),
-            )
-        )
-    return frames
-
-
-def _spacing(value: object, what: str) -> tuple[float, float] | None:
-    """(row, column) spacing in mm; absent or all zero (as some radiographs carry) is None.
-
-    Anything else must be two finite values in (0, 1000] mm, or the file is refused.
-    """
-    values = _float_list(value)
-    if values is None or values == [0.0, 0.0]:
-        return None
-    if len(values) != 2:
-        raise checks.HeaderError(f"{what} needs 2 values, has {len(values)}")
-    row, column = checks.spacing(values, what)
-    return float(row), float(column)
-
-
-def _position(value: object, what: str = "ImagePositionPatient") -> np.ndarray | None:
-    values = _float_list(value)
-    return None if values is None else checks.position(values, what)
-
-
-def _orientation(value: object) -> np.ndarray | None:
-    values = _float_list(value)
-    return None if values is None else checks.orientation(values)
-
-
 def _grid_key(frame: Frame) -> tuple:
     orientation = (
         None if frame.orientation is None else tuple(np.round(frame.orientation, ORIENTATION_DECIMALS))
@@ -310,7 +135,7 @@ def scan(path: Path | str, memory_budget: int | None = None) -> Scan:
     """Read the headers (not the pixels) of every file below `path` and group them into series.
 
     A file whose header cannot be read, or fails the checks of `check_pixel_header` and
-    `_frames_of`, is recorded as damaged with the reason, and left out.
+    `frames_of`, is recorded as damaged with the reason, and left out.
     """
     path = Path(path)
     budget = checks.memory_budget(memory_budget)
@@ -334,7 +159,8 @@ def scan(path: Path | str, memory_budget: int | None = None) -> Scan:
             not_dicom.append(file)
             continue
         try:
-            ds = read_header(file, budget)
+            ds = read_header(file, budget, defer_size=DEFER_BYTES)
+            _decode_used(ds)
         except Exception as error:  # a damaged header can fail in any way; the file is skipped
             # pydicom appends a whole traceback to the value errors it re-raises: cut it.
             damaged[file] = checks.one_line(error).split(" Traceback (most recent call last)")[0]
@@ -354,7 +180,7 @@ def scan(path: Path | str, memory_budget: int | None = None) -> Scan:
             without_image.append(file)
             continue
         try:
-            frames = _frames_of(ds, file, check_pixel_header(ds, file, budget))
+            frames = frames_of(ds, file, check_pixel_header(ds, file, budget))
         except Exception as error:
             damaged[file] = checks.one_line(error)
             continue
@@ -377,11 +203,26 @@ def scan(path: Path | str, memory_budget: int | None = None) -> Scan:
     return Scan(series=series, not_dicom=not_dicom, damaged=damaged, without_image=without_image)
 
 
+def _decode_used(ds: Dataset) -> None:
+    """Decode the values the loader reads, so that a damaged one fails in the scan and costs
+    the file only. The others stay raw, unread if large: decoding every value of every file
+    took a fifth of the time to read a series' headers or more, and a result written back as
+    DICOM decodes what it copies (dicom_source.reduced_header)."""
+    ds.file_meta.walk(lambda _ds, _element: None)
+    for tag in USED_TAGS.intersection(ds.keys()):
+        ds[tag]  # decodes it
+
+
 def list_series(path: Path | str) -> list[SeriesInfo]:
     """The image series below `path`, largest first."""
+    return series_infos(scan(path), Path(path))
+
+
+def series_infos(found: Scan, path: Path) -> list[SeriesInfo]:
+    """What `list_series` reports, from a scan already made (headers are read once)."""
     return [
         SeriesInfo(s.uid, s.description, s.modality, s.image_count, s.rows, s.columns, s.compressed)
-        for s in _require_series(scan(path), Path(path))
+        for s in _require_series(found, path)
     ]
 
 
@@ -399,6 +240,16 @@ def _require_series(found: Scan, path: Path) -> list[Series]:
     raise LoadError(f"No DICOM images found in {path}: " + ", ".join(parts))
 
 
+@dataclass
+class SeriesPlan:
+    """A series chosen and checked, its frames in slice order, before any pixel is decoded."""
+
+    series: Series
+    frames: list[Frame]
+    warnings: list[str]
+    dtype: np.dtype
+
+
 def load_dicom(
     path: Path | str,
     series_uid: str | None = None,
@@ -414,7 +265,13 @@ def load_dicom(
     """
     path = Path(path)
     budget = checks.memory_budget(memory_budget)
-    found = scan(path, budget)
+    return assemble(plan_series(scan(path, budget), path, series_uid, slices), path, budget)
+
+
+def plan_series(
+    found: Scan, path: Path, series_uid: str | None = None, slices: tuple[int, int] | None = None
+) -> SeriesPlan:
+    """The series to load from a scan (see load_dicom), its frames ordered and its decoder checked."""
     candidates = _require_series(found, path)
     if series_uid is not None:
         candidates = [s for s in candidates if s.uid == series_uid]
@@ -432,7 +289,18 @@ def load_dicom(
         warnings.append(f"Slices {slices[0] + 1} to {slices[1]} of {len(frames)} opened")
         frames = frames[checks.slice_range(slices, len(frames), path.name)]
     check_decoder(chosen.header, path)
-    return _assemble(chosen, frames, warnings, path, budget)
+    return SeriesPlan(chosen, frames, warnings, _output_dtype(chosen, frames))
+
+
+def check_size(plan: SeriesPlan, path: Path, budget: int) -> None:
+    """Refuse a volume over the memory budget (TooLargeError) before it is allocated."""
+    series = plan.series
+    checks.slices_within_budget(
+        len(plan.frames),
+        series.rows * series.columns * plan.dtype.itemsize,
+        budget,
+        f"{path.name}: a volume of {len(plan.frames)}×{series.rows}×{series.columns} ({plan.dtype.name})",
+    )
 
 
 def _consistent_grid(frames: list[Frame]) -> tuple[list[Frame], list[str]]:
@@ -541,24 +409,6 @@ def _decode(frame: Frame, rows: int, columns: int) -> np.ndarray:
     return pixels
 
 
-def _read_pixels(
-    frames: list[Frame], rows: int, columns: int
-) -> Iterator[tuple[Frame, np.ndarray | None, str]]:
-    """Pixels of each frame in order; a frame that cannot be decoded yields None and why.
-
-    Decoders fail in every way, Rust ones (pylibjpeg-rle) with a PanicException that derives
-    from BaseException only: all but the interpreter's own exits count as a damaged frame.
-    """
-    for frame in frames:
-        try:
-            pixels, why = _decode(frame, rows, columns), ""
-        except checks.NOT_FAILURES:
-            raise
-        except BaseException as error:
-            pixels, why = None, checks.one_line(error)
-        yield frame, pixels, why
-
-
 def _to_grey(pixels: np.ndarray, header: Dataset) -> np.ndarray:
     """Colour images (rare in this context, e.g. secondary captures) become luminance."""
     if pixels.ndim == 3:
@@ -570,44 +420,72 @@ def _to_grey(pixels: np.ndarray, header: Dataset) -> np.ndarray:
     return pixels
 
 
-def _assemble(series: Series, frames: list[Frame], warnings: list[str], path: Path, budget: int) -> Volume:
-    header = series.header
-    dtype = _output_dtype(series, frames)
-    checks.slices_within_budget(
-        len(frames),
-        series.rows * series.columns * dtype.itemsize,
-        budget,
-        f"{path.name}: a volume of {len(frames)}×{series.rows}×{series.columns} ({dtype.name})",
-    )
-    voxels = np.empty((len(frames), series.rows, series.columns), dtype=dtype)
-    padding = _padding_range(header)
+def assemble(plan: SeriesPlan, path: Path, budget: int) -> Volume:
+    """Decode every frame into one preallocated volume; damaged frames are left out, named."""
+    series, frames = plan.series, plan.frames
+    check_size(plan, path, budget)
+    voxels = np.empty((len(frames), series.rows, series.columns), dtype=plan.dtype)
     kept: list[Frame] = []
     damaged: list[str] = []
-    for frame, pixels, why in _read_pixels(frames, series.rows, series.columns):
+    for frame in frames:
+        pixels, why = decode(frame, series.rows, series.columns)
         if pixels is None:
             damaged.append(f"Damaged file skipped: {frame.path.name} ({why})")
             continue
-        pixels = _to_grey(pixels, header)
-        slope, intercept = frame.rescale
-        target = voxels[len(kept)]
-        if padding is not None:
-            pad_mask = (pixels >= padding[0]) & (pixels <= padding[1])
-        if dtype.kind in "iu":
-            target[...] = pixels.astype(np.int32) * int(slope) + int(intercept)
-        else:
-            target[...] = pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
-        if padding is not None:
-            target[pad_mask] = _padding_fill(series, target, pad_mask)
+        write_slice(voxels[len(kept)], pixels, frame, series)
         kept.append(frame)
     if not kept:
         reasons = "; ".join(damaged[:3])
         raise LoadError(f"None of the images in {path} could be read: {reasons}")
-    warnings.extend(damaged)
-    warnings.extend(dict.fromkeys(note for frame in kept for note in frame.notes))
-    voxels = voxels[: len(kept)]
-    spacing_z, geometry_warnings = _slice_geometry(kept, series.modality)
+    volume = volume_of(series, kept, voxels[: len(kept)], [*plan.warnings, *damaged], path)
+    total = monochrome1_total(series.header, kept[0].rescale)
+    if total is not None:
+        invert_windows(volume, total)
+        for z in range(volume.shape[0]):
+            invert_slice(volume.voxels[z], total)
+    return volume
+
+
+def decode(frame: Frame, rows: int, columns: int) -> tuple[np.ndarray | None, str]:
+    """One frame's stored values, or None and why it could not be decoded.
+
+    Decoders fail in every way, Rust ones (pylibjpeg-rle) with a PanicException that derives
+    from BaseException only: all but the interpreter's own exits count as a damaged frame.
+    """
+    try:
+        return _decode(frame, rows, columns), ""
+    except checks.NOT_FAILURES:
+        raise
+    except BaseException as error:
+        return None, checks.one_line(error)
+
+
+def write_slice(target: np.ndarray, pixels: np.ndarray, frame: Frame, series: Series) -> None:
+    """One frame's stored values into its slice of the volume: grey, rescaled, padding masked."""
+    header = series.header
+    padding = _padding_range(header)
+    pixels = _to_grey(pixels, header)
+    slope, intercept = frame.rescale
+    if padding is not None:
+        pad_mask = (pixels >= padding[0]) & (pixels <= padding[1])
+    if target.dtype.kind in "iu":
+        target[...] = pixels.astype(np.int32) * int(slope) + int(intercept)
+    else:
+        target[...] = pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+    if padding is not None:
+        target[pad_mask] = _padding_fill(series, target, pad_mask)
+
+
+def volume_of(
+    series: Series, frames: list[Frame], voxels: np.ndarray, warnings: list[str], path: Path
+) -> Volume:
+    """The Volume of these frames, stacked as `voxels`: geometry from their positions, the
+    first frame's windows, the series' description."""
+    header = series.header
+    warnings.extend(dict.fromkeys(note for frame in frames for note in frame.notes))
+    spacing_z, geometry_warnings = _slice_geometry(frames, series.modality)
     warnings.extend(geometry_warnings)
-    first = kept[0]
+    first = frames[0]
     if first.pixel_spacing is None:
         warnings.append("No pixel spacing in the file: distances are in pixels, not mm")
         spacing_yx = (1.0, 1.0)
@@ -619,11 +497,8 @@ def _assemble(series: Series, frames: list[Frame], warnings: list[str], path: Pa
     else:
         direction = np.eye(3)[:, ::-1]
     origin = tuple(first.position) if first.position is not None else (0.0, 0.0, 0.0)
-    windows = list(first.windows)
     meta = _meta(header, series)
-    if str(header.get("PhotometricInterpretation", "")) == "MONOCHROME1":
-        windows = _invert_monochrome1(voxels, windows, header, first.rescale)
-        meta["Photometric"] = "MONOCHROME1, inverted for display (bright = dense)"
+    padding = _padding_range(header)
     if padding is not None:
         meta["PixelPadding"] = f"stored values {padding[0]}..{padding[1]} masked"
     return Volume(
@@ -633,11 +508,21 @@ def _assemble(series: Series, frames: list[Frame], warnings: list[str], path: Pa
         direction=direction,
         modality=series.modality,
         meta=meta,
-        windows=windows,
+        windows=list(first.windows),
         warnings=warnings,
         source=path,
-        dicom=source_of(kept),
+        dicom=source_of(frames),
     )
+
+
+def lowest_value(plan: SeriesPlan) -> float:
+    """The lowest value a slice of the plan can hold once rescaled (CT padding shown as air too)."""
+    stored = _stored_range(plan.series.header)
+    rescales = {frame.rescale for frame in plan.frames}
+    low = min(slope * value + intercept for slope, intercept in rescales for value in stored)
+    if plan.series.modality == "CT" and _padding_range(plan.series.header) is not None:
+        low = min(low, CT_PADDING_FILL_HU)
+    return max(low, np.iinfo(plan.dtype).min) if plan.dtype.kind in "iu" else low
 
 
 def _padding_range(header: Dataset) -> tuple[float, float] | None:
@@ -656,15 +541,23 @@ def _padding_fill(series: Series, target: np.ndarray, pad_mask: np.ndarray) -> f
     return float(real.min()) if real.size else 0.0
 
 
-def _invert_monochrome1(
-    voxels: np.ndarray, windows: list[Window], header: Dataset, rescale: tuple[float, float]
-) -> list[Window]:
-    """MONOCHROME1 stores dense as dark; flip values (and windows) so bright means dense."""
+def monochrome1_total(header: Dataset, rescale: tuple[float, float]) -> float | None:
+    """MONOCHROME1 stores dense as dark: v ↦ total − v (the rescaled stored range's ends added)
+    flips it so that bright means dense. None for any other photometric interpretation."""
+    if str(header.get("PhotometricInterpretation", "")) != "MONOCHROME1":
+        return None
     low, high = (rescale[0] * v + rescale[1] for v in _stored_range(header))
-    total = low + high
-    for z in range(voxels.shape[0]):
-        np.subtract(voxels.dtype.type(total), voxels[z], out=voxels[z])
-    return [Window(w.name, total - w.center, w.width) for w in windows]
+    return low + high
+
+
+def invert_slice(target: np.ndarray, total: float) -> None:
+    np.subtract(target.dtype.type(total), target, out=target)
+
+
+def invert_windows(volume: Volume, total: float) -> None:
+    """The windows of a MONOCHROME1 volume flipped with its values (see monochrome1_total)."""
+    volume.windows = [Window(w.name, total - w.center, w.width) for w in volume.windows]
+    volume.meta["Photometric"] = "MONOCHROME1, inverted for display (bright = dense)"
 
 
 META_KEYWORDS = (
@@ -689,6 +582,42 @@ META_KEYWORDS = (
     "ConvolutionKernel",
     "InstitutionName",
 )
+
+
+# What the scan, dicom_frames, the volume's description and dicom_source.source_of read.
+USED_KEYWORDS = (
+    *META_KEYWORDS,
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "FrameOfReferenceUID",
+    "Modality",
+    "InstanceNumber",
+    "Rows",
+    "Columns",
+    "SamplesPerPixel",
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+    "PhotometricInterpretation",
+    "NumberOfFrames",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "PixelSpacing",
+    "ImagerPixelSpacing",
+    "SpacingBetweenSlices",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "WindowCenter",
+    "WindowWidth",
+    "WindowCenterWidthExplanation",
+    "PixelPaddingValue",
+    "PixelPaddingRangeLimit",
+    "SharedFunctionalGroupsSequence",
+    "PerFrameFunctionalGroupsSequence",
+)
+
+
+USED_TAGS = frozenset(Tag(keyword) for keyword in USED_KEYWORDS)
 
 
 def _meta(header: Dataset, series: Series) -> dict[str, str]:
