@@ -1,10 +1,18 @@
-"""GUI speed: redraw rate while scrolling a 512×512 CT with the overlay on, and launch times.
+"""GUI speed: redraw rate while scrolling a 512×512 CT with the overlay and a reference outline
+on, and launch times.
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/gui_scroll.py
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/gui_scroll.py [--baseline DIR]
 
-Prints the numbers, asserts nothing. Goal: ≥ 60 frames per second while scrolling. Launch is
-measured in a fresh process: interpreter start to window shown, then to TensorFlow started
-and a small model open (the layer tree and the method panel filled).
+Prints the numbers, asserts nothing. Goals (issue #14): ≥ 200 frames per second while
+scrolling, ≤ 0.6 s from launch to the window shown. Launch is measured in a fresh process
+started the way `medvis --model M` starts (cli → gui.app): interpreter start to the window's
+first paint, then to TensorFlow started and the model open (the layer tree and the method
+panel filled).
+
+--baseline DIR measures an older build side by side in the same run, rounds alternating: DIR
+is a source tree of it, e.g. `mkdir /tmp/base && git archive HEAD | tar -x -C /tmp/base`. Its
+slice_viewer.py draws the scroll test (with this tree's other modules); its whole package
+launches.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse
+import importlib.util
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,35 +33,75 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
+from PySide6.QtWidgets import QApplication, QMainWindow
 
 HEAD_CT = Path("/usr/share/doc/invesalius-examples/examples/Cranium.inv3")
 FRAMES = 300
+ROUNDS = 5  # scroll rounds per build, alternating
+LAUNCHES = 3  # launches per build, alternating
+VIEWER = Path("medvis_desktop/gui/slice_viewer.py")
+
+
+class FirstPaint(QObject):
+    """Notes the wall-clock time of the first paint of a main window (the app's own filter)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at: float | None = None
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if self.at is None and event.type() == QEvent.Type.Paint and isinstance(watched, QMainWindow):
+            self.at = time.time()
+        return False
 
 
 def launch(model: str, settings_file: str) -> None:
-    """Child process: print the wall-clock times at which the window shows and the model is ready."""
-    from medvis_desktop.gui.main_window import MainWindow
+    """Child process: print the wall-clock times at which the window first painted and at which
+    the app's start (TensorFlow, the model) was done, then quit once both happened."""
+    from medvis_desktop.cli import build_parser
+    from medvis_desktop.gui import app as gui_app
 
-    app = QApplication(sys.argv[:1])
-    window = MainWindow(QSettings(settings_file, QSettings.Format.IniFormat), interactive=False)
-    window.show()
-    app.processEvents()
-    shown = time.time()
-    window.start_backend()
-    window.open_model(model)
-    app.processEvents()
-    ready = time.time()
-    print(f"{shown:.3f} {ready:.3f}")
-    window.close()
+    qt_app = QApplication(sys.argv[:1])
+    painted = FirstPaint()
+    qt_app.installEventFilter(painted)
+    ready: list[float] = []
+    start = gui_app.Script.start
+
+    def timed_start(script) -> None:
+        start(script)
+        ready.append(time.time())
+
+    def quit_when_done() -> None:
+        if ready and painted.at is not None:
+            print(f"{painted.at:.3f} {ready[0]:.3f}")
+            qt_app.quit()
+        else:
+            QTimer.singleShot(10, quit_when_done)
+
+    gui_app.Script.start = timed_start
+    QTimer.singleShot(10, quit_when_done)
+    args = build_parser().parse_args(["--model", model])
+    gui_app.run_gui(args, QSettings(settings_file, QSettings.Format.IniFormat))
 
 
-def scroll_fps(app: QApplication) -> tuple[float, float]:
-    """Frames per second scrolling a 512×512 CT (the head CT doubled) with a full overlay."""
+def viewer_class(path: Path | None) -> type:
+    """SliceViewer of this tree, or of the slice_viewer.py at `path`."""
+    if path is None:
+        from medvis_desktop.gui.slice_viewer import SliceViewer
+
+        return SliceViewer
+    spec = importlib.util.spec_from_file_location("baseline_slice_viewer", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.SliceViewer
+
+
+def scroll_scene() -> tuple:
+    """A 512×512 CT (the head CT doubled), a map on every slice and a reference ball to outline."""
     from medvis_desktop import imaging
     from medvis_desktop.explain.runner import Explanation
-    from medvis_desktop.gui.slice_viewer import SliceViewer
     from medvis_desktop.models.card import ModelCard
 
     head = imaging.load(HEAD_CT)
@@ -66,17 +116,31 @@ def scroll_fps(app: QApplication) -> tuple[float, float]:
     explanation = Explanation(
         "grad_cam", "conv", 0, None, maps.astype(np.float32), np.zeros((z, 1)), np.ones(z, bool), card
     )
-    viewer = SliceViewer()
+    zz = np.arange(z)[:, None, None]
+    ball = (zz - z / 2) ** 2 * 16 + (yy - y / 2) ** 2 + (xx - 2 * x / 3) ** 2 < 60**2
+    return volume, explanation, ball
+
+
+def show_viewer(cls: type, scene: tuple):
+    volume, explanation, ball = scene
+    viewer = cls()
     viewer.resize(1000, 1000)
     viewer.show()
     viewer.set_volume(volume)
     viewer.set_explanation(explanation)
+    viewer.set_reference(ball, "ball")
+    return viewer
+
+
+def scroll_fps(app: QApplication, viewer) -> tuple[float, float]:
+    """Frames per second scrolling: painting the view, and rendering the whole viewer widget."""
     app.processEvents()
+    z = viewer.volume.shape[0]
     view = viewer.views[0]
     started = time.perf_counter()
     for frame in range(FRAMES):
         viewer.set_slice(frame % z)
-        view.viewport().repaint()  # paints now: image and overlay through pyqtgraph's lookup tables
+        view.viewport().repaint()  # paints now: image, overlay and outline
     fps = FRAMES / (time.perf_counter() - started)
     started = time.perf_counter()
     for frame in range(FRAMES // 5):
@@ -85,29 +149,65 @@ def scroll_fps(app: QApplication) -> tuple[float, float]:
     return fps, (FRAMES // 5) / (time.perf_counter() - started)
 
 
+def launch_times(model: Path, folder: str, tree: Path | None) -> tuple[float, float]:
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
+    settings = Path(folder) / f"settings-{time.monotonic_ns()}.ini"
+    started = time.time()
+    timings = subprocess.run(
+        [sys.executable, __file__, "--launch", str(model), str(settings)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout.split()
+    shown, ready = (float(value) - started for value in timings[-2:])
+    return shown, ready
+
+
+def medians(rows: list[tuple[float, ...]]) -> tuple[float, ...]:
+    return tuple(statistics.median(column) for column in zip(*rows, strict=True))
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--baseline", type=Path, metavar="DIR", help="source tree of a build to compare")
     parser.add_argument("--launch", nargs=2, metavar=("MODEL", "SETTINGS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.launch:
         launch(*args.launch)
         return
+    builds = {"this build": None}
+    if args.baseline is not None:
+        builds["baseline"] = args.baseline.resolve()
     app = QApplication(sys.argv[:1])
-    fps, widget_fps = scroll_fps(app)
-    print(f"scrolling 512×512 CT with overlay: {fps:.0f} frames/s (view repaint)")
-    print(f"same, rendering the whole viewer widget: {widget_fps:.0f} frames/s")
+    scene = scroll_scene()
+    viewers = {
+        name: show_viewer(viewer_class(None if tree is None else tree / VIEWER), scene)
+        for name, tree in builds.items()
+    }
+    scrolls = {name: [] for name in builds}
+    for _ in range(ROUNDS):
+        for name, viewer in viewers.items():
+            scrolls[name].append(scroll_fps(app, viewer))
+    print(f"scrolling 512×512 CT with overlay and outline, median of {ROUNDS} rounds (frames/s):")
+    for name, rows in scrolls.items():
+        fps, widget_fps = medians(rows)
+        print(f"  {name:>10}: {fps:4.0f} view repaint, {widget_fps:4.0f} whole viewer widget")
+    launches = {name: [] for name in builds}
     with tempfile.TemporaryDirectory() as folder:
         model = Path(folder) / "bench.keras"
         subprocess.run([sys.executable, "-c", MAKE_MODEL, str(model)], check=True)
-        started = time.time()
-        timings = subprocess.run(
-            [sys.executable, __file__, "--launch", str(model), str(Path(folder) / "settings.ini")],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-    shown, ready = (float(value) - started for value in timings[-2:])
-    print(f"launch to window shown: {shown:.2f} s; to TensorFlow started and model ready: {ready:.2f} s")
+        for _ in range(LAUNCHES):
+            for name, tree in builds.items():
+                launches[name].append(launch_times(model, folder, tree))
+    print(f"launch, median of {LAUNCHES} (s):")
+    for name, rows in launches.items():
+        shown, ready = medians(rows)
+        print(f"  {name:>10}: {shown:.2f} to the window painted, {ready:.2f} to TensorFlow and the model")
 
 
 MAKE_MODEL = """
@@ -118,7 +218,10 @@ h = layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
 h = layers.MaxPooling2D(2)(h)
 h = layers.Conv2D(32, 3, padding="same", activation="relu")(h)
 h = layers.GlobalAveragePooling2D()(h)
-keras.Model(inputs, layers.Dense(2, activation="softmax")(h)).save(sys.argv[1])
+model = keras.Model(inputs, layers.Dense(2, activation="softmax")(h))
+model.save(sys.argv[1])
+from medvis_desktop.models.card import default_card_for, write_card
+write_card(default_card_for(model)[0], sys.argv[1])  # no dialog about assumed defaults
 """
 
 if __name__ == "__main__":

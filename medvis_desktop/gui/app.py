@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSettings, QTimer
+from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
@@ -23,6 +23,8 @@ from medvis_desktop.gui.main_window import MainWindow
 from medvis_desktop.package_data import resource
 
 TIMEOUT_S = 300
+# Start anyway this long after show() if the window never paints (shown minimised, say).
+START_FALLBACK_MS = 1000
 FIRST_DEMO = "ct"
 EXIT_FAILED, EXIT_TIMEOUT = 1, 2
 
@@ -53,10 +55,29 @@ class Script(QObject):
         self.exit_code = 0
         self.scripted = args.screenshot is not None
         self._saved = False
+        self._started = False
         if self.scripted:
             window.error_reported.connect(self.fail)
             window.result_shown.connect(self._result_shown)
             QTimer.singleShot(TIMEOUT_S * 1000, self._timed_out)
+
+    def start_when_painted(self) -> None:
+        """Run `start` on the event-loop turn after the window's first paint. A zero-delay
+        timer after show() fired before the window was even exposed: TensorFlow then loaded on
+        this thread (seconds) while the window stayed blank."""
+        self.window.installEventFilter(self)
+        QTimer.singleShot(START_FALLBACK_MS, self._start_once)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.window and event.type() == QEvent.Type.Paint:
+            self.window.removeEventFilter(self)
+            QTimer.singleShot(0, self._start_once)
+        return False
+
+    def _start_once(self) -> None:
+        if not self._started:
+            self._started = True
+            self.start()
 
     def start(self) -> None:
         window, args = self.window, self.args
@@ -149,7 +170,7 @@ def _run_gui(args: argparse.Namespace, settings: QSettings) -> int:
     if window.geometry().width() < 400:
         window.resize(1400, 900)
     script = Script(window, args)
+    script.start_when_painted()
     window.show()
-    QTimer.singleShot(0, script.start)
     code = app.exec()
     return script.exit_code or code

@@ -16,8 +16,8 @@ from itertools import zip_longest
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QAction, QKeyEvent, QTransform
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtGui import QAction, QImage, QKeyEvent, QPainter, QTransform
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QMenu, QSlider, QVBoxLayout, QWidget
 
 from medvis_desktop import imaging
@@ -45,11 +45,16 @@ SINGLE, THREE = "single", "three"
 
 def outline_rgba(mask: np.ndarray) -> np.ndarray:
     """The border of a 2D mask (its pixels with a background pixel above, below or beside
-    them) in OUTLINE_COLOUR, transparent elsewhere: (H, W, 4) uint8."""
-    padded = np.pad(mask, 1)
-    inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    them) in OUTLINE_COLOUR, transparent elsewhere: (H, W, 4) uint8. Only the mask's bounding
+    box is worked on: a lesion is small beside its section, and this runs on every scroll."""
     rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
-    rgba[mask & ~inner] = OUTLINE_COLOUR
+    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return rgba
+    box = np.s_[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+    padded = np.pad(mask[box], 1)
+    inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    rgba[box][padded[1:-1, 1:-1] & ~inner] = OUTLINE_COLOUR
     return rgba
 
 
@@ -66,6 +71,51 @@ def display_array(voxels: np.ndarray) -> tuple[np.ndarray, float]:
         if high - low < 2**16:
             return (voxels.astype(np.int32) - low).astype(np.uint16), float(low)
     return voxels.astype(np.float32, copy=False), 0.0
+
+
+def visible_rect(image: QImage) -> QRect:
+    """The smallest rectangle holding every pixel of an ARGB32 image that is not fully
+    transparent; empty when there is none."""
+    alpha = np.frombuffer(image.constBits(), np.uint32).reshape(image.height(), image.width()) >> 24
+    shown = alpha > 0
+    rows = np.flatnonzero(shown.any(axis=1))
+    if rows.size == 0:
+        return QRect()
+    columns = np.flatnonzero(shown[rows[0] : rows[-1] + 1].any(axis=0))
+    return QRect(
+        int(columns[0]), int(rows[0]), int(columns[-1] - columns[0] + 1), int(rows[-1] - rows[0] + 1)
+    )
+
+
+class SectionImage(pg.ImageItem):
+    """A pyqtgraph image item that paints a 32-bit copy of its picture, and of that only the
+    part that is not transparent. Qt converts pyqtgraph's 8-bit indexed picture (its data
+    through levels and lookup table) on every draw and blends transparent pixels all the same:
+    the two took most of a frame while scrolling. `qimage` stays pyqtgraph's, for figures."""
+
+    def __init__(self) -> None:
+        super().__init__(axisOrder="row-major")
+        self._screen: QImage | None = None
+        self._drawn = QRectF()
+
+    def render(self) -> None:
+        super().render()
+        self._screen = None
+        if self._unrenderable:
+            return
+        # ARGB32: what Qt converts to itself, so the pixels on screen stay the same.
+        self._screen = self.qimage.convertToFormat(QImage.Format.Format_ARGB32)
+        self._drawn = QRectF(
+            visible_rect(self._screen) if self.qimage.hasAlphaChannel() else self._screen.rect()
+        )
+
+    def paint(self, painter: QPainter, *args) -> None:
+        if self.image is None:
+            return
+        if self._renderRequired:
+            self.render()
+        if self._screen is not None and not self._drawn.isEmpty():
+            painter.drawImage(self._drawn, self._screen, self._drawn)
 
 
 @dataclass(frozen=True)
@@ -144,10 +194,10 @@ class PlaneView(pg.GraphicsLayoutWidget):
         self.setBackground("k")
         self.box = SliceViewBox()
         self.addItem(self.box)
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.overlay = pg.ImageItem(axisOrder="row-major")
+        self.image = SectionImage()
+        self.overlay = SectionImage()
         self.overlay.setZValue(1)
-        self.outline = pg.ImageItem(axisOrder="row-major")  # RGBA: a reference mask's border
+        self.outline = SectionImage()  # RGBA: a reference mask's border
         self.outline.setZValue(1.5)
         self.box.addItem(self.image)
         self.box.addItem(self.overlay)
@@ -332,6 +382,21 @@ class SliceViewer(QWidget):
         self._refresh()
         self.reset_view()
 
+    def refresh_slices(self, slices: list[int] | np.ndarray) -> None:
+        """Take these slices of the volume again, newly decoded by a load in the background.
+
+        The display copy made in set_volume (display_array) is renewed for them alone; its
+        offset is the lowest value a slice can hold (the value an undecoded slice is filled
+        with), so every new value fits.
+        """
+        voxels = self.volume.voxels
+        if self._pixels is not voxels:
+            if self._pixels.dtype.kind == "f":
+                self._pixels[slices] = voxels[slices]
+            else:
+                self._pixels[slices] = voxels[slices].astype(np.int32) - int(self._offset)
+        self.set_slice(self.current_slice)
+
     def set_slice(self, index: int) -> None:
         """Move the active view to slice `index` (clipped to the volume)."""
         if self.volume is None:
@@ -432,7 +497,7 @@ class SliceViewer(QWidget):
         )
         view.outline.setVisible(bool(reference is not None and reference.any()))
         if view.outline.isVisible():
-            view.outline.setImage(outline_rgba(reference), autoLevels=False, levels=(0, 255))
+            view.outline.setImage(outline_rgba(reference), autoLevels=False)  # RGBA as it is
         view.set_crosshair(self.cursor[section.rows], self.cursor[section.columns])
         for line in view.lines:
             line.setVisible(self.layout_mode == THREE)

@@ -1,0 +1,95 @@
+"""The slice viewer's fast drawing: what it paints is what pyqtgraph's own image item paints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from PySide6.QtGui import QImage, QPainter, QTransform
+
+from medvis_desktop.export import OverlayStyle
+from medvis_desktop.export.images import map_scale
+from medvis_desktop.gui.slice_viewer import GREY_LUT, SectionImage, outline_rgba, visible_rect
+
+SCREEN_ZOOM = 1.73  # sections are stretched on screen; a zoom that is not whole
+
+
+def painted(item: pg.ImageItem, shape: tuple[int, int]) -> np.ndarray:
+    """RGB of `item` painted over mid grey, zoomed as on screen: (H, W, 4) uint8 BGRX."""
+    height, width = (round(n * SCREEN_ZOOM) for n in shape)
+    image = QImage(width, height, QImage.Format.Format_RGB32)
+    image.fill(0x808080)
+    painter = QPainter(image)
+    painter.setTransform(QTransform.fromScale(SCREEN_ZOOM, SCREEN_ZOOM))
+    item.paint(painter)
+    painter.end()
+    return np.frombuffer(image.constBits(), np.uint8).reshape(height, width, 4).copy()
+
+
+def both(data: np.ndarray, **options) -> tuple[np.ndarray, np.ndarray]:
+    """What pyqtgraph's ImageItem and SectionImage paint of the same data, levels and table."""
+    drawings = []
+    for item in (pg.ImageItem(axisOrder="row-major"), SectionImage()):
+        item.setImage(data, autoLevels=False, **options)
+        drawings.append(painted(item, data.shape[:2]))
+    return drawings[0], drawings[1]
+
+
+def test_the_grey_image_is_painted_as_pyqtgraph_paints_it(qapp):
+    pixels = np.random.default_rng(0).integers(0, 3000, (90, 70)).astype(np.uint16)
+    reference, fast = both(pixels, levels=(900, 1300), lut=GREY_LUT)
+    np.testing.assert_array_equal(fast, reference)
+
+
+def test_the_overlay_is_painted_as_pyqtgraph_paints_it_thresholds_and_nan_included(qapp):
+    yy, xx = np.mgrid[0:90, 0:70]
+    heat = np.exp(-((yy - 60) ** 2 + (xx - 20) ** 2) / 200.0).astype(np.float32)
+    heat[70:75, 10:30] = np.nan  # not computed: transparent
+    scale = map_scale((0.0, 1.0), False, OverlayStyle("jet", opacity=0.4, threshold=0.25))
+    reference, fast = both(heat, levels=(scale.low, scale.high), lut=scale.lut)
+    np.testing.assert_array_equal(fast, reference)
+    assert (fast[:40] == reference[0, 0]).all()  # far from the blob: only the background
+
+
+def test_an_outline_is_painted_as_pyqtgraph_paints_it(qapp):
+    yy, xx = np.mgrid[0:90, 0:70]
+    reference, fast = both(outline_rgba((yy - 40) ** 2 + (xx - 30) ** 2 < 15**2))
+    np.testing.assert_array_equal(fast, reference)
+
+
+def test_an_overlay_transparent_everywhere_paints_nothing(qapp):
+    item = SectionImage()
+    item.setImage(
+        np.zeros((20, 30), np.float32),
+        autoLevels=False,
+        levels=(0, 1),
+        lut=map_scale((0.0, 1.0), False, OverlayStyle()).lut,
+    )
+    assert (painted(item, (20, 30))[..., :3] == 0x80).all()
+
+
+@pytest.mark.parametrize(("rows", "columns"), [((3, 9), (5, 6)), ((0, 20), (0, 30)), ((19, 20), (0, 1))])
+def test_visible_rect_is_the_box_of_the_pixels_not_transparent(rows, columns):
+    image = QImage(30, 20, QImage.Format.Format_ARGB32)
+    image.fill(0x00FFFFFF)  # transparent white: only the alpha counts
+    pixels = np.frombuffer(image.bits(), np.uint32).reshape(20, 30)
+    pixels[rows[0], columns[0]] = pixels[rows[1] - 1, columns[1] - 1] = 0x01102030
+    box = visible_rect(image)
+    assert (box.top(), box.bottom() + 1, box.left(), box.right() + 1) == (*rows, *columns)
+    image.fill(0)
+    assert visible_rect(image).isEmpty()
+
+
+def test_the_outline_is_the_border_of_the_mask_whatever_its_shape():
+    """Worked out on the mask's bounding box only; the same as over the whole section."""
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        mask = np.zeros((24, 31), bool)
+        top, left = rng.integers(0, 20), rng.integers(0, 27)
+        mask[top : top + rng.integers(1, 12), left : left + rng.integers(1, 12)] = True
+        mask &= rng.random(mask.shape) > 0.2
+        padded = np.pad(mask, 1)
+        inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+        drawn = outline_rgba(mask)[..., 3] > 0
+        np.testing.assert_array_equal(drawn, mask & ~inner)
+    assert not outline_rgba(np.zeros((5, 5), bool)).any()
