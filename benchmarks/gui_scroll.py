@@ -10,7 +10,7 @@ first paint, then to TensorFlow started and the model open (the layer tree and t
 panel filled).
 
 --baseline DIR measures an older build side by side in the same run, rounds alternating: DIR
-is a source tree of it, e.g. `mkdir /tmp/base && git archive HEAD | tar -x -C /tmp/base`. Its
+is a source tree of it, e.g. `mkdir DIR && git archive HEAD | tar -x -C DIR`. Its
 slice_viewer.py draws the scroll test (with this tree's other modules); its whole package
 launches.
 """

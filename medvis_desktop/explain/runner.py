@@ -83,7 +83,7 @@ class Explanation:
                 track[covered] = np.fmax(track[covered], score)
             track[~self.computed] = np.nan
             return track
-        if self.card.input_mode != "3d":
+        if self.scores_per_slice:
             return self.scores[:, target].astype(np.float32)
         track[self.computed] = self.scores[0, target]  # the whole volume, resized to the model's input
         return track

@@ -48,10 +48,9 @@ def outline_rgba(mask: np.ndarray) -> np.ndarray:
     them) in OUTLINE_COLOUR, transparent elsewhere: (H, W, 4) uint8. Only the mask's bounding
     box is worked on: a lesion is small beside its section, and this runs on every scroll."""
     rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
-    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    box = bounding_box(mask)
+    if box is None:
         return rgba
-    box = np.s_[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
     padded = np.pad(mask[box], 1)
     inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
     rgba[box][padded[1:-1, 1:-1] & ~inner] = OUTLINE_COLOUR
@@ -73,18 +72,25 @@ def display_array(voxels: np.ndarray) -> tuple[np.ndarray, float]:
     return voxels.astype(np.float32, copy=False), 0.0
 
 
+def bounding_box(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The rows and columns of a 2D mask's smallest box holding all its true pixels; None when
+    it has none."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    columns = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(columns[0]), int(columns[-1]) + 1)
+
+
 def visible_rect(image: QImage) -> QRect:
     """The smallest rectangle holding every pixel of an ARGB32 image that is not fully
     transparent; empty when there is none."""
     alpha = np.frombuffer(image.constBits(), np.uint32).reshape(image.height(), image.width()) >> 24
-    shown = alpha > 0
-    rows = np.flatnonzero(shown.any(axis=1))
-    if rows.size == 0:
+    box = bounding_box(alpha > 0)
+    if box is None:
         return QRect()
-    columns = np.flatnonzero(shown[rows[0] : rows[-1] + 1].any(axis=0))
-    return QRect(
-        int(columns[0]), int(rows[0]), int(columns[-1] - columns[0] + 1), int(rows[-1] - rows[0] + 1)
-    )
+    rows, columns = box
+    return QRect(columns.start, rows.start, columns.stop - columns.start, rows.stop - rows.start)
 
 
 class SectionImage(pg.ImageItem):
