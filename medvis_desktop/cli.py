@@ -170,8 +170,8 @@ def _explain(args: argparse.Namespace) -> int:
     import numpy as np
 
     from medvis_desktop import imaging
-    from medvis_desktop.explain import activation_maps, dead_filters
     from medvis_desktop.explain.runner import explain_volume
+    from medvis_desktop.explain.slice_inputs import SliceInputs, feature_mosaic
     from medvis_desktop.export.writer import dicom_results_missing, key_slice, write_exports
     from medvis_desktop.models.card import read_card
 
@@ -200,11 +200,11 @@ def _explain(args: argparse.Namespace) -> int:
     if explanation.cancelled or not explanation.computed.any():
         raise MedvisError("Nothing was computed")
     features = dead = None
-    if args.method == "activation_maps" and explanation.scores_per_slice:
-        card, computed = explanation.card, np.nonzero(explanation.computed)[0]
-        key = card.slice_input(volume.voxels, [key_slice(explanation)])
-        features = activation_maps(model, key, explanation.layer)[0]
-        dead = dead_filters(model, card.slice_input(volume.voxels, computed), explanation.layer)
+    if args.method == "activation_maps":
+        inputs = SliceInputs.of(explanation.card, volume.spacing, explanation)
+        computed, key = np.nonzero(explanation.computed)[0], key_slice(explanation)
+        mosaic = feature_mosaic(model, volume.voxels, inputs, explanation.layer, key, computed)
+        features, dead = mosaic.maps, mosaic.dead
     dicom_out = None if args.dicom_out is None else Path(args.dicom_out)
     # De-identified: the results are written aside first, then de-identified together with the
     # source instances into --dicom-out, so that nothing identifying lands there.

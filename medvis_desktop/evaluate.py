@@ -34,14 +34,8 @@ from medvis_desktop.arrays import resize_linear
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.explain import METHODS
 from medvis_desktop.explain.graph import resolve
-from medvis_desktop.explain.runner import (
-    REGIONS,
-    Explanation,
-    explain_volume,
-    patch_corners,
-    per_voxel,
-    predicted_region,
-)
+from medvis_desktop.explain.runner import REGIONS, Explanation, explain_volume, per_voxel, predicted_region
+from medvis_desktop.explain.slice_inputs import Corner, SliceInputs, scored_patches
 from medvis_desktop.imaging import dicom_seg
 from medvis_desktop.imaging.volume import Volume
 from medvis_desktop.metrics import (
@@ -307,29 +301,15 @@ def evaluate(
     )  # fmt: skip
 
 
-Corner = tuple[int, ...]
+@dataclass(frozen=True, kw_only=True)
+class SliceRun(SliceInputs):
+    """A method as it makes one slice's map on the model input's grid (SliceInputs: the input
+    a slice is measured on): what the per-slice metrics run again, time and score."""
 
-
-def scored_patches(explanation: Explanation) -> tuple[tuple[Corner, float], ...]:
-    """A run's patch corners with their scores for its class (empty for other runs)."""
-    if not explanation.patches or explanation.target is None:
-        return ()
-    scores = explanation.scores[:, explanation.target]
-    return tuple((tuple(c), float(s)) for c, s in zip(explanation.patches, scores, strict=True))
-
-
-@dataclass(frozen=True)
-class SliceRun:
-    """A method as it makes one slice's map on the model input's grid: what the per-slice
-    metrics run again, time and score."""
-
-    card: ModelCard
     method: str
     arguments: dict[str, object]  # method.run's keywords: layer, filter, target, output, parameters
     target: int  # the class whose score the metrics follow
-    patches: tuple[tuple[Corner, float], ...] = ()  # a run in patches: their corners and target scores
     region: str = "all"  # a segmentation output's region explained and scored (explain_volume's)
-    extent: Corner | None = None  # the study voxels (z, y, x) a patch covers (ModelCard.patch_extent)
 
     @classmethod
     def of(cls, explanation: Explanation) -> SliceRun:
@@ -377,7 +357,15 @@ class SliceRun:
         if extent is None and card.patch_mm is not None:
             raise EvaluateError("A model card with patch_mm needs the patch extent at the study's spacing")
         extent = card.patch_extent((1.0, 1.0, 1.0)) if extent is None else tuple(extent)
-        return cls(card, method, arguments, int(target), tuple(patches), region, extent)
+        return cls(
+            card,
+            extent,
+            tuple(patches),
+            method=method,
+            arguments=arguments,
+            target=int(target),
+            region=region,
+        )
 
     def scored_region(self, model: keras.Model, batch: np.ndarray) -> np.ndarray | None:
         """The mask the method explains and the metrics score on `batch` (Seg-Grad-CAM's region,
@@ -396,66 +384,6 @@ class SliceRun:
         if mask is None or not METHODS[self.method].uses_target:
             return self.arguments
         return {**self.arguments, "mask": mask}
-
-    def input_key(self, z: int, shape: Sequence[int]) -> Corner:
-        """Which model input slice z of a study of `shape` is measured on: for a run in patches,
-        the corner of the patch behind the slice's score on the track: the highest-scoring patch
-        covering it; with no scores, the covering patch that holds z nearest its middle, then
-        nearest the study's centre. Otherwise (z,), its own slice, for a 2D model, and () for a
-        3D model given the whole volume."""
-        if self.extent is None:
-            return (z,) if self.card.input_mode != "3d" else ()
-        depth = self.extent[0]
-        scored = [(score, corner) for corner, score in self.patches if corner[0] <= z < corner[0] + depth]
-        if scored:
-            return max(scored, key=lambda pair: (np.nan_to_num(pair[0], nan=-np.inf), pair[1]))[1]
-        middle = (np.asarray(shape[1:]) - np.asarray(self.extent[1:])) / 2
-
-        def nearness(corner: Corner) -> tuple[float, float]:
-            return abs(corner[0] + (depth - 1) / 2 - z), float(np.abs(np.subtract(corner[1:], middle)).sum())
-
-        covering = [c for c in patch_corners(shape, self.extent) if c[0] <= z < c[0] + depth]
-        return min(covering, key=nearness)
-
-    def describe_input(self, key: Corner) -> str:
-        """input_key's answer in words, as the CSV and the Quality panel give it."""
-        if self.extent is not None:
-            return f"patch at {' '.join(map(str, key))}"
-        return "slice" if self.card.input_mode != "3d" else "whole volume"
-
-    def model_input(self, voxels: np.ndarray, z: int) -> np.ndarray:
-        """The batch of one (1, *spatial, C) that input_key names."""
-        key = self.input_key(z, voxels.shape)
-        if self.extent is not None:
-            return self.card.patch_input(voxels, key, self.extent)
-        if self.card.input_mode != "3d":
-            return self.card.slice_input(voxels, [z])
-        return self.card.volume_input(voxels)
-
-    def plane(self, maps: np.ndarray, z: int, shape: Sequence[int]) -> np.ndarray:
-        """Slice z's plane (..., h, w) of maps (..., *spatial) on this run's model input for z: the
-        maps as they are in 2D, the plane through z of a 3D input."""
-        if self.card.input_mode != "3d":
-            return maps
-        start, length = (self.input_key(z, shape)[0], self.extent[0]) if self.extent else (0, shape[0])
-        depth = self.card.spatial_shape[0]
-        return maps[..., min(depth - 1, int((z - start + 0.5) * depth / length)), :, :]
-
-    def on_study_slice(self, maps: np.ndarray, z: int, shape: Sequence[int]) -> np.ndarray:
-        """A map (1, *spatial) of this run's model input for z on the study's slice z (y, x), NaN
-        where the input does not reach."""
-        if self.extent is None:
-            if self.card.input_mode != "3d":
-                return self.card.to_grid(maps, shape[1:])[0]
-            return self.card.to_grid(maps, shape)[0, z]
-        key = self.input_key(z, shape)
-        plane = self.card.patch_to_grid(maps, self.extent)[0, z - key[0]]
-        study = np.full(tuple(shape[1:]), np.nan, dtype=np.float32)
-        region = tuple(
-            slice(c, min(c + s, n)) for c, s, n in zip(key[1:], plane.shape, shape[1:], strict=True)
-        )
-        study[region] = plane[tuple(slice(0, r.stop - r.start) for r in region)]
-        return study
 
 
 @dataclass(frozen=True)

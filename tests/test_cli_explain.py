@@ -100,6 +100,21 @@ def test_activation_maps_also_write_the_grid(tmp_path, model_path, series):
     assert any("_grid_slice" in p.name and p.suffix == ".png" for p in tmp_path.iterdir())
 
 
+def test_activation_maps_of_a_3d_model_write_the_grid_of_its_patch(tmp_path, series):
+    import keras
+
+    inputs = keras.Input((8, 32, 32, 1))
+    x = keras.layers.Conv3D(3, 3, padding="same", activation="relu", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling3D()(x)
+    model_path = tmp_path / "tiny3d.keras"
+    keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x)).save(model_path)
+    write_card(ModelCard(input_mode="3d", input_shape=(8, 32, 32, 1), resize="crop_or_pad"), model_path)
+    out = tmp_path / "out"
+    result = explain_run(model_path, series, out, "activation_maps", "--layer", "conv")
+    assert result.returncode == 0, result.stderr
+    assert any("_grid_slice" in p.name and p.suffix == ".png" for p in out.iterdir())
+
+
 def test_explain_errors_are_one_line(tmp_path, model_path, series):
     result = explain_run(model_path, series, tmp_path, "grad_cam", "--slices", "10:99")
     assert result.returncode == 1

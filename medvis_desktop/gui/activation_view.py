@@ -48,7 +48,7 @@ class ActivationView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.mosaic = None  # the worker's Mosaic
+        self.mosaic = None  # an explain.slice_inputs.Mosaic
         self.chosen: int | None = None
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("k")
@@ -75,15 +75,16 @@ class ActivationView(QWidget):
         layout.addLayout(bottom)
 
     def set_mosaic(self, mosaic: object) -> None:
-        """Show a worker Mosaic (layer, slice, maps (y, x, C), dead (C,))."""
+        """Show a Mosaic (explain.slice_inputs: layer, slice, maps (y, x, C), dead (C,))."""
         self.mosaic = mosaic
         self.tiles.setImage(mosaic_image(mosaic.maps), autoLevels=False, levels=(0, 1))
         self.marks.setData(*self._crosses(np.flatnonzero(mosaic.dead)))
         self.grid_box.autoRange(padding=0.01)
         count = mosaic.maps.shape[-1]
         self.caption.setText(
-            f"{mosaic.layer}: {count} feature maps of slice {mosaic.slice + 1}, "
-            f"{int(mosaic.dead.sum())} dead (crossed; never active on 8 slices through the volume)"
+            f"{mosaic.layer}: {count} feature maps of slice {mosaic.slice + 1} ({mosaic.shown}), "
+            f"{int(mosaic.dead.sum())} dead (crossed; never active on {mosaic.sampled} model inputs "
+            "through the study)"
         )
         self.choose(self.chosen if self.chosen is not None and self.chosen < count else None)
 

@@ -351,13 +351,15 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, StudyLoading, QMainWindow
 
     def run_mosaic(self) -> int | None:
         """Every feature map of the panel's layer for the slice on screen."""
+        from medvis_desktop.explain.slice_inputs import SliceInputs
         from medvis_desktop.gui.worker import MosaicJob
 
         layer = self.panel.settings().layer or (self.explanation.layer if self.explanation else None)
         if not self._ready() or layer is None:
             return None
         self._mosaic_asked = (layer, self.viewer.cursor[0])
-        job = MosaicJob(MOSAIC_VIEW, self.volume, self.model, self.card, layer, self.viewer.cursor[0])
+        inputs = SliceInputs.of(self.card, self.volume.spacing, self.explanation)
+        job = MosaicJob(MOSAIC_VIEW, self.volume, self.model, inputs, layer, self.viewer.cursor[0])
         return self.relay.submit(job)
 
     def _mosaic_for_cursor(self) -> None:

@@ -25,8 +25,8 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.evaluate import SliceMeasures, SliceRun, measure_slice, reference_scores, slice_cascade
-from medvis_desktop.explain import activation_maps, dead_filters
 from medvis_desktop.explain.runner import Explanation, Progress, explain_volume
+from medvis_desktop.explain.slice_inputs import SliceInputs, feature_mosaic
 from medvis_desktop.imaging import Volume
 from medvis_desktop.models.card import ModelCard
 
@@ -63,26 +63,18 @@ class ExplainJob:
 
 @dataclass
 class MosaicJob:
-    """All feature maps of one layer for one slice, and the layer's dead filters."""
+    """All feature maps of one layer for one slice, and the layer's dead filters, on the model
+    input that shows the slice (for a 3D model or one that reads in patches, its plane through
+    the slice of the whole volume or of the patch behind the slice's score)."""
 
     view: str
     volume: Volume
     model: keras.Model
-    card: ModelCard
+    inputs: SliceInputs
     layer: str
     slice: int
     job_id: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass
-class Mosaic:
-    """A MosaicJob's result: maps (y, x, C) at the layer's resolution, dead (C,)."""
-
-    layer: str
-    slice: int
-    maps: np.ndarray
-    dead: np.ndarray
 
 
 @dataclass
@@ -233,11 +225,11 @@ class Worker(QObject):
         )
 
     def _mosaic(self, job: MosaicJob) -> None:
-        volume = job.volume.voxels
-        maps = activation_maps(job.model, job.card.slice_input(volume, [job.slice]), job.layer)[0]
-        samples = np.linspace(0, volume.shape[0] - 1, DEAD_FILTER_SAMPLES).round().astype(int)
-        dead = dead_filters(job.model, job.card.slice_input(volume, sorted(set(samples))), job.layer)
-        self.partial.emit(job.job_id, Mosaic(job.layer, job.slice, maps, dead))
+        voxels = job.volume.voxels
+        samples = np.linspace(0, voxels.shape[0] - 1, DEAD_FILTER_SAMPLES).round().astype(int)
+        self.partial.emit(
+            job.job_id, feature_mosaic(job.model, voxels, job.inputs, job.layer, job.slice, samples)
+        )
         self.progress.emit(job.job_id, 1, 1)
 
     def _measure(self, job: MeasureJob) -> None:

@@ -12,9 +12,10 @@ import pytest
 from PySide6.QtCore import QTimer
 
 from medvis_desktop.explain.runner import patch_corners
-from medvis_desktop.gui.worker import ExplainJob, Mosaic, MosaicJob, Relay
+from medvis_desktop.explain.slice_inputs import Mosaic, SliceInputs
+from medvis_desktop.gui.worker import ExplainJob, MosaicJob, Relay
 from medvis_desktop.models.card import ModelCard
-from tests.gui.conftest import make_window, run_and_wait
+from tests.gui.conftest import HEAD_SPACING, make_window, run_and_wait
 
 
 class Recorder:
@@ -144,14 +145,66 @@ def test_an_error_is_a_message_and_the_next_job_still_runs(qtbot, relay, job):
     assert recorder.results[-1][0] == good and recorder.results[-1][1].computed.all()
 
 
-def test_mosaic_job_gives_every_feature_map_and_dead_filters(qtbot, relay, ct_volume, tiny_model, tiny_card):
-    recorder = Recorder(relay)
-    job_id = relay.submit(MosaicJob("mosaic", ct_volume, tiny_model, tiny_card, "conv1", 5))
-    wait_finished(qtbot, recorder, job_id)
+def layer_output(model: keras.Model, layer: str, batch: np.ndarray) -> np.ndarray:
+    """The layer's output by a Keras sub-model: what the mosaic must show, found another way."""
+    return keras.Model(model.input, model.get_layer(layer).output)(batch).numpy()
 
+
+def mosaic_of(qtbot, relay, job: MosaicJob) -> Mosaic:
+    recorder = Recorder(relay)
+    wait_finished(qtbot, recorder, relay.submit(job))
+    assert not recorder.failed
     mosaic = recorder.results[-1][1]
     assert isinstance(mosaic, Mosaic)
-    assert mosaic.maps.shape == (64, 64, 6) and mosaic.dead.shape == (6,)
+    return mosaic
+
+
+def test_mosaic_job_gives_every_feature_map_and_dead_filters(qtbot, relay, ct_volume, tiny_model, tiny_card):
+    mosaic = mosaic_of(
+        qtbot, relay, MosaicJob("mosaic", ct_volume, tiny_model, SliceInputs(tiny_card), "conv1", 5)
+    )
+
+    voxels = ct_volume.voxels
+    expected = layer_output(tiny_model, "conv1", tiny_card.slice_input(voxels, [5]))[0]
+    np.testing.assert_allclose(mosaic.maps, expected, atol=1e-5)
+    samples = [0, 6, 11, 17, 22, 28, 33, 39]  # 8 evenly through the 40 slices
+    active = (layer_output(tiny_model, "conv1", tiny_card.slice_input(voxels, samples)) > 0).any(
+        axis=(0, 1, 2)
+    )
+    assert mosaic.dead.tolist() == (~active).tolist()
+    assert (mosaic.shown, mosaic.sampled) == ("slice", 8)
+
+
+def test_a_3d_model_s_mosaic_is_the_plane_through_the_slice_of_its_patch(qtbot, relay, ct_volume):
+    inputs = keras.Input((8, 32, 32, 1))
+    x = keras.layers.Conv3D(3, 3, padding="same", activation="relu", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling3D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    card = ModelCard(input_mode="3d", input_shape=(8, 32, 32, 1), resize="crop_or_pad")
+    job = MosaicJob("mosaic", ct_volume, model, SliceInputs.of(card, ct_volume.spacing, None), "conv", 20)
+    mosaic = mosaic_of(qtbot, relay, job)
+
+    # No scores yet: the patch holding slice 20 nearest its middle (slices 16–23, not 20–27),
+    # nearest the centre in-plane: corners step by half a patch (16), (256 - 32) / 2 = 112.
+    assert mosaic.shown == "patch at 16 112 112"
+    patch = ct_volume.voxels[16:24, 112:144, 112:144]
+    expected = layer_output(model, "conv", card.volume_input(patch, reference=ct_volume.voxels))
+    np.testing.assert_allclose(mosaic.maps, expected[0, 20 - 16], atol=1e-5)
+    assert mosaic.dead.shape == (3,) and mosaic.sampled == 8  # the 8 samples lie in 8 patches
+
+
+def test_a_patch_card_s_mosaic_shows_the_patch_not_the_squeezed_slice(qtbot, relay, ct_volume, tiny_model):
+    side = 64 * HEAD_SPACING[1]  # patches of 64 voxels, the model's input: none resized
+    card = ModelCard(input_mode="2d", input_shape=(64, 64, 1), patch_mm=(side, side))
+    job = MosaicJob(
+        "mosaic", ct_volume, tiny_model, SliceInputs.of(card, ct_volume.spacing, None), "conv1", 5
+    )
+    mosaic = mosaic_of(qtbot, relay, job)
+
+    assert mosaic.shown == "patch at 5 96 96"  # (256 - 64) / 2: the patch nearest the centre
+    patch = ct_volume.voxels[5:6, 96:160, 96:160]
+    expected = layer_output(tiny_model, "conv1", card.slice_input(patch, [0], reference=ct_volume.voxels))
+    np.testing.assert_allclose(mosaic.maps, expected[0], atol=1e-5)
 
 
 def test_gui_thread_is_never_blocked_while_a_volume_is_explained(qtbot, relay, job):
