@@ -15,9 +15,23 @@ def resize_linear(array: np.ndarray, shape: Sequence[int], axes: Sequence[int] |
     """
     axes = list(range(array.ndim - len(shape), array.ndim)) if axes is None else list(axes)
     result = np.asarray(array, dtype=np.float32)
-    for axis, size in zip(axes, shape, strict=True):
+    for axis, size in _cheapest_order(result, axes, shape):
         result = _resize_axis(result, axis, int(size))
     return result
+
+
+def _cheapest_order(array: np.ndarray, axes: Sequence[int], shape: Sequence[int]) -> list[tuple[int, int]]:
+    """The axes that shrink first, then those that grow, with the array's last axis taken when
+    the array is smallest: along it the samples are gathered one by one, along the others whole
+    rows at a time. A study's maps 128² → 512² take a quarter less time (benchmarks/resize.py)."""
+    last = array.ndim - 1
+
+    def key(pair: tuple[int, int]) -> tuple[bool, bool]:
+        axis, size = pair
+        grows = size > array.shape[axis]
+        return grows, (axis == last) != grows
+
+    return sorted(((axis % array.ndim, int(size)) for axis, size in zip(axes, shape, strict=True)), key=key)
 
 
 def _resize_axis(array: np.ndarray, axis: int, size: int) -> np.ndarray:

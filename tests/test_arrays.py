@@ -9,7 +9,8 @@ import tensorflow as tf
 from medvis_desktop.arrays import resize_linear
 
 
-@pytest.mark.parametrize(("height", "width"), [(7, 9), (40, 22), (5, 5)])
+# Both axes shrinking, both growing, and one of each either way: the axes are taken in another order.
+@pytest.mark.parametrize(("height", "width"), [(7, 9), (40, 22), (5, 5), (7, 40), (30, 6)])
 def test_2d_matches_tensorflow_bilinear(height, width):
     image = np.random.default_rng(0).normal(size=(2, 13, 17)).astype(np.float32)
     expected = tf.image.resize(image[..., None], (height, width), method="bilinear")[..., 0].numpy()
