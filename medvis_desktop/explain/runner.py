@@ -346,8 +346,12 @@ class _Run:
         needed = np.zeros(shape[0], dtype=np.int64)  # patches covering each slice
         for corner in corners:
             needed[corner[0] : corner[0] + extent[0]] += 1
-        total = np.zeros(shape, dtype=np.float32)
-        weight = np.zeros(shape, dtype=np.float32)
+        # The sums and counts of the overlapping maps, over the slices the patches span only:
+        # a 2D card's run over a few slices of a large study needs no study-sized arrays.
+        low = min((c[0] for c in corners), default=0)
+        high = min(max((c[0] + extent[0] for c in corners), default=0), shape[0])
+        total = np.zeros((high - low, *shape[1:]), dtype=np.float32)
+        weight = np.zeros_like(total)
         arrived = np.zeros(shape[0], dtype=np.int64)
         scores = []
         for chunk in _batches(corners, batch_size):
@@ -359,15 +363,16 @@ class _Run:
             self.patches.extend(chunk)
             for corner, patch_map in zip(chunk, self.card.patch_to_grid(maps, extent), strict=True):
                 region = tuple(slice(c, min(c + s, n)) for c, s, n in zip(corner, extent, shape, strict=True))
-                total[region] += patch_map[tuple(slice(0, r.stop - r.start) for r in region)]
-                weight[region] += 1
+                spanned = (slice(region[0].start - low, region[0].stop - low), *region[1:])
+                total[spanned] += patch_map[tuple(slice(0, r.stop - r.start) for r in region)]
+                weight[spanned] += 1
                 arrived[region[0]] += 1
             if self._stop(len(self.patches), len(corners)):
                 break
         self.scores = np.concatenate(scores) if scores else np.empty((0, 0), dtype=np.float32)
         complete = wanted & (arrived == needed)
-        seen = (weight > 0) & complete[:, None, None]
-        self.maps[seen] = total[seen] / weight[seen]
+        seen = (weight > 0) & complete[low:high, None, None]
+        self.maps[low:high][seen] = total[seen] / weight[seen]
         self.computed[:] = complete
 
 

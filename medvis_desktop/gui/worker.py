@@ -25,7 +25,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.evaluate import SliceMeasures, SliceRun, measure_slice, reference_scores, slice_cascade
-from medvis_desktop.explain.runner import Explanation, Progress, explain_volume
+from medvis_desktop.explain.runner import Explanation, Progress, explain_volume, patch_corners
 from medvis_desktop.explain.slice_inputs import SliceInputs, feature_mosaic
 from medvis_desktop.imaging import Volume
 from medvis_desktop.models.card import ModelCard
@@ -180,25 +180,33 @@ class Worker(QObject):
 
     def _explain(self, job: ExplainJob) -> None:
         order = job.slice_order()
-        if job.card.input_mode == "3d" or job.card.patch_extent(job.volume.spacing) is not None:
+        if job.card.input_mode == "3d":
             # one run over the volume or its patches, with its progress
             progress = functools.partial(self.progress.emit, job.job_id)
             self.partial.emit(job.job_id, self._explain_slices(job, order, progress))
             return
-        first = self._explain_slices(job, order[:1])
+        # A 2D model: the slice on screen first, then chunks of slices, every chunk into the first
+        # result's maps (one study-sized array per job). Progress counts the model's inputs:
+        # slices, or the patches of a card that reads each slice in patches.
+        extent = job.card.patch_extent(job.volume.spacing)
+        per_slice = 1 if extent is None else len(patch_corners((1, *job.volume.shape[1:]), extent))
+        total = per_slice * len(order)
+
+        def progress_from(offset: int) -> Progress:
+            return lambda done, _: self.progress.emit(job.job_id, offset + done, total)
+
+        first = self._explain_slices(job, order[:1], progress_from(0))
         self.partial.emit(job.job_id, first)
-        # Every chunk writes into the first result's maps: one study-sized array per job.
         done = int(first.computed.sum())
-        self.progress.emit(job.job_id, done, len(order))
-        chunk = job.batch_size * BATCHES_PER_CHUNK
+        chunk = max(1, job.batch_size * BATCHES_PER_CHUNK // per_slice)
         # The first result fixes what "automatic" meant, so every slice explains the same thing.
         job.layer, job.target = first.layer, first.target
         for start in range(done, len(order), chunk):
             if job.cancel.is_set():
                 return
-            result = self._explain_slices(job, order[start : start + chunk], maps=first.maps)
+            slices = order[start : start + chunk]
+            result = self._explain_slices(job, slices, progress_from(start * per_slice), maps=first.maps)
             self.partial.emit(job.job_id, result)
-            self.progress.emit(job.job_id, min(start + chunk, len(order)), len(order))
 
     def _explain_slices(
         self,
@@ -340,7 +348,11 @@ class Relay(QObject):
             done = np.flatnonzero(partial.computed)
             if merged.maps is not partial.maps:
                 merged.maps[done] = partial.maps[done]
-            merged.scores[done] = partial.scores[done]
+            if partial.patches:  # disjoint slices' patches: each with its own score row
+                merged.patches.extend(partial.patches)
+                merged.scores = np.concatenate([merged.scores, partial.scores])
+            else:
+                merged.scores[done] = partial.scores[done]
             merged.computed[done] = True
         self.result.emit(job_id, merged)
 

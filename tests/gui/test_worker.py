@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QTimer
 
-from medvis_desktop.explain.runner import patch_corners
+from medvis_desktop.explain.runner import explain_volume, patch_corners
 from medvis_desktop.explain.slice_inputs import Mosaic, SliceInputs
 from medvis_desktop.gui.worker import ExplainJob, MosaicJob, Relay
+from medvis_desktop.imaging import Volume
 from medvis_desktop.models.card import ModelCard
 from tests.gui.conftest import HEAD_SPACING, make_window, run_and_wait
 
@@ -244,6 +245,27 @@ def test_a_3d_model_reports_progress_patch_by_patch(qtbot, relay, ct_volume):
     dones = [done for done, total in recorder.progress if total == patches]
     assert len(dones) == len(recorder.progress) > 2
     assert dones == sorted(dones) and dones[-1] == patches and 0 < dones[len(dones) // 2] < patches
+
+
+def test_a_2d_patch_card_shows_the_slice_on_screen_first_then_the_rest(qtbot, relay, ct_volume, tiny_model):
+    """Not one run to the end: the slice on screen's patches first, then chunks of slices, as
+    for whole slices, with progress counted in patches; the same maps and scores as one run."""
+    side = 64 * HEAD_SPACING[1]  # 64-voxel patches: 3 × 3 per 128² slice, 54 in all
+    card = ModelCard(input_mode="2d", input_shape=(64, 64, 1), patch_mm=(side, side))
+    volume = Volume(np.ascontiguousarray(ct_volume.voxels[:6, :128, :128]), HEAD_SPACING, modality="CT")
+    job = ExplainJob("slices", volume, tiny_model, card, "grad_cam", "conv2", 1, None, first_slice=3)
+    recorder = Recorder(relay)
+    wait_finished(qtbot, recorder, relay.submit(job))
+
+    assert not recorder.failed and len(recorder.results) > 2
+    assert np.flatnonzero(recorder.results[0][2]).tolist() == [3]
+    final = recorder.results[-1][1]
+    assert final.computed.all() and len(final.patches) == 54 and final.scores.shape == (54, 2)
+    whole = explain_volume(volume, tiny_model, "grad_cam", card=card, layer="conv2", target=1)
+    np.testing.assert_allclose(final.maps, whole.maps, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(final.slice_scores(), whole.slice_scores(), rtol=1e-5)
+    dones = [done for done, total in recorder.progress if total == 54]
+    assert len(dones) == len(recorder.progress) and dones == sorted(dones) and dones[-1] == 54
 
 
 class Tripwire(BaseException):
