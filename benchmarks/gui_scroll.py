@@ -2,6 +2,7 @@
 on, and launch times.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/gui_scroll.py [--baseline DIR]
+        [--launches N] [--no-scroll]
 
 Prints the numbers, asserts nothing. Goals (issue #14): ≥ 200 frames per second while
 scrolling, ≤ 0.6 s from launch to the window shown. Launch is measured in a fresh process
@@ -12,7 +13,9 @@ panel filled).
 --baseline DIR measures an older build side by side in the same run, rounds alternating: DIR
 is a source tree of it, e.g. `mkdir DIR && git archive HEAD | tar -x -C DIR`. Its
 slice_viewer.py draws the scroll test (with this tree's other modules); its whole package
-launches.
+launches. --no-scroll measures the launches only; --launches N sets how many per build.
+Launches read compiled bytecode, as an installed app does (pip compiles it): a first launch of
+each build, not counted, writes it into a temporary folder, whatever PYTHONDONTWRITEBYTECODE says.
 """
 
 from __future__ import annotations
@@ -32,14 +35,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMainWindow
 
 HEAD_CT = Path("/usr/share/doc/invesalius-examples/examples/Cranium.inv3")
 FRAMES = 300
 ROUNDS = 5  # scroll rounds per build, alternating
-LAUNCHES = 3  # launches per build, alternating
+LAUNCHES = 3  # launches per build, alternating, unless --launches says otherwise
 VIEWER = Path("medvis_desktop/gui/slice_viewer.py")
 
 
@@ -100,6 +102,8 @@ def viewer_class(path: Path | None) -> type:
 
 def scroll_scene() -> tuple:
     """A 512×512 CT (the head CT doubled), a map on every slice and a reference ball to outline."""
+    import numpy as np  # here: a launch child must load only what the app itself loads
+
     from medvis_desktop import imaging
     from medvis_desktop.explain.runner import Explanation
     from medvis_desktop.models.card import ModelCard
@@ -150,7 +154,8 @@ def scroll_fps(app: QApplication, viewer) -> tuple[float, float]:
 
 
 def launch_times(model: Path, folder: str, tree: Path | None) -> tuple[float, float]:
-    env = dict(os.environ)
+    env = dict(os.environ, PYTHONPYCACHEPREFIX=str(Path(folder) / "bytecode"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if tree is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
     settings = Path(folder) / f"settings-{time.monotonic_ns()}.ini"
@@ -175,6 +180,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--baseline", type=Path, metavar="DIR", help="source tree of a build to compare")
+    parser.add_argument("--launches", type=int, default=LAUNCHES, metavar="N", help="launches per build")
+    parser.add_argument("--no-scroll", action="store_true", help="measure the launches only")
     parser.add_argument("--launch", nargs=2, metavar=("MODEL", "SETTINGS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.launch:
@@ -183,6 +190,29 @@ def main() -> None:
     builds = {"this build": None}
     if args.baseline is not None:
         builds["baseline"] = args.baseline.resolve()
+    if not args.no_scroll:
+        scroll(builds)
+    launches = {name: [] for name in builds}
+    with tempfile.TemporaryDirectory() as folder:
+        model = Path(folder) / "bench.keras"
+        subprocess.run([sys.executable, "-c", MAKE_MODEL, str(model)], check=True)
+        for tree in builds.values():
+            launch_times(model, folder, tree)  # compiles the bytecode
+        for _ in range(args.launches):
+            for name, tree in builds.items():
+                launches[name].append(launch_times(model, folder, tree))
+    print(f"launch, median of {args.launches} (s), each launch's time to the window painted in brackets:")
+    for name, rows in launches.items():
+        shown, ready = medians(rows)
+        each = " ".join(f"{row[0]:.2f}" for row in rows)
+        print(
+            f"  {name:>10}: {shown:.2f} to the window painted [{each}],"
+            f" {ready:.2f} to TensorFlow and the model"
+        )
+
+
+def scroll(builds: dict[str, Path | None]) -> None:
+    """Print the scrolling frame rates of each build, rounds alternating."""
     app = QApplication(sys.argv[:1])
     scene = scroll_scene()
     viewers = {
@@ -197,17 +227,6 @@ def main() -> None:
     for name, rows in scrolls.items():
         fps, widget_fps = medians(rows)
         print(f"  {name:>10}: {fps:4.0f} view repaint, {widget_fps:4.0f} whole viewer widget")
-    launches = {name: [] for name in builds}
-    with tempfile.TemporaryDirectory() as folder:
-        model = Path(folder) / "bench.keras"
-        subprocess.run([sys.executable, "-c", MAKE_MODEL, str(model)], check=True)
-        for _ in range(LAUNCHES):
-            for name, tree in builds.items():
-                launches[name].append(launch_times(model, folder, tree))
-    print(f"launch, median of {LAUNCHES} (s):")
-    for name, rows in launches.items():
-        shown, ready = medians(rows)
-        print(f"  {name:>10}: {shown:.2f} to the window painted, {ready:.2f} to TensorFlow and the model")
 
 
 MAKE_MODEL = """

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import medvis_desktop
-from medvis_desktop.demo.studies import FOLDER as DEMO_FOLDER
-from medvis_desktop.demo.studies import sources
 from medvis_desktop.package_data import resource
 
 UNKNOWN = "unknown"
@@ -146,7 +144,9 @@ def python_component() -> Component:
 
 def demo_components() -> list[Component]:
     """Each demo study's real source data, with the licence files shipped beside it."""
-    folder = resource(DEMO_FOLDER)
+    from medvis_desktop.demo.studies import FOLDER, sources  # SimpleITK: not before the window shows
+
+    folder = resource(FOLDER)
     found = []
     for source in sources().values():
         paths = [folder / name for name in source.licence_files]

@@ -8,15 +8,14 @@ Typical use::
     series = find_series(node, studies[0].study_uid)
     retrieve_series(node, studies[0].study_uid, series[0].series_uid, LocalStore(folder))
     statuses = send(node, files); raise_if_incomplete(node, statuses)
+
+The public names load their submodule on first use (PEP 562 `__getattr__`): pynetdicom and
+pydicom take a third of a second to import, which the viewer's window must not wait for.
 """
 
-from medvis_desktop.dicomnet.errors import DicomNetError
-from medvis_desktop.dicomnet.node import DEFAULT_AE, DEFAULT_TIMEOUT, Node, TLSSettings
-from medvis_desktop.dicomnet.query import SeriesInfo, StudyInfo, find_series, find_studies, verify
-from medvis_desktop.dicomnet.retrieve import RetrieveResult, retrieve_series
-from medvis_desktop.dicomnet.scp import DEFAULT_PORT, StorageServer
-from medvis_desktop.dicomnet.send import SendStatus, raise_if_incomplete, send
-from medvis_desktop.dicomnet.store import LocalStore, StoredSeries, StoredStudy
+from __future__ import annotations
+
+from medvis_desktop.lazy import lazy_names
 
 __all__ = [
     "DEFAULT_AE",
@@ -40,3 +39,31 @@ __all__ = [
     "send",
     "verify",
 ]
+
+# Each public name imported on first use, by the submodule that defines it.
+_SOURCES = {
+    "DicomNetError": "errors",
+    "DEFAULT_AE": "node",
+    "DEFAULT_TIMEOUT": "node",
+    "Node": "node",
+    "TLSSettings": "node",
+    "SeriesInfo": "query",
+    "StudyInfo": "query",
+    "find_series": "query",
+    "find_studies": "query",
+    "verify": "query",
+    "RetrieveResult": "retrieve",
+    "retrieve_series": "retrieve",
+    "DEFAULT_PORT": "scp",
+    "StorageServer": "scp",
+    "SendStatus": "send",
+    "raise_if_incomplete": "send",
+    "send": "send",
+    "LocalStore": "store",
+    "StoredSeries": "store",
+    "StoredStudy": "store",
+}
+# Its submodules, which were its attributes when it imported them all at once.
+_SUBMODULES = ("association", "errors", "node", "query", "retrieve", "scp", "send", "store")
+
+__getattr__, __dir__ = lazy_names(__name__, _SOURCES, _SUBMODULES)

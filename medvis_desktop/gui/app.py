@@ -13,14 +13,17 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
-from medvis_desktop.gui.figure import FigureOptions
 from medvis_desktop.gui.main_window import MainWindow
 from medvis_desktop.package_data import resource
+
+if TYPE_CHECKING:
+    from medvis_desktop.gui.figure import FigureOptions
 
 TIMEOUT_S = 300
 # Start anyway this long after show() if the window never paints (shown minimised, say).
@@ -124,6 +127,8 @@ class Script(QObject):
     def _figure_options(self) -> FigureOptions:
         """The window's figure options (the user's settings), as far as the command line does
         not say otherwise (--figure-size, --smooth)."""
+        from medvis_desktop.gui.figure import FigureOptions  # pyqtgraph: a window may start without it
+
         chosen = self.window.figure_options()
         size = self.args.figure_size
         return FigureOptions(chosen.long_side if size is None else size, chosen.smooth or self.args.smooth)

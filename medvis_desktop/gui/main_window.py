@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
@@ -29,12 +30,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medvis_desktop import about
 from medvis_desktop.dicomnet import DicomNetError
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.export import OverlayStyle
 from medvis_desktop.export.images import SCALES, SIGNS
-from medvis_desktop.gui.about_dialog import AboutDialog
 from medvis_desktop.gui.activation_view import ActivationView
 from medvis_desktop.gui.exports import ExportActions
 from medvis_desktop.gui.method_panel import MethodPanel
@@ -47,6 +46,9 @@ from medvis_desktop.gui.slice_viewer import SINGLE, THREE, SliceViewer
 from medvis_desktop.gui.start_page import StartPage
 from medvis_desktop.gui.study_loader import StudyLoading
 from medvis_desktop.imaging import Volume
+
+if TYPE_CHECKING:
+    from medvis_desktop.gui.about_dialog import AboutDialog
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 VOLUME_FILTER = (
@@ -531,6 +533,9 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, StudyLoading, QMainWindow
     def show_about(self) -> AboutDialog:
         """Non-modal, made once (reading every licence text takes a moment), raised when asked again."""
         if self.about_dialog is None:
+            from medvis_desktop import about  # package metadata: not before the window shows
+            from medvis_desktop.gui.about_dialog import AboutDialog
+
             self.about_dialog = AboutDialog(about.components(), parent=self)
         # The device is known once TensorFlow has started (the label says "starting…" until then).
         self.about_dialog.set_device(self.status["device"].text() if self.relay is not None else None)

@@ -13,23 +13,25 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydicom.dataset import Dataset
 from PySide6.QtCore import QObject, QSettings, QStandardPaths, QThread, QTimer, Signal
 
-from medvis_desktop.dicomnet import (
-    DEFAULT_AE,
-    DEFAULT_PORT,
-    DicomNetError,
-    LocalStore,
-    Node,
-    StorageServer,
-    TLSSettings,
-)
+# The window makes a DicomNetwork before it first shows: the rest of dicomnet (pynetdicom,
+# pydicom, ssl) loads when a node, the store or the receiver is first used.
+from medvis_desktop.dicomnet.errors import DicomNetError
 from medvis_desktop.errors import MedvisError
 
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from medvis_desktop.dicomnet import LocalStore, Node, StorageServer
+
 LOOPBACK = "127.0.0.1"
+# dicomnet.DEFAULT_AE and DEFAULT_PORT, repeated so that the default settings load none of
+# that (a test keeps them equal).
+DEFAULT_AE = "MEDVIS"
+DEFAULT_PORT = 11112
 STORE_FOLDER = "dicom-store"
 # The list of received studies is re-read once a burst of instances has settled.
 REFRESH_DELAY_MS = 300
@@ -50,6 +52,8 @@ class PacsNode:
 
     def node(self) -> Node:
         """The dicomnet Node, or a DicomNetError naming this entry and what is wrong with it."""
+        from medvis_desktop.dicomnet import Node, TLSSettings
+
         tls = None
         if self.tls:
             tls = TLSSettings(
@@ -210,6 +214,8 @@ class DicomNetwork(QObject):
     def store(self) -> LocalStore:
         """The local study store (its folder is made when first used)."""
         if self._store is None:
+            from medvis_desktop.dicomnet import LocalStore
+
             try:
                 self._store = LocalStore(self.config.store)
             except OSError as error:
@@ -229,6 +235,8 @@ class DicomNetwork(QObject):
     def start(self) -> None:
         """Start the receiver if the settings turn it on; a DicomNetError says why it cannot."""
         if self.config.receiver_enabled and not self.receiver_running:
+            from medvis_desktop.dicomnet import StorageServer
+
             server = StorageServer(
                 self.store,
                 ae_title=self.config.ae_title,

@@ -23,6 +23,9 @@ FLAGGED_BRUSH = pg.mkBrush(230, 80, 80)
 
 
 class ScoreTrack(QWidget):
+    """The caption until the first scores arrive, then the plot, built then: it is hidden
+    until there are scores, and building it would delay the window's first paint."""
+
     slice_chosen = Signal(int)
     threshold_changed = Signal(float)
 
@@ -30,6 +33,14 @@ class ScoreTrack(QWidget):
         super().__init__(parent)
         self.track = np.empty(0, dtype=np.float32)
         self.current = 0
+        self._threshold = DEFAULT_THRESHOLD  # the line's value once the plot is built
+        self.plot: pg.PlotWidget | None = None
+        self.caption = QLabel("No scores yet: run a method")
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.addWidget(self.caption)
+
+    def _build_plot(self) -> None:
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(90)
         self.plot.setLabel("bottom", "slice")
@@ -39,37 +50,39 @@ class ScoreTrack(QWidget):
         self.curve = self.plot.plot(pen=CURVE_PEN, connect="finite")
         self.flagged = pg.ScatterPlotItem(size=5, brush=FLAGGED_BRUSH, pen=None)
         self.plot.addItem(self.flagged)
-        self.marker = pg.InfiniteLine(angle=90, pen=CURRENT_PEN)
-        self.threshold_line = pg.InfiniteLine(DEFAULT_THRESHOLD, angle=0, pen=THRESHOLD_PEN, movable=True)
+        self.marker = pg.InfiniteLine(self.current, angle=90, pen=CURRENT_PEN)
+        self.threshold_line = pg.InfiniteLine(self._threshold, angle=0, pen=THRESHOLD_PEN, movable=True)
         self.plot.addItem(self.marker)
         self.plot.addItem(self.threshold_line)
-        self.caption = QLabel("No scores yet: run a method")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.caption)
-        layout.addWidget(self.plot)
-        self.plot.setVisible(False)
+        self._layout.addWidget(self.plot)
         self.plot.scene().sigMouseClicked.connect(self._clicked)
         self.threshold_line.sigPositionChangeFinished.connect(self._threshold_moved)
 
     @property
     def threshold(self) -> float:
-        return float(self.threshold_line.value())
+        return self._threshold if self.plot is None else float(self.threshold_line.value())
 
     def set_threshold(self, value: float) -> None:
-        self.threshold_line.setValue(value)
+        if self.plot is None:
+            self._threshold = value
+        else:
+            self.threshold_line.setValue(value)
         self._draw()
 
     def set_track(self, track: np.ndarray | None, what: str = "") -> None:
         """Scores per slice (NaN: not computed yet); None clears the track."""
         self.track = np.empty(0, dtype=np.float32) if track is None else np.asarray(track, np.float32)
         self.caption.setText(f"Score along the study: {what}" if track is not None else "No scores yet")
-        self.plot.setVisible(track is not None)
+        if self.plot is None and track is not None:
+            self._build_plot()
+        if self.plot is not None:
+            self.plot.setVisible(track is not None)
         self._draw()
 
     def set_current(self, z: int) -> None:
         self.current = z
-        self.marker.setValue(z)
+        if self.plot is not None:
+            self.marker.setValue(z)
 
     def step(self, direction: int) -> int | None:
         """The next (+1) or previous (-1) flagged slice from the current one, chosen."""
@@ -86,6 +99,8 @@ class ScoreTrack(QWidget):
             super().keyPressEvent(event)
 
     def _draw(self) -> None:
+        if self.plot is None:
+            return
         slices = np.arange(len(self.track))
         self.curve.setData(slices, self.track)
         above = np.nan_to_num(self.track, nan=-np.inf) >= self.threshold

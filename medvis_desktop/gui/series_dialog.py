@@ -3,6 +3,8 @@ when the series is over the memory budget."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -13,7 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medvis_desktop.imaging import SeriesInfo, TooLargeError
+if TYPE_CHECKING:  # imaging.dicom imports pydicom, which the window's start must not wait for
+    from medvis_desktop.imaging import SeriesInfo, TooLargeError
 
 COLUMNS = ("Description", "Modality", "Images", "Size", "Series UID")
 

@@ -1,17 +1,21 @@
-"""Volumes and images: DICOM, NIfTI/MHA/NRRD, InVesalius, raster images. No Qt, no TensorFlow."""
+"""Volumes and images: DICOM, NIfTI/MHA/NRRD, InVesalius, raster images. No Qt, no TensorFlow.
+
+The public names load their submodule on first use (PEP 562 `__getattr__`): pydicom and
+SimpleITK take about half a second to import, which the viewer's window must not wait for.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medvis_desktop.errors import LoadError
-from medvis_desktop.imaging import checks, dicom, invesalius, itk, planar
-from medvis_desktop.imaging.checks import DEFAULT_MEMORY_BUDGET, MEMORY_BUDGET_ENV, TooLargeError
-from medvis_desktop.imaging.dicom import Scan, SeriesInfo, list_series, series_infos
-from medvis_desktop.imaging.isolated import load_isolated
-from medvis_desktop.imaging.streaming import SeriesLoad
-from medvis_desktop.imaging.volume import Volume, Window
-from medvis_desktop.imaging.windowing import CT_PRESETS, default_window, presets, to_display
+from medvis_desktop.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from medvis_desktop.imaging.dicom import Scan, SeriesInfo
+    from medvis_desktop.imaging.streaming import SeriesLoad
+    from medvis_desktop.imaging.volume import Volume
 
 __all__ = [
     "CT_PRESETS",
@@ -37,6 +41,40 @@ __all__ = [
     "series_infos",
     "to_display",
 ]
+
+# Each public name imported on first use, by the submodule that defines it.
+_SOURCES = {
+    "DEFAULT_MEMORY_BUDGET": "checks",
+    "MEMORY_BUDGET_ENV": "checks",
+    "TooLargeError": "checks",
+    "Scan": "dicom",
+    "SeriesInfo": "dicom",
+    "list_series": "dicom",
+    "series_infos": "dicom",
+    "load_isolated": "isolated",
+    "SeriesLoad": "streaming",
+    "Volume": "volume",
+    "Window": "volume",
+    "CT_PRESETS": "windowing",
+    "default_window": "windowing",
+    "presets": "windowing",
+    "to_display": "windowing",
+}
+# Its submodules, which were its attributes when it imported them all at once.
+_SUBMODULES = (
+    "checks",
+    "dicom",
+    "invesalius",
+    "isolated",
+    "itk",
+    "orientation",
+    "planar",
+    "streaming",
+    "volume",
+    "windowing",
+)
+
+__getattr__, __dir__ = lazy_names(__name__, _SOURCES, _SUBMODULES)
 
 
 def load(
@@ -65,6 +103,8 @@ def load(
 
 def is_dicom(path: Path | str) -> bool:
     """Whether `path` is read as DICOM: a folder (searched for DICOM files) or a DICOM file."""
+    from medvis_desktop.imaging import dicom
+
     path = Path(path).expanduser()
     return path.is_dir() or dicom.is_dicom_file(path)
 
@@ -72,6 +112,8 @@ def is_dicom(path: Path | str) -> bool:
 def scan_dicom(path: Path | str, memory_budget: int | None = None) -> Scan:
     """Every DICOM header below `path` (no pixels), grouped into series: read once, then handed
     to series_infos, needs_isolation and open_series."""
+    from medvis_desktop.imaging import dicom
+
     return dicom.scan(Path(path).expanduser(), memory_budget)
 
 
@@ -86,6 +128,9 @@ def open_series(
     """A DICOM series (chosen as `load` chooses) from headers already read, to be decoded slice
     by slice: its Volume is allocated and placed, no pixel decoded yet (see streaming.py).
     Raises what `load` raises before decoding, TooLargeError included."""
+    from medvis_desktop.imaging import checks, dicom
+    from medvis_desktop.imaging.streaming import SeriesLoad
+
     path = Path(path).expanduser()
     budget = checks.memory_budget(memory_budget)
     load = SeriesLoad(dicom.plan_series(found, path, series_uid, slices), path, budget)
@@ -94,6 +139,8 @@ def open_series(
 
 
 def _check_geometry(volume: Volume, path: Path) -> None:
+    from medvis_desktop.imaging import checks
+
     try:
         checks.geometry(volume.spacing, volume.origin, volume.direction)
     except checks.HeaderError as error:
@@ -109,6 +156,8 @@ def needs_isolation(
     by Python and NumPy after the header checks, and stay on the fast path. Only headers are
     read here, unless `found` gives the series list_series has just read (a damaged header
     answers True: the child process then gives the error)."""
+    from medvis_desktop.imaging import dicom, invesalius
+
     path = Path(path).expanduser()
     if is_dicom(path):
         try:
@@ -123,6 +172,8 @@ def needs_isolation(
 def _read(
     path: Path, series_uid: str | None, memory_budget: int | None, slices: tuple[int, int] | None
 ) -> Volume:
+    from medvis_desktop.imaging import dicom, invesalius, itk, planar
+
     if is_dicom(path):
         return dicom.load_dicom(path, series_uid=series_uid, memory_budget=memory_budget, slices=slices)
     if slices is not None:
@@ -141,6 +192,8 @@ def _read(
 
 def save(volume: Volume, path: Path | str) -> None:
     """Write the volume with its geometry (NIfTI, MHA or NRRD by the file suffix)."""
+    from medvis_desktop.imaging import itk
+
     path = Path(path)
     if not path.name.lower().endswith(itk.SUFFIXES):
         raise LoadError(f"Cannot write {path.name}: use .nii, .nii.gz, .mha or .nrrd")
