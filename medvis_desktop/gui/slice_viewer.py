@@ -4,8 +4,9 @@ Each view shows a section of the volume in millimetres (the image item's transfo
 the spacing, so anatomy keeps its true proportions) with patient superior up and patient left
 on the screen's right (radiological convention, imaging.orientation), its edges lettered, a
 scale bar and a caption (gui.view_annotations). Pixels go to pyqtgraph as uint16 (voxels
-offset by the volume's minimum) or float32 with levels and a lookup table, the form its fast
-path needs: scrolling hands over a slice of a ready array, nothing is normalised per frame.
+less a fixed offset) or float32 with levels and a lookup table, the form its fast path needs,
+converted section by section as they are drawn (gui.section_pixels): opening a study copies
+nothing, and a window changes the levels only.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from medvis_desktop.export import OverlayStyle
 from medvis_desktop.export.images import map_scale, scale_range
 from medvis_desktop.gui import figure
 from medvis_desktop.gui.figure import DEFAULT_OPTIONS, Figure, FigureOptions, Panel, ScoreStrip
+from medvis_desktop.gui.section_pixels import SectionPixels
 from medvis_desktop.gui.view_annotations import ViewAnnotations
 from medvis_desktop.imaging import Volume, Window, orientation
 
@@ -61,15 +63,6 @@ def window_number(value: float) -> str:
     """A window's width or centre as a reader writes it: whole above 100 (HU, raw detector
     values), else a few digits (normalised MRI)."""
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
-
-
-def display_array(voxels: np.ndarray) -> tuple[np.ndarray, float]:
-    """Voxels in a form pyqtgraph's fast path takes, and the offset subtracted from them."""
-    if np.issubdtype(voxels.dtype, np.integer):
-        low, high = int(voxels.min()), int(voxels.max())
-        if high - low < 2**16:
-            return (voxels.astype(np.int32) - low).astype(np.uint16), float(low)
-    return voxels.astype(np.float32, copy=False), 0.0
 
 
 def bounding_box(mask: np.ndarray) -> tuple[slice, slice] | None:
@@ -278,8 +271,7 @@ class SliceViewer(QWidget):
         self.cursor = [0, 0, 0]
         self.active_axis = 0
         self.layout_mode = SINGLE
-        self._pixels = np.zeros((1, 1, 1), dtype=np.uint16)
-        self._offset = 0.0
+        self._pixels = SectionPixels(0)  # how the volume's sections are drawn
         self._map_range = (0.0, 1.0)  # what the colour scale spans (export.images.scale_range)
         # What _map_range was taken for: the policy, and the section on screen for "slice".
         self._range_of: tuple | None = None
@@ -335,7 +327,7 @@ class SliceViewer(QWidget):
         self.volume = volume
         self.explanation = None
         self.reference = None
-        self._pixels, self._offset = display_array(volume.voxels)
+        self._pixels = SectionPixels.of(volume.voxels)
         self.cursor = [n // 2 for n in volume.shape]
         for view in (*self.views, self.projection):
             view.set_volume(volume)
@@ -373,7 +365,7 @@ class SliceViewer(QWidget):
 
     def set_window(self, window: Window) -> None:
         self.window = window
-        levels = (window.low - self._offset, window.high - self._offset)
+        levels = self._pixels.levels(window)
         for view in self.views:
             view.image.setLevels(levels)
             if self.volume is not None:
@@ -389,19 +381,12 @@ class SliceViewer(QWidget):
         self.reset_view()
 
     def refresh_slices(self, slices: list[int] | np.ndarray) -> None:
-        """Take these slices of the volume again, newly decoded by a load in the background.
-
-        The display copy made in set_volume (display_array) is renewed for them alone; its
-        offset is the lowest value a slice can hold (the value an undecoded slice is filled
-        with), so every new value fits.
-        """
-        voxels = self.volume.voxels
-        if self._pixels is not voxels:
-            if self._pixels.dtype.kind == "f":
-                self._pixels[slices] = voxels[slices]
-            else:
-                self._pixels[slices] = voxels[slices].astype(np.int32) - int(self._offset)
-        self.set_slice(self.current_slice)
+        """Draw the sections on screen again if they show any of these slices, newly decoded
+        by a load in the background (sections are converted from the volume as they are drawn:
+        nothing else holds the old values)."""
+        axial_only = all(view.section.axis == 0 for view in self._visible_views())
+        if self.volume is not None and (not axial_only or self.cursor[0] in set(slices)):
+            self._refresh()
 
     def set_slice(self, index: int) -> None:
         """Move the active view to slice `index` (clipped to the volume)."""
@@ -496,7 +481,8 @@ class SliceViewer(QWidget):
             levels = (self.scale.low, self.scale.high)
             view.image.setImage(self.scale.shown(section.cut(maps, index)), autoLevels=False, levels=levels)
         else:
-            view.image.setImage(section.cut(self._pixels, index), autoLevels=False)
+            pixels = self._pixels.convert(section.cut(self.volume.voxels, index))
+            view.image.setImage(pixels, autoLevels=False)
             self._show_overlay(view, None if maps is None else section.cut(maps, index))
         reference = (
             None if self.reference is None or view is self.projection else section.cut(self.reference, index)

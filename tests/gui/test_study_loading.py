@@ -11,9 +11,10 @@ import pytest
 
 from medvis_desktop import imaging
 from medvis_desktop.gui import study_loader
-from medvis_desktop.gui.slice_viewer import display_array
+from medvis_desktop.gui.slice_viewer import THREE
 from medvis_desktop.imaging import dicom
 from tests.gui.conftest import make_window
+from tests.gui.test_slice_viewer import assert_shows
 from tests.imaging.dicom_factory import SeriesSpec, write_series
 
 SLICES = 120  # over study_loader.WHOLE_SLICES: streamed
@@ -52,11 +53,12 @@ def test_a_large_series_shows_its_middle_slices_then_loads_the_rest(
     qtbot.waitUntil(lambda: loaded(window), timeout=WAIT_MS)
     qtbot.wait(50)  # the last chunks' redraws
     np.testing.assert_array_equal(window.volume.voxels, whole.voxels)
-    pixels, offset = display_array(whole.voxels)
-    np.testing.assert_array_equal(
-        window.viewer._pixels.astype(np.int32) + int(window.viewer._offset),
-        pixels.astype(np.int32) + int(offset),
-    )
+    viewer = window.viewer
+    viewer.set_layout_mode(THREE)
+    z, y, x = viewer.cursor
+    sections = (whole.voxels[z], whole.voxels[:, y], whole.voxels[:, :, x])
+    for view, section in zip(viewer.views, sections, strict=True):
+        assert_shows(view.image, section, viewer.window)
     assert "loading" not in window.status["volume"].text() and not window.last_error
 
 
