@@ -159,7 +159,7 @@ def scan(path: Path | str, memory_budget: int | None = None) -> Scan:
             not_dicom.append(file)
             continue
         try:
-            ds = read_header(file, budget, defer_size=DEFER_BYTES)
+            ds = read_header(file, budget, stop_before_pixels=False, defer_size=DEFER_BYTES)
             _decode_used(ds)
         except Exception as error:  # a damaged header can fail in any way; the file is skipped
             # pydicom appends a whole traceback to the value errors it re-raises: cut it.

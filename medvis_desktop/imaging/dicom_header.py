@@ -111,7 +111,7 @@ def check_pixel_header(ds: Dataset, path: Path, budget: int) -> int:
         )
     frame_bits = rows * columns * samples * bits
     declared = (frame_bits * frames + 7) // 8
-    offset, length = _pixel_data_extent(path, budget)
+    offset, length = _pixel_data_extent(ds, path, budget)
     if length == UNDEFINED_LENGTH:
         fragments = _fragment_offsets(path, offset)
         if len(fragments) < frames:
@@ -127,11 +127,14 @@ def check_pixel_header(ds: Dataset, path: Path, budget: int) -> int:
     return frames
 
 
-def _pixel_data_extent(path: Path, budget: int) -> tuple[int, int]:
-    """Where the pixel data value starts in the file and its declared length, never read."""
-    located = read_header(
-        path, budget, stop_before_pixels=False, specific_tags=list(PIXEL_DATA_TAGS), defer_size=0
-    )
+def _pixel_data_extent(ds: Dataset, path: Path, budget: int) -> tuple[int, int]:
+    """Where the pixel data value starts in the file and its declared length, never read: from
+    `ds` when it was read past its pixel data (with a defer_size), else from the file."""
+    located = ds
+    if not any(tag in ds for tag in PIXEL_DATA_TAGS):
+        located = read_header(
+            path, budget, stop_before_pixels=False, specific_tags=list(PIXEL_DATA_TAGS), defer_size=0
+        )
     for tag in PIXEL_DATA_TAGS:
         if tag in located:
             element: Any = located.get_item(tag, keep_deferred=True)
