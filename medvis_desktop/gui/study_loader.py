@@ -15,6 +15,7 @@ closing the window stops the load. Compressed series are read whole in a child p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QCloseEvent
@@ -23,7 +24,10 @@ from PySide6.QtWidgets import QDialog
 from medvis_desktop import imaging
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.gui.series_dialog import SeriesDialog, ask_slice_range
-from medvis_desktop.imaging import SeriesLoad, Volume
+from medvis_desktop.imaging import Volume
+
+if TYPE_CHECKING:
+    from medvis_desktop.imaging import SeriesLoad  # pydicom: not before the window shows
 
 # Slices decoded before the study is shown: the one in view and its neighbours, for scrolling.
 FIRST_SLICES = 8
