@@ -81,4 +81,13 @@ def test_the_mammography_demo_explains_the_whole_view_patch_by_patch(qtbot, sett
     maps = window.explanation.maps[0]
     assert np.isfinite(maps).all() and maps.shape == volume.shape[1:]  # assembled over the whole view
     assert "mammogram.nii.gz, L CC, window" in "\n".join(window.legend())  # the view, not "slice 1/1"
+
+    # Its feature maps are those of the patch behind the score: the highest-scoring one.
+    explanation = window.explanation
+    best = explanation.patches[int(np.argmax(explanation.scores[:, explanation.target]))]
+    assert window.run_mosaic() is not None
+    qtbot.waitUntil(lambda: window.activations.mosaic is not None, timeout=60_000)
+    mosaic = window.activations.mosaic
+    assert mosaic.shown == f"patch at {' '.join(map(str, best))}"
+    assert f"({mosaic.shown})" in window.activations.caption.text()
     window.close()
