@@ -184,6 +184,8 @@ def main() -> None:
     parser.add_argument("--no-scroll", action="store_true", help="measure the launches only")
     parser.add_argument("--launch", nargs=2, metavar=("MODEL", "SETTINGS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.launches < 1:
+        parser.error("--launches must be at least 1 (--no-scroll measures the launches alone)")
     if args.launch:
         launch(*args.launch)
         return
