@@ -33,7 +33,7 @@ class ScoreTrack(QWidget):
         super().__init__(parent)
         self.track = np.empty(0, dtype=np.float32)
         self.current = 0
-        self._threshold = DEFAULT_THRESHOLD  # the line's value once the plot is built
+        self._threshold = DEFAULT_THRESHOLD  # set here or by dragging the line
         self.plot: pg.PlotWidget | None = None
         self.caption = QLabel("No scores yet: run a method")
         self._layout = QVBoxLayout(self)
@@ -60,12 +60,11 @@ class ScoreTrack(QWidget):
 
     @property
     def threshold(self) -> float:
-        return self._threshold if self.plot is None else float(self.threshold_line.value())
+        return self._threshold
 
     def set_threshold(self, value: float) -> None:
-        if self.plot is None:
-            self._threshold = value
-        else:
+        self._threshold = value
+        if self.plot is not None:
             self.threshold_line.setValue(value)
         self._draw()
 
@@ -116,5 +115,6 @@ class ScoreTrack(QWidget):
         self.slice_chosen.emit(z)
 
     def _threshold_moved(self) -> None:
+        self._threshold = float(self.threshold_line.value())
         self._draw()
         self.threshold_changed.emit(self.threshold)

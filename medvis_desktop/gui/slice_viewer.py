@@ -385,7 +385,7 @@ class SliceViewer(QWidget):
         by a load in the background (sections are converted from the volume as they are drawn:
         nothing else holds the old values)."""
         axial_only = all(view.section.axis == 0 for view in self._visible_views())
-        if self.volume is not None and (not axial_only or self.cursor[0] in set(slices)):
+        if self.volume is not None and (not axial_only or self.cursor[0] in slices):
             self._refresh()
 
     def set_slice(self, index: int) -> None:
