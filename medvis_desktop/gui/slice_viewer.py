@@ -17,8 +17,8 @@ from itertools import zip_longest
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
-from PySide6.QtGui import QAction, QImage, QKeyEvent, QPainter, QTransform
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QAction, QKeyEvent, QTransform
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QMenu, QSlider, QVBoxLayout, QWidget
 
 from medvis_desktop import imaging
@@ -26,6 +26,7 @@ from medvis_desktop.export import OverlayStyle
 from medvis_desktop.export.images import map_scale, scale_range
 from medvis_desktop.gui import figure
 from medvis_desktop.gui.figure import DEFAULT_OPTIONS, Figure, FigureOptions, Panel, ScoreStrip
+from medvis_desktop.gui.section_image import SectionImage, bounding_box
 from medvis_desktop.gui.section_pixels import SectionPixels
 from medvis_desktop.gui.view_annotations import ViewAnnotations
 from medvis_desktop.imaging import Volume, Window, orientation
@@ -63,58 +64,6 @@ def window_number(value: float) -> str:
     """A window's width or centre as a reader writes it: whole above 100 (HU, raw detector
     values), else a few digits (normalised MRI)."""
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
-
-
-def bounding_box(mask: np.ndarray) -> tuple[slice, slice] | None:
-    """The rows and columns of a 2D mask's smallest box holding all its true pixels; None when
-    it has none."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    columns = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
-    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(columns[0]), int(columns[-1]) + 1)
-
-
-def visible_rect(image: QImage) -> QRect:
-    """The smallest rectangle holding every pixel of an ARGB32 image that is not fully
-    transparent; empty when there is none."""
-    alpha = np.frombuffer(image.constBits(), np.uint32).reshape(image.height(), image.width()) >> 24
-    box = bounding_box(alpha > 0)
-    if box is None:
-        return QRect()
-    rows, columns = box
-    return QRect(columns.start, rows.start, columns.stop - columns.start, rows.stop - rows.start)
-
-
-class SectionImage(pg.ImageItem):
-    """A pyqtgraph image item that paints a 32-bit copy of its picture, and of that only the
-    part that is not transparent. Qt converts pyqtgraph's 8-bit indexed picture (its data
-    through levels and lookup table) on every draw and blends transparent pixels all the same:
-    the two took most of a frame while scrolling. `qimage` stays pyqtgraph's, for figures."""
-
-    def __init__(self) -> None:
-        super().__init__(axisOrder="row-major")
-        self._screen: QImage | None = None
-        self._drawn = QRectF()
-
-    def render(self) -> None:
-        super().render()
-        self._screen = None
-        if self._unrenderable:
-            return
-        # ARGB32: what Qt converts to itself, so the pixels on screen stay the same.
-        self._screen = self.qimage.convertToFormat(QImage.Format.Format_ARGB32)
-        self._drawn = QRectF(
-            visible_rect(self._screen) if self.qimage.hasAlphaChannel() else self._screen.rect()
-        )
-
-    def paint(self, painter: QPainter, *args) -> None:
-        if self.image is None:
-            return
-        if self._renderRequired:
-            self.render()
-        if self._screen is not None and not self._drawn.isEmpty():
-            painter.drawImage(self._drawn, self._screen, self._drawn)
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,13 @@ from PySide6.QtGui import QImage, QPainter, QTransform
 
 from medvis_desktop.export import OverlayStyle
 from medvis_desktop.export.images import map_scale
-from medvis_desktop.gui.slice_viewer import GREY_LUT, SectionImage, outline_rgba, visible_rect
+from medvis_desktop.gui.section_image import SectionImage, visible_rect
+from medvis_desktop.gui.slice_viewer import GREY_LUT, outline_rgba
 
-SCREEN_ZOOM = 1.73  # sections are stretched on screen; a zoom that is not whole
+# Sections are stretched on screen. At a zoom that is not whole, Qt's scaled drawing of the
+# formats it draws fastest (RGB32, premultiplied ARGB32) rounds where one source pixel ends a
+# little differently from its drawing of pyqtgraph's indexed pictures: both are nearest-pixel.
+SCREEN_ZOOM = 2
 
 
 def painted(item: pg.ImageItem, shape: tuple[int, int]) -> np.ndarray:
@@ -51,6 +55,23 @@ def test_the_overlay_is_painted_as_pyqtgraph_paints_it_thresholds_and_nan_includ
     assert (fast[:40] == reference[0, 0]).all()  # far from the blob: only the background
 
 
+def test_a_new_window_and_a_new_table_are_painted_as_pyqtgraph_paints_them(qapp):
+    """The fast path keeps its colour table between frames: a change of either is seen."""
+    pixels = np.random.default_rng(2).integers(0, 3000, (40, 50)).astype(np.uint16)
+    reference, fast = pg.ImageItem(axisOrder="row-major"), SectionImage()
+    for item in (reference, fast):
+        item.setImage(pixels, autoLevels=False, levels=(900, 1300), lut=GREY_LUT)
+        painted(item, pixels.shape)
+    jet = map_scale((0.0, 1.0), False, OverlayStyle("jet", threshold=0.0)).lut
+    for change in (lambda item: item.setLevels((0, 2500)), lambda item: item.setLookupTable(jet)):
+        drawings = []
+        for item in (reference, fast):
+            change(item)
+            drawings.append(painted(item, pixels.shape))
+        np.testing.assert_array_equal(drawings[1], drawings[0])
+    assert len(np.unique(drawings[1].reshape(-1, 4), axis=0)) > 100  # coloured, not grey
+
+
 def test_an_outline_is_painted_as_pyqtgraph_paints_it(qapp):
     yy, xx = np.mgrid[0:90, 0:70]
     reference, fast = both(outline_rgba((yy - 40) ** 2 + (xx - 30) ** 2 < 15**2))
@@ -70,10 +91,10 @@ def test_an_overlay_transparent_everywhere_paints_nothing(qapp):
 
 @pytest.mark.parametrize(("rows", "columns"), [((3, 9), (5, 6)), ((0, 20), (0, 30)), ((19, 20), (0, 1))])
 def test_visible_rect_is_the_box_of_the_pixels_not_transparent(rows, columns):
-    image = QImage(30, 20, QImage.Format.Format_ARGB32)
-    image.fill(0x00FFFFFF)  # transparent white: only the alpha counts
+    image = QImage(30, 20, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(0)
     pixels = np.frombuffer(image.bits(), np.uint32).reshape(20, 30)
-    pixels[rows[0], columns[0]] = pixels[rows[1] - 1, columns[1] - 1] = 0x01102030
+    pixels[rows[0], columns[0]] = pixels[rows[1] - 1, columns[1] - 1] = 0x01000000  # black, alpha 1
     box = visible_rect(image)
     assert (box.top(), box.bottom() + 1, box.left(), box.right() + 1) == (*rows, *columns)
     image.fill(0)

@@ -1,0 +1,136 @@
+"""Painting one section fast: the picture pyqtgraph's ImageItem paints, drawn the way Qt's
+raster engine is quickest at.
+
+Scrolling a 512² CT with its overlay spent most of each frame (#14) in pyqtgraph's buffered
+per-chunk rescale of a uint16 or float32 section to 8-bit colour indices, and in Qt drawing
+its picture: converted to 32 bits on every draw, transparent pixels blended all the same, in
+a format whose scaled drawing takes Qt's generic path. Here a single-channel section with two
+levels and a table of at most 256 colours has its indices found by one vectorised rescale,
+pyqtgraph's own arithmetic (the same indices); the indexed picture is converted once to what
+Qt draws without conversion, RGB32 when every colour is opaque and premultiplied ARGB32
+otherwise, and only its part that is not transparent is drawn. Anything else (NaNs, RGBA
+pictures) takes pyqtgraph's own path, then the same conversion.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRect, QRectF
+from PySide6.QtGui import QImage, QPainter, qRgba
+
+MAX_COLOURS = 256  # an 8-bit index
+
+
+def bounding_box(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The rows and columns of a 2D mask's smallest box holding all its true pixels; None when
+    it has none."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    columns = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(columns[0]), int(columns[-1]) + 1)
+
+
+def visible_rect(image: QImage) -> QRect:
+    """The smallest rectangle holding every pixel of a premultiplied ARGB32 image that is not
+    fully transparent (premultiplied, such a pixel is all zeros); empty when there is none."""
+    words = np.frombuffer(image.constBits(), np.uint32).reshape(image.height(), image.width())
+    rows = np.flatnonzero(words.any(axis=1))
+    if rows.size == 0:
+        return QRect()
+    columns = np.flatnonzero(words[rows[0] : rows[-1] + 1].any(axis=0))
+    return QRect(
+        int(columns[0]), int(rows[0]), int(columns[-1] - columns[0]) + 1, int(rows[-1] - rows[0]) + 1
+    )
+
+
+def rgba_rows(lut: np.ndarray) -> np.ndarray:
+    """A lookup table's rows as RGBA, opaque where it gives RGB only."""
+    if lut.shape[1] == 4:
+        return lut
+    return np.column_stack([lut, np.full(len(lut), 255, np.uint8)])
+
+
+def colour_indices(values: np.ndarray, levels: tuple[float, float], colours: int) -> np.ndarray:
+    """pyqtgraph's rescale of values to colour indices (functions.rescaleData): levels[0] to
+    index 0, levels[1] to `colours`, clipped to the table, in float32, truncated."""
+    low, high = (float(level) for level in levels)
+    work = values.astype(np.float32)
+    work -= low
+    work *= colours / (high - low or 1)
+    np.clip(work, 0, colours - 1, out=work)
+    return work.astype(np.uint8)
+
+
+class SectionImage(pg.ImageItem):
+    """A pyqtgraph image item whose picture is made and painted by the fast path above; its
+    `qimage` is what figures draw."""
+
+    def __init__(self) -> None:
+        super().__init__(axisOrder="row-major")
+        self._screen: QImage | None = None
+        self._drawn = QRectF()
+        self._indices: np.ndarray | None = None  # the pixels behind a fast `qimage`
+        self._colour_table_of: np.ndarray | None = None  # the lookup table `_colour_table` was made from
+        self._colour_table: list[int] = []
+
+    def render(self) -> None:
+        if self._takes_fast_path():
+            self._render_fast()
+        else:
+            super().render()
+            self._indices = None
+        self._screen = None
+        if self._unrenderable:
+            return
+        form = self.qimage.format()
+        if form not in (QImage.Format.Format_RGB32, QImage.Format.Format_ARGB32_Premultiplied):
+            alpha = self.qimage.hasAlphaChannel()
+            form = QImage.Format.Format_ARGB32_Premultiplied if alpha else QImage.Format.Format_RGB32
+        self._screen = self.qimage.convertToFormat(form)
+        opaque = form == QImage.Format.Format_RGB32
+        self._drawn = QRectF(self._screen.rect() if opaque else visible_rect(self._screen))
+
+    def paint(self, painter: QPainter, *args) -> None:
+        if self.image is None:
+            return
+        if self._renderRequired:
+            self.render()
+        if self._screen is not None and not self._drawn.isEmpty():
+            painter.drawImage(self._drawn, self._screen, self._drawn)
+
+    def _takes_fast_path(self) -> bool:
+        """One channel of uint16 or float32 without NaNs, two levels and a table of at most
+        256 colours, drawn at full resolution."""
+        image, lut = self.image, self.lut
+        if image is None or image.size == 0 or image.ndim != 2 or self.autoDownsample:
+            return False
+        if image.dtype not in (np.uint16, np.float32) or self.levels is None or np.ndim(self.levels) != 1:
+            return False
+        table_fits = (
+            isinstance(lut, np.ndarray)
+            and lut.dtype == np.uint8
+            and lut.ndim == 2
+            and lut.shape[1] in (3, 4)
+            and len(lut) <= MAX_COLOURS
+        )
+        if not table_fits:
+            return False
+        if self._imageHasNans is None:  # as pyqtgraph's render finds them
+            self._imageHasNans = image.dtype.kind == "f" and bool(np.isnan(image.min()))
+        return not self._imageHasNans
+
+    def _render_fast(self) -> None:
+        """The 8-bit indexed picture pyqtgraph makes (try_make_qimage), its indices found in
+        one vectorised rescale instead of its buffered one."""
+        image = self.image
+        if self._colour_table_of is not self.lut:  # as pyqtgraph, a new table is a new object
+            self._colour_table = [qRgba(*(int(value) for value in row)) for row in rgba_rows(self.lut)]
+            self._colour_table_of = self.lut
+        self._indices = colour_indices(image, self.levels, len(self.lut))
+        height, width = image.shape
+        self.qimage = QImage(self._indices.data, width, height, width, QImage.Format.Format_Indexed8)
+        self.qimage.setColorTable(self._colour_table)
+        self._renderRequired = False
+        self._unrenderable = False
