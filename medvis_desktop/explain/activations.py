@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
@@ -39,8 +42,55 @@ def dead_filters(model: keras.Model, inputs: object, layer: str) -> np.ndarray:
 
     Zeiler & Fergus read many dead filters as the sign of a too-large learning rate.
     """
-    maps = activation_maps(model, inputs, layer)
-    return ~np.any(maps > 0, axis=tuple(range(maps.ndim - 1)))
+    return ~fired_filters(activation_maps(model, inputs, layer))
+
+
+def fired_filters(maps: np.ndarray) -> np.ndarray:
+    """Boolean (C,): the filters > 0 somewhere in these maps (..., C)."""
+    return np.any(maps > 0, axis=tuple(range(maps.ndim - 1)))
+
+
+@dataclass
+class FiringRecord:
+    """Which filters of a model's layers fired on which model inputs, known by the inputs' bytes.
+
+    A feature-map mosaic finds its layer's dead filters on the inputs behind 8 slices through
+    the study; they stay the same as the cursor moves, so each goes through the model once. A
+    slice decoded since (a series still loading) changes its input's bytes and is run again;
+    another model empties the record.
+    """
+
+    model: Callable[[], keras.Model | None] = lambda: None  # a weak reference
+    fired: dict[tuple[str, bytes], np.ndarray] = field(default_factory=dict)
+
+    def note(self, model: keras.Model, layer: str, batch: np.ndarray, maps: np.ndarray) -> None:
+        """Keep what the layer's maps (N, *spatial, C) of a batch (N, ...) say fired."""
+        self._for(model)
+        for one_input, one_maps in zip(batch, maps, strict=True):
+            self.fired[layer, input_digest(one_input)] = fired_filters(one_maps)
+
+    def dead(self, model: keras.Model, layer: str, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        """dead_filters of the inputs (each a batch of one) together, running only those not
+        seen yet."""
+        self._for(model)
+        keys = [(layer, input_digest(one[0])) for one in inputs]
+        new = {key: one for key, one in zip(keys, inputs, strict=True) if key not in self.fired}
+        if new:
+            batch = np.concatenate(list(new.values()))
+            self.note(model, layer, batch, activation_maps(model, batch, layer))
+        return ~np.any([self.fired[key] for key in keys], axis=0)
+
+    def _for(self, model: keras.Model) -> None:
+        if self.model() is not model:
+            self.model, self.fired = weakref.ref(model), {}
+
+
+def input_digest(one_input: np.ndarray) -> bytes:
+    """A short digest of one model input's shape, type and values."""
+    values = np.ascontiguousarray(one_input)
+    digest = hashlib.blake2b(f"{values.shape}{values.dtype}".encode(), digest_size=16)
+    digest.update(values.data)
+    return digest.digest()
 
 
 def _forward(model_ref: Callable[[], keras.Model], layer: str) -> Callable:

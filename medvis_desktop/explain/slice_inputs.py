@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 import keras
 import numpy as np
 
-from medvis_desktop.explain.activations import activation_maps, dead_filters
+from medvis_desktop.explain.activations import FiringRecord, activation_maps
 from medvis_desktop.explain.runner import Explanation, patch_corners
 from medvis_desktop.models.card import ModelCard
 
@@ -116,15 +116,23 @@ class Mosaic:
 
 
 def feature_mosaic(
-    model: keras.Model, voxels: np.ndarray, inputs: SliceInputs, layer: str, z: int, samples: Sequence[int]
+    model: keras.Model,
+    voxels: np.ndarray,
+    inputs: SliceInputs,
+    layer: str,
+    z: int,
+    samples: Sequence[int],
+    record: FiringRecord | None = None,
 ) -> Mosaic:
     """The mosaic of slice z, with dead filters found on the inputs that show the `samples`
-    slices (each input once)."""
+    slices (each input once; with a `record`, once across calls)."""
+    record = FiringRecord() if record is None else record
     inputs = replace(inputs, card=inputs.card.for_study(voxels))  # the statistics once
-    maps = activation_maps(model, inputs.model_input(voxels, z), layer)
+    shown_input = inputs.model_input(voxels, z)
+    maps = activation_maps(model, shown_input, layer)
+    record.note(model, layer, shown_input, maps)
     plane = inputs.plane(np.moveaxis(maps, -1, 0), z, voxels.shape)  # (C, 1, y, x)
     sampled = {inputs.input_key(int(s), voxels.shape): int(s) for s in samples}
-    batch = np.concatenate([inputs.model_input(voxels, s) for s in sampled.values()])
+    dead = record.dead(model, layer, [inputs.model_input(voxels, s) for s in sampled.values()])
     shown = inputs.describe_input(inputs.input_key(z, voxels.shape))
-    dead = dead_filters(model, batch, layer)
     return Mosaic(layer, z, np.moveaxis(plane[:, 0], 0, -1), dead, shown, len(sampled))

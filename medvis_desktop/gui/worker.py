@@ -25,6 +25,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.evaluate import SliceMeasures, SliceRun, measure_slice, reference_scores, slice_cascade
+from medvis_desktop.explain.activations import FiringRecord
 from medvis_desktop.explain.runner import Explanation, Progress, explain_volume, patch_corners
 from medvis_desktop.explain.slice_inputs import SliceInputs, feature_mosaic
 from medvis_desktop.imaging import Volume
@@ -155,6 +156,10 @@ class Worker(QObject):
     failed = Signal(int, str)  # job_id, message
     finished = Signal(int)  # job_id: done, failed or cancelled; the worker is free
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._firing = FiringRecord()  # mosaics' dead filters, kept as the cursor moves
+
     @Slot(object)
     def run(self, job: Job) -> None:
         try:
@@ -236,7 +241,8 @@ class Worker(QObject):
         voxels = job.volume.voxels
         samples = np.linspace(0, voxels.shape[0] - 1, DEAD_FILTER_SAMPLES).round().astype(int)
         self.partial.emit(
-            job.job_id, feature_mosaic(job.model, voxels, job.inputs, job.layer, job.slice, samples)
+            job.job_id,
+            feature_mosaic(job.model, voxels, job.inputs, job.layer, job.slice, samples, self._firing),
         )
         self.progress.emit(job.job_id, 1, 1)
 

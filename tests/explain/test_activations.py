@@ -10,6 +10,7 @@ import pytest
 from keras import layers
 
 from medvis_desktop import explain
+from medvis_desktop.explain import activations
 
 if TYPE_CHECKING:
     from tests.explain.conftest import Models
@@ -130,3 +131,38 @@ def test_target_layers_lists_spatial_layers_with_nested_paths(models: Models) ->
     ]
     for method in explain.METHODS:
         assert explain.target_layers(model, method) == expected
+
+
+def test_a_firing_record_finds_dead_filters_running_each_input_once(monkeypatch) -> None:
+    """Filter 0 fires on positive pixels, filter 1 on negative ones: which inputs were seen
+    decides what is dead, and only inputs not seen yet (by their values) go through the model."""
+    inputs = keras.Input((6, 6, 1))
+    conv = layers.Conv2D(2, 1, activation="relu", name="conv")
+    model = keras.Model(inputs, conv(inputs))
+    conv.kernel.assign(np.array([1.0, -1.0], np.float32).reshape(1, 1, 1, 2))
+    conv.bias.assign(np.zeros(2, np.float32))
+    positive, zero, negative = (np.full((1, 6, 6, 1), v, np.float32) for v in (1.0, 0.0, -1.0))
+    run: list[int] = []
+    real = activations.activation_maps
+
+    def counted(model, batch, layer):
+        run.append(len(batch))
+        return real(model, batch, layer)
+
+    monkeypatch.setattr(activations, "activation_maps", counted)
+    record = activations.FiringRecord()
+    dead = record.dead(model, "conv", [positive, zero])
+    np.testing.assert_array_equal(dead, explain.dead_filters(model, np.concatenate([positive, zero]), "conv"))
+    np.testing.assert_array_equal(dead, [False, True])
+    assert run == [2, 2]  # the record runs both inputs at once; so does dead_filters
+    run.clear()
+    np.testing.assert_array_equal(record.dead(model, "conv", [zero, positive]), [False, True])
+    np.testing.assert_array_equal(record.dead(model, "conv", [positive, negative]), [False, False])
+    assert run == [1]  # only the negative input was new
+    zero[:, :3] = -1.0  # a slice decoded since: its input's values changed
+    np.testing.assert_array_equal(record.dead(model, "conv", [zero]), [True, False])
+    assert run == [1, 1]
+    other = keras.models.clone_model(model)
+    other.set_weights([-w for w in model.get_weights()])  # filter 1 on positive pixels now
+    np.testing.assert_array_equal(record.dead(other, "conv", [positive]), [True, False])
+    assert len(record.fired) == 1  # another model: what the first one fired on is gone
