@@ -10,12 +10,10 @@ module imports neither TensorFlow nor Qt, so the child starts in a fraction of a
 
 from __future__ import annotations
 
-import multiprocessing
-import resource
-import signal
 from pathlib import Path
 
 from medvis_desktop.errors import LoadError
+from medvis_desktop.imaging import isolated
 
 # A model of tens of MB reads in well under a second; a large one gets a second per 50 MB.
 BASE_TIMEOUT_S = 5.0
@@ -30,9 +28,9 @@ def check_in_child(path: Path) -> None:
     size_mb = path.stat().st_size / 2**20
     memory_mb = OVERHEAD_MB + 2 * round(size_mb)
     timeout_s = BASE_TIMEOUT_S + SECONDS_PER_MB * size_mb
-    context = multiprocessing.get_context("forkserver")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_walk, args=(sender, str(path), memory_mb), daemon=True)
+    children = isolated.context()  # the session's one fork server, started with its preloads
+    receiver, sender = children.Pipe(duplex=False)
+    process = children.Process(target=_walk, args=(sender, str(path), memory_mb), daemon=True)
     process.start()
     sender.close()
     try:
@@ -41,10 +39,7 @@ def check_in_child(path: Path) -> None:
         answer = ("ended", "")
     finally:
         receiver.close()
-        process.join(1.0)
-        if process.is_alive():
-            process.kill()
-            process.join()
+        isolated.stop(process, 1.0)
     kind, detail = answer
     if kind == "ok":
         return
@@ -52,16 +47,13 @@ def check_in_child(path: Path) -> None:
         raise LoadError(f"{path.name}: the HDF5 file is corrupt or truncated ({detail})")
     if kind == "timeout":
         raise LoadError(f"{path.name}: reading the HDF5 file took longer than {timeout_s:g} s; it is damaged")
-    code = process.exitcode
-    cause = signal.Signals(-code).name if code is not None and code < 0 else f"exit code {code}"
+    cause = isolated.crash_cause(process) or f"exit code {process.exitcode}"
     raise LoadError(f"{path.name}: the HDF5 library crashed reading it ({cause}); the file is damaged")
 
 
 def _walk(connection, path: str, memory_mb: int) -> None:
     """In the child: cap the memory, read everything, report."""
-    limit = memory_mb * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    isolated.limit_child(memory_mb)
     try:
         import h5py
 

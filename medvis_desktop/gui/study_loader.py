@@ -8,8 +8,9 @@ isolation check and the load. An uncompressed series is then opened slice by sli
 decoded before the window shows the study; the rest load on a background thread, the view
 refreshed and the status bar counting as chunks arrive. Explanations and quality measures wait
 for the whole study (`study_complete`, asked by MainWindow._ready). Opening another study or
-closing the window stops the load. Compressed series are read whole in a child process
-(imaging.load_isolated), as before.
+closing the window stops the load. A compressed series takes the same path: SeriesLoad decodes
+it in child processes (a crashing decoder costs a slice, not the session); other studies whose
+readers are native (NIfTI, images) are read whole in a child (imaging.load_isolated).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QDialog
 
 from medvis_desktop import imaging
-from medvis_desktop.errors import MedvisError
+from medvis_desktop.errors import LoadError, MedvisError
 from medvis_desktop.gui.series_dialog import SeriesDialog, ask_slice_range
 from medvis_desktop.imaging import Volume
 
@@ -57,6 +58,8 @@ class StudyLoading:
         path = Path(path)
         try:
             study = self._read_study(path, series_uid)
+            if not isinstance(study, Volume):
+                self._fill_first(study, path.name)
         except (MedvisError, OSError) as error:
             self.report_error(f"Could not open {path.name}", str(error))
             return False
@@ -90,7 +93,7 @@ class StudyLoading:
         super().closeEvent(event)
 
     def _read_study(self, path: Path, series_uid: str | None) -> Volume | SeriesLoad:
-        """The study read whole, or a DICOM series (uncompressed) to load slice by slice."""
+        """The study read whole, or a DICOM series to load slice by slice."""
         found, listed = None, None  # a DICOM study's headers, read once, and its series
         with self._busy(f"Reading the headers in {path.name}…"):
             if imaging.is_dicom(path):
@@ -98,19 +101,18 @@ class StudyLoading:
                 listed = imaging.series_infos(found, path)
         if listed is not None and path.is_dir() and series_uid is None:
             series_uid = self._choose_series(listed)
-        with self._busy(f"Opening {path.name}…"):
-            # Native decoders run in a child process: a file that crashes one costs the load,
-            # not the session.
-            isolated = imaging.needs_isolation(path, series_uid, listed)
+        # Native readers run in a child process: a file that crashes one costs the load, not
+        # the session (a DICOM series' compressed slices: each in its own, see SeriesLoad).
+        isolated = found is None and imaging.needs_isolation(path)
         slices = None
         while True:
             try:
                 with self._busy(f"Opening {path.name}…"):
+                    if found is not None:
+                        return imaging.open_series(path, found, series_uid=series_uid, slices=slices)
                     if isolated:
                         return imaging.load_isolated(path, series_uid=series_uid, slices=slices)
-                    if found is None:
-                        return imaging.load(path, series_uid=series_uid, slices=slices)
-                    return imaging.open_series(path, found, series_uid=series_uid, slices=slices)
+                    return imaging.load(path, series_uid=series_uid, slices=slices)
             except imaging.TooLargeError as error:
                 slices = ask_slice_range(self, error) if self.interactive and error.fitting else None
                 if slices is None:
@@ -131,17 +133,23 @@ class StudyLoading:
             raise MedvisError("No series chosen")
         return dialog.chosen_uid()
 
-    def _show_loading(self, load: SeriesLoad, name: str) -> None:
-        """Show the series with its middle slices decoded (all of a short one); load the rest
-        behind."""
+    def _fill_first(self, load: SeriesLoad, name: str) -> None:
+        """Decode the middle slices, where the viewer opens (all of a short series). A series
+        none of whose slices could be decoded is refused, as imaging.load refuses it."""
         count = load.volume.shape[0]
-        middle = count // 2  # where the viewer opens
-        first = middle - FIRST_SLICES // 2
+        first = count // 2 - FIRST_SLICES // 2
         with self._busy(f"Opening {name}…"):
             load.fill(range(count) if count <= WHOLE_SLICES else range(first, first + FIRST_SLICES))
+        if load.complete and len(load.damaged) == count:
+            reasons = [w for w in load.volume.warnings if w.startswith("Damaged file")][:3]
+            raise LoadError(f"None of the images in {name} could be read: {'; '.join(reasons)}")
+
+    def _show_loading(self, load: SeriesLoad, name: str) -> None:
+        """Show the series with its first slices decoded; load the rest behind."""
         self.show_volume(load.volume, name)
         if load.complete:
             return
+        middle = load.volume.shape[0] // 2  # where the viewer opens
         if self._load_signals is None:
             self._load_signals = LoadSignals(self)
             self._load_signals.chunk.connect(self._slices_loaded)

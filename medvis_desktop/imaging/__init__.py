@@ -126,8 +126,9 @@ def open_series(
     slices: tuple[int, int] | None = None,
 ) -> SeriesLoad:
     """A DICOM series (chosen as `load` chooses) from headers already read, to be decoded slice
-    by slice: its Volume is allocated and placed, no pixel decoded yet (see streaming.py).
-    Raises what `load` raises before decoding, TooLargeError included."""
+    by slice: its Volume is allocated and placed, no pixel decoded yet (see streaming.py);
+    compressed slices are decoded in child processes. Raises what `load` raises before
+    decoding, TooLargeError included."""
     from medvis_desktop.imaging import checks, dicom
     from medvis_desktop.imaging.streaming import SeriesLoad
 
@@ -152,7 +153,8 @@ def needs_isolation(
 ) -> bool:
     """Whether reading this study runs native decoders (C, C++, Rust) that a damaged file can
     crash past any Python exception: compressed DICOM pixels, SimpleITK's readers, the image
-    codecs. A viewer reads those with load_isolated; uncompressed DICOM and .inv3 are decoded
+    codecs. A viewer reads those with load_isolated, or a DICOM series with open_series (which
+    decodes compressed slices in child processes); uncompressed DICOM and .inv3 are decoded
     by Python and NumPy after the header checks, and stay on the fast path. Only headers are
     read here, unless `found` gives the series list_series has just read (a damaged header
     answers True: the child process then gives the error)."""

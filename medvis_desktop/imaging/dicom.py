@@ -16,6 +16,7 @@ warning naming it; a lone file that fails is a LoadError naming it.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -446,6 +447,9 @@ def assemble(plan: SeriesPlan, path: Path, budget: int) -> Volume:
     return volume
 
 
+Decoder = Callable[[Frame, int, int], tuple[np.ndarray | None, str]]
+
+
 def decode(frame: Frame, rows: int, columns: int) -> tuple[np.ndarray | None, str]:
     """One frame's stored values, or None and why it could not be decoded.
 
@@ -458,6 +462,21 @@ def decode(frame: Frame, rows: int, columns: int) -> tuple[np.ndarray | None, st
         raise
     except BaseException as error:
         return None, checks.one_line(error)
+
+
+def decode_into(
+    target: np.ndarray, frame: Frame, series: Series, inverted: float | None, decoder: Decoder | None = None
+) -> str:
+    """Decode one frame into its slice of a volume (see write_slice; `inverted`: the
+    monochrome1_total, if any): "" once done, or why the frame could not be decoded (the slice
+    is left as it was). `decoder` replaces `decode` (tests plant failing decoders through it)."""
+    pixels, why = (decoder or decode)(frame, series.rows, series.columns)
+    if pixels is None:
+        return why
+    write_slice(target, pixels, frame, series)
+    if inverted is not None:
+        invert_slice(target, inverted)
+    return ""
 
 
 def write_slice(target: np.ndarray, pixels: np.ndarray, frame: Frame, series: Series) -> None:

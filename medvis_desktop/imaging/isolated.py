@@ -10,7 +10,9 @@ memory exhaustion in the child is a LoadError in the caller.
 
 It costs a process and a copy of the voxels through the disk (benchmarks/isolated_load.py
 measures it), so it is not the fast path: use it for files that failed in-process or that
-come from formats whose readers are known to crash.
+come from formats whose readers are known to crash. A DICOM series with compressed pixels is
+decoded slice by slice in children instead, into voxels shared with them (isolated_slices.py,
+which uses the fork server, the caps and the crash reports defined here).
 """
 
 from __future__ import annotations
@@ -41,11 +43,38 @@ STOP_GRACE_S = 2.0
 Reader = Callable[..., Volume]
 
 
-def _context() -> multiprocessing.context.BaseContext:
-    """Fork-server children: no Qt or TensorFlow threads inherited, imports paid once."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["medvis_desktop.imaging"])
-    return context
+def context() -> multiprocessing.context.BaseContext:
+    """Fork-server children: no Qt or TensorFlow threads inherited, imports paid once (pydicom
+    and the slice decoder's module included: a series' first slices wait for a child)."""
+    chosen = multiprocessing.get_context("forkserver")
+    chosen.set_forkserver_preload(["medvis_desktop.imaging", "medvis_desktop.imaging.isolated_slices"])
+    return chosen
+
+
+def limit_child(memory_mb: int) -> None:
+    """In a child: its address space capped, no core dump of a crash."""
+    limit = memory_mb * checks.MB
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def crash_cause(process: multiprocessing.process.BaseProcess) -> str | None:
+    """The signal that ended a child (SIGSEGV, SIGABRT, SIGKILL...), None if it exited."""
+    code = process.exitcode
+    if code is None or code >= 0:
+        return None
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def stop(process: multiprocessing.process.BaseProcess, grace_s: float = STOP_GRACE_S) -> None:
+    """Wait `grace_s` for a child to end, then kill it."""
+    process.join(grace_s)
+    if process.is_alive():
+        process.kill()
+        process.join()
 
 
 def default_memory_mb(memory_budget: int | None = None) -> int:
@@ -64,9 +93,7 @@ def _child(
     voxels_path: str,
 ) -> None:
     """Runs in the child: cap memory, read, write the voxels to disk and the rest to the pipe."""
-    limit = memory_mb * checks.MB
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    limit_child(memory_mb)
     try:
         volume = reader(Path(path), series_uid=series_uid, memory_budget=memory_budget, slices=slices)
         np.save(voxels_path, volume.voxels, allow_pickle=False)
@@ -97,14 +124,10 @@ def _load(
 
 
 def _ended(process: multiprocessing.process.BaseProcess, name: str, memory_mb: int) -> str:
-    code = process.exitcode
-    if code is not None and code < 0:
-        try:
-            cause = signal.Signals(-code).name
-        except ValueError:
-            cause = f"signal {-code}"
+    cause = crash_cause(process)
+    if cause is not None:
         return f"{name}: the reader crashed ({cause}, cap {memory_mb} MB); the file is probably damaged"
-    return f"{name}: the reader ended without a result (exit code {code})"
+    return f"{name}: the reader ended without a result (exit code {process.exitcode})"
 
 
 def load_isolated(
@@ -125,12 +148,12 @@ def load_isolated(
     """
     path = Path(path).expanduser()
     memory_mb = memory_mb or default_memory_mb(memory_budget)
-    context = _context()
-    receiver, sender = context.Pipe(duplex=False)
+    children = context()
+    receiver, sender = children.Pipe(duplex=False)
     with tempfile.TemporaryDirectory(prefix="medvis-load-") as folder:
         voxels_path = Path(folder) / "voxels.npy"
         read = (reader or _load, str(path), series_uid, memory_budget, slices)
-        process = context.Process(
+        process = children.Process(
             target=_child, args=(sender, *read, memory_mb, str(voxels_path)), daemon=True
         )
         process.start()
@@ -143,10 +166,7 @@ def load_isolated(
             message = ("ended", None)
         finally:
             receiver.close()
-            process.join(0 if message[0] == "timeout" else STOP_GRACE_S)
-            if process.is_alive():
-                process.kill()
-                process.join()
+            stop(process, 0 if message[0] == "timeout" else STOP_GRACE_S)
         kind, value = message
         if kind == "volume":
             value.voxels = np.load(voxels_path, allow_pickle=False)

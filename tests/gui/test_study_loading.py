@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
+from pydicom import uid
 
 from medvis_desktop import imaging
 from medvis_desktop.gui import study_loader
@@ -25,6 +27,16 @@ WAIT_MS = 20000
 def large_series(tmp_path: Path, head_ct_block: np.ndarray) -> list[Path]:
     hu = np.concatenate([head_ct_block] * (SLICES // len(head_ct_block) + 1))[:SLICES, ::4, ::4]
     return write_series(np.ascontiguousarray(hu), tmp_path / "large", SeriesSpec())
+
+
+@pytest.fixture
+def large_compressed_series(tmp_path: Path, large_series: list[Path]) -> list[Path]:
+    """The same series, RLE Lossless: decoded in child processes."""
+    for path in large_series:
+        ds = pydicom.dcmread(path)
+        ds.compress(uid.RLELossless)
+        ds.save_as(path)
+    return large_series
 
 
 def loaded(window) -> bool:
@@ -129,3 +141,57 @@ def test_a_load_that_stops_is_reported_and_methods_stay_off(
     assert "did not load whole" in window.last_error and "no memory left" in window.last_error
     window.last_error = ""
     assert not window.study_complete() and "did not load whole" in window.last_error
+
+
+def test_a_large_compressed_series_streams_from_its_children_with_progress(
+    qtbot, settings, large_compressed_series: list[Path], monkeypatch
+) -> None:
+    folder = large_compressed_series[0].parent
+    whole = imaging.load(folder)  # in this process: the reference
+    monkeypatch.setattr(imaging, "load_isolated", None)  # not read whole in a child any more
+    counts: list[str] = []
+    window = make_window(qtbot, settings)
+    show_load_progress = window._show_load_progress
+    monkeypatch.setattr(
+        window,
+        "_show_load_progress",
+        lambda load: show_load_progress(load) or counts.append(window.status["volume"].text()),
+    )
+    assert window.open_volume(folder), window.last_error
+    load = window._series_load
+    assert load is not None and load._shared is not None  # decoded by children, into shared voxels
+    middle = SLICES // 2
+    first = slice(middle - study_loader.FIRST_SLICES // 2, middle + study_loader.FIRST_SLICES // 2)
+    np.testing.assert_array_equal(window.volume.voxels[first], whole.voxels[first])
+    assert f"loading {study_loader.FIRST_SLICES}/{SLICES}" in counts[0]
+    qtbot.waitUntil(lambda: loaded(window), timeout=WAIT_MS)
+    qtbot.wait(50)  # the last chunks' redraws
+    assert len(counts) >= SLICES // load_chunk() and f"loading {SLICES}/{SLICES}" in counts[-1]
+    np.testing.assert_array_equal(window.volume.voxels, whole.voxels)
+    z = window.viewer.cursor[0]
+    assert_shows(window.viewer.views[0].image, whole.voxels[z], window.viewer.window)
+    assert "loading" not in window.status["volume"].text() and not window.last_error
+    assert window.study_complete()
+
+
+def test_a_lone_compressed_file_none_of_whose_pixels_decode_is_refused(
+    qtbot, settings, tmp_path: Path, head_ct_block: np.ndarray
+) -> None:
+    (path,) = write_series(head_ct_block[:1], tmp_path, SeriesSpec())
+    ds = pydicom.dcmread(path)
+    ds.compress(uid.RLELossless)
+    ds.save_as(path)
+    data = bytearray(path.read_bytes())
+    fragment = data.rindex(b"\xfe\xff\x00\xe0") + 8  # the frame's fragment: its RLE header first
+    data[fragment + 8 : fragment + 12] = (1 << 24).to_bytes(4, "little")  # a segment past the end
+    path.write_bytes(bytes(data))
+    window = make_window(qtbot, settings)
+    assert not window.open_volume(path)
+    assert "None of the images" in window.last_error and path.name in window.last_error
+    assert window.open_volume(write_series(head_ct_block[:2], tmp_path / "good", SeriesSpec())[0].parent)
+
+
+def load_chunk() -> int:
+    from medvis_desktop.imaging import streaming
+
+    return streaming.CHUNK_SLICES
