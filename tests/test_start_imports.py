@@ -1,12 +1,15 @@
-"""What the window's start imports: the GUI must paint before pydicom, SimpleITK, pynetdicom and
-TensorFlow load (issue #14). Each check runs in a fresh interpreter, whose sys.modules says
-what an import really pulled in; the lazy packages still offer every public name."""
+"""What the window's start imports: the GUI must paint before pydicom, SimpleITK, pynetdicom,
+TensorFlow and pyqtgraph load (issue #14). Each check runs in a fresh interpreter, whose
+sys.modules says what an import really pulled in; the lazy packages still offer every public
+name."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +18,38 @@ from medvis_desktop.dicomnet.node import DEFAULT_AE
 from medvis_desktop.dicomnet.scp import DEFAULT_PORT
 from medvis_desktop.gui import pacs_network
 
-HEAVY = ("pydicom", "SimpleITK", "pynetdicom", "highdicom", "tensorflow", "keras")
+HEAVY = ("pydicom", "SimpleITK", "pynetdicom", "highdicom", "tensorflow", "keras", "pyqtgraph")
+
+# The app started as `medvis` starts it, its TensorFlow start replaced by a look at the window:
+# prints whether pyqtgraph had loaded at the window's first paint, and the slice viewers the
+# window held when the start came (the real one loads TensorFlow first thing).
+FIRST_PAINT = """
+import json, sys
+from PySide6.QtCore import QEvent, QObject, QSettings
+from PySide6.QtWidgets import QApplication, QMainWindow
+from medvis_desktop.cli import build_parser
+from medvis_desktop.gui import app
+
+class FirstPaint(QObject):
+    pyqtgraph = None
+    def eventFilter(self, watched, event):
+        if self.pyqtgraph is None and event.type() == QEvent.Type.Paint and isinstance(watched, QMainWindow):
+            self.pyqtgraph = "pyqtgraph" in sys.modules
+        return False
+
+seen = {}
+def start(script):
+    from medvis_desktop.gui.slice_viewer import SliceViewer
+    seen["viewers"] = len(script.window.findChildren(SliceViewer))
+    QApplication.instance().exit(0)
+
+qt_app = QApplication(sys.argv[:1])
+painted = FirstPaint()
+qt_app.installEventFilter(painted)
+app.Script.start = start
+app.run_gui(build_parser().parse_args([]), QSettings(sys.argv[1], QSettings.Format.IniFormat))
+print(json.dumps({"pyqtgraph_at_first_paint": painted.pyqtgraph, **seen}))
+"""
 
 
 def loaded_after(statement: str) -> set[str]:
@@ -40,8 +74,16 @@ def test_a_module_the_window_imports_loads_none_of_the_heavy_libraries(module):
     assert loaded_after(f"import {module}") == set()
 
 
-def test_the_main_window_loads_neither_tensorflow_nor_the_imaging_and_network_libraries():
+def test_the_main_window_loads_neither_tensorflow_nor_pyqtgraph_nor_the_imaging_and_network_libraries():
     assert loaded_after("import medvis_desktop.gui.app") == set()
+
+
+def test_the_window_paints_before_pyqtgraph_loads_and_has_its_viewer_before_tensorflow_starts(tmp_path: Path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    command = [sys.executable, "-c", FIRST_PAINT, str(tmp_path / "medvis.ini")]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=120, env=env)
+    seen = json.loads(result.stdout.splitlines()[-1])
+    assert seen == {"pyqtgraph_at_first_paint": False, "viewers": 1}
 
 
 def test_a_public_name_loads_its_library_when_first_used():

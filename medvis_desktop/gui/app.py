@@ -65,9 +65,10 @@ class Script(QObject):
             QTimer.singleShot(TIMEOUT_S * 1000, self._timed_out)
 
     def start_when_painted(self) -> None:
-        """Run `start` on the event-loop turn after the window's first paint. A zero-delay
-        timer after show() fired before the window was even exposed: TensorFlow then loaded on
-        this thread (seconds) while the window stayed blank."""
+        """Build the window's views (pyqtgraph, half a second) on the event-loop turn after its
+        first paint, then run `start` on a later turn, once they are laid out and painted. A
+        zero-delay timer after show() fired before the window was even exposed: TensorFlow then
+        loaded on this thread (seconds) while the window stayed blank."""
         self.window.installEventFilter(self)
         QTimer.singleShot(START_FALLBACK_MS, self._start_once)
 
@@ -80,7 +81,8 @@ class Script(QObject):
     def _start_once(self) -> None:
         if not self._started:
             self._started = True
-            self.start()
+            self.window.build_views()
+            QTimer.singleShot(0, self.start)
 
     def start(self) -> None:
         window, args = self.window, self.args

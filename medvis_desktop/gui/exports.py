@@ -1,24 +1,28 @@
 """The window's exports: screenshot, triptych, heat map volume and feature maps, each with its
 provenance record, and the copy of the view. A mixin of MainWindow, whose study, explanation,
 viewer, score track and settings it uses. Figures are drawn at the size and interpolation the
-user chose (File > Export > Figure size, kept in the settings under "figure/")."""
+user chose (File > Export > Figure size, kept in the settings under "figure/") by gui/figure.py,
+which imports pyqtgraph: it is imported on first use, after the window's first paint."""
 
 from __future__ import annotations
 
 import errno
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
-from PySide6.QtGui import QActionGroup, QGuiApplication
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QMenu
 
 from medvis_desktop import export, imaging
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.export.images import LONG_SIDE, axial_layout
-from medvis_desktop.gui.figure import Figure, FigureOptions, ScoreStrip
 from medvis_desktop.imaging.orientation import planar_view
+
+if TYPE_CHECKING:
+    from medvis_desktop.gui.figure import Figure, FigureOptions, ScoreStrip
 
 PATIENT_KEYS = ("PatientName", "PatientID")
 FIGURE_SIZES = (
@@ -55,6 +59,8 @@ class ExportActions:
     def figure_options(self) -> FigureOptions:
         """The figure size and interpolation the user chose (defaults: FigureOptions; a stray
         size in the settings file falls back to the default)."""
+        from medvis_desktop.gui.figure import FigureOptions
+
         try:
             long_side = int(self.settings.value("figure/long_side", FigureOptions.long_side))
         except (TypeError, ValueError):
@@ -99,6 +105,8 @@ class ExportActions:
 
     def _score_strip(self) -> ScoreStrip | None:
         """The score along the study as the score track shows it; None without scores."""
+        from medvis_desktop.gui.figure import ScoreStrip
+
         if self.explanation is None:
             return None
         scores = self.explanation.slice_scores()
@@ -164,10 +172,12 @@ class ExportActions:
             },
         )
 
-    def _add_figure_menu(self, menu: QMenu) -> None:
-        """Figure size: the long side of the exported images (or native) and the interpolation,
-        kept in the settings; screenshots, the copy of the view and triptychs follow it."""
-        sizes = menu.addMenu("Figure size")
+    def _add_figure_menu(self, menu: QMenu, before: QAction) -> None:
+        """Figure size, inserted into `menu` before `before`: the long side of the exported
+        images (or native) and the interpolation, kept in the settings; screenshots, the copy of
+        the view and triptychs follow it."""
+        sizes = QMenu("Figure size", menu)
+        menu.insertMenu(before, sizes)
         chosen = self.figure_options()
         group = QActionGroup(sizes)
         for label, long_side in FIGURE_SIZES:

@@ -3,6 +3,11 @@
 Keras and TensorFlow modules are imported inside the methods that need them, never at the top
 of this module: the window must be showing before TensorFlow loads (DESIGN.md, Threads), and
 `start_backend` is what loads it, once, on the main thread.
+
+The views drawn with pyqtgraph (slice viewer, feature maps, score track, Quality panel) wait for
+the first paint too: importing pyqtgraph and building them takes half a second (issue #14).
+`build_views` builds them once, called by the app right after that paint, or by the first use
+of `viewer`, `activations`, `track` or `quality` (code and tests use them at once, as before).
 """
 
 from __future__ import annotations
@@ -34,21 +39,21 @@ from medvis_desktop.dicomnet import DicomNetError
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.export import OverlayStyle
 from medvis_desktop.export.images import SCALES, SIGNS
-from medvis_desktop.gui.activation_view import ActivationView
 from medvis_desktop.gui.exports import ExportActions
 from medvis_desktop.gui.method_panel import MethodPanel
 from medvis_desktop.gui.model_tree import ModelTree
 from medvis_desktop.gui.pacs_menu import PacsMenu
 from medvis_desktop.gui.pacs_network import DicomNetwork
 from medvis_desktop.gui.quality_menu import QualityMenu
-from medvis_desktop.gui.score_track import ScoreTrack
-from medvis_desktop.gui.slice_viewer import SINGLE, THREE, SliceViewer
 from medvis_desktop.gui.start_page import StartPage
 from medvis_desktop.gui.study_loader import StudyLoading
 from medvis_desktop.imaging import Volume
 
 if TYPE_CHECKING:
     from medvis_desktop.gui.about_dialog import AboutDialog
+    from medvis_desktop.gui.activation_view import ActivationView
+    from medvis_desktop.gui.score_track import ScoreTrack
+    from medvis_desktop.gui.slice_viewer import SliceViewer
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 VOLUME_FILTER = (
@@ -90,27 +95,25 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, StudyLoading, QMainWindow
         self._method_labels: dict[str, str] = {}
         self.about_dialog: AboutDialog | None = None
 
-        self.viewer = SliceViewer()
-        self.activations = ActivationView()
+        self._viewer: SliceViewer | None = None  # these three (and the Quality panel): build_views
+        self._activations: ActivationView | None = None
+        self._track: ScoreTrack | None = None
         self.start_page = StartPage()
-        self.slices_page = QStackedWidget()  # the start page until a study is open, then the views
+        self.slices_page = QStackedWidget()  # the start page until a study is open, then the viewer
         self.slices_page.addWidget(self.start_page)
-        self.slices_page.addWidget(self.viewer)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.slices_page, "Slices")
-        self.tabs.addTab(self.activations, "Feature maps")
         self.setCentralWidget(self.tabs)
         self.tree = ModelTree()
         self.panel = MethodPanel()
         self.tree.setMinimumWidth(TREE_WIDTH)
         self._dock(self.tree, "Model layers", Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock(self.panel, "Method", Qt.DockWidgetArea.RightDockWidgetArea)
-        self.track = ScoreTrack()
-        track_dock = self._dock(self.track, "Score along the study", Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.track_dock = self._dock(None, "Score along the study", Qt.DockWidgetArea.BottomDockWidgetArea)
         self._add_quality_dock()
-        self.tabifyDockWidget(track_dock, self.quality_dock)  # one strip under the views, two tabs
-        track_dock.raise_()
-        self.resizeDocks([track_dock], [BOTTOM_DOCK_HEIGHT], Qt.Orientation.Vertical)
+        self.tabifyDockWidget(self.track_dock, self.quality_dock)  # one strip under the views, two tabs
+        self.track_dock.raise_()
+        self.resizeDocks([self.track_dock], [BOTTOM_DOCK_HEIGHT], Qt.Orientation.Vertical)
         self.status = {name: QLabel() for name in ("device", "model", "volume", "slice", "position")}
         for label in self.status.values():
             self.statusBar().addPermanentWidget(label)
@@ -130,6 +133,45 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, StudyLoading, QMainWindow
             self.report_error("The DICOM receiver is off", str(error))
 
     # --- start-up --------------------------------------------------------------------------
+
+    def build_views(self) -> None:
+        """The slice viewer, the feature maps, the score track and the Quality panel, with the
+        menu entries that act on them; once (see the module's docstring for when)."""
+        if self._viewer is not None:
+            return
+        from medvis_desktop.gui.activation_view import ActivationView
+        from medvis_desktop.gui.score_track import ScoreTrack
+        from medvis_desktop.gui.slice_viewer import SliceViewer
+
+        self._viewer, self._activations, self._track = SliceViewer(), ActivationView(), ScoreTrack()
+        self._viewer.set_style(self.panel.style)
+        self.slices_page.addWidget(self._viewer)
+        self.tabs.addTab(self._activations, "Feature maps")
+        self.track_dock.setWidget(self._track)
+        self._fill_quality_dock()
+        self._fill_view_menu()
+        self._add_figure_menu(self.export_menu, before=self.include_patient)
+        self.panel.style_changed.connect(self._viewer.set_style)
+        self.panel.overlay_toggled.connect(self._viewer.set_overlay_visible)
+        self._viewer.cursor_changed.connect(self._show_cursor)
+        self._viewer.hovered.connect(self._show_hover)
+        self._track.slice_chosen.connect(self._viewer.set_slice)
+        self._activations.deconvolve_requested.connect(self._deconvolve_filter)
+
+    @property
+    def viewer(self) -> SliceViewer:
+        self.build_views()
+        return self._viewer
+
+    @property
+    def activations(self) -> ActivationView:
+        self.build_views()
+        return self._activations
+
+    @property
+    def track(self) -> ScoreTrack:
+        self.build_views()
+        return self._track
 
     def start_backend(self) -> None:
         """Load TensorFlow (seconds) and start the worker thread; call once the window shows."""
@@ -459,10 +501,12 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, StudyLoading, QMainWindow
 
     # --- menus, settings, drag and drop ----------------------------------------------------
 
-    def _dock(self, widget: QWidget, title: str, area: Qt.DockWidgetArea) -> QDockWidget:
+    def _dock(self, widget: QWidget | None, title: str, area: Qt.DockWidgetArea) -> QDockWidget:
+        """A dock the saved layout finds by its title; empty, to be filled later, without `widget`."""
         dock = QDockWidget(title, self)
         dock.setObjectName(title)
-        dock.setWidget(widget)
+        if widget is not None:
+            dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
 
@@ -474,7 +518,7 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, StudyLoading, QMainWindow
         file_menu.addAction("Open r&eference mask…", self._ask_reference)
         self.recent_menu = file_menu.addMenu("Open &recent")
         file_menu.addSeparator()
-        exports = file_menu.addMenu("&Export")
+        exports = self.export_menu = file_menu.addMenu("&Export")
         exports.addAction(
             "Screenshot of the view…", QKeySequence("Ctrl+E"),
             lambda: self._export_with_dialog(self.export_screenshot, "Screenshot", ".png"),
@@ -496,16 +540,26 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, StudyLoading, QMainWindow
             "Feature-map mosaic…",
             lambda: self._export_with_dialog(self.export_activations, "Feature maps", ".png"),
         )
-        exports.addSeparator()
-        self._add_figure_menu(exports)
+        exports.addSeparator()  # Figure size comes here with the views (build_views)
         self.include_patient = exports.addAction("Include patient name and ID in images")
         self.include_patient.setCheckable(True)
         file_menu.addSeparator()
         file_menu.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
 
         self.demo_menu = self.menuBar().addMenu("&Demo cases")  # filled once TensorFlow is up
+        self.view_menu = self.menuBar().addMenu("&View")  # filled with the views (build_views)
 
-        view_menu = self.menuBar().addMenu("&View")
+        self._add_pacs_menu()
+        self._add_quality_menu()
+
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("&About medvis…", self.show_about)
+
+    def _fill_view_menu(self) -> None:
+        """Layouts, window presets and the actions on the views: part of build_views."""
+        from medvis_desktop.gui.slice_viewer import SINGLE, THREE
+
+        view_menu = self.view_menu
         layouts = QActionGroup(self)
         for label, mode, axis in (
             ("Single view: slices", SINGLE, 0),
@@ -523,12 +577,6 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, StudyLoading, QMainWindow
         view_menu.addAction("Copy view", QKeySequence("Ctrl+Shift+C"), self.copy_view)
         view_menu.addAction("Next flagged slice", QKeySequence("N"), partial(self.track.step, 1))
         view_menu.addAction("Previous flagged slice", QKeySequence("P"), partial(self.track.step, -1))
-
-        self._add_pacs_menu()
-        self._add_quality_menu()
-
-        help_menu = self.menuBar().addMenu("&Help")
-        help_menu.addAction("&About medvis…", self.show_about)
 
     def show_about(self) -> AboutDialog:
         """Non-modal, made once (reading every licence text takes a moment), raised when asked again."""
@@ -558,14 +606,8 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, StudyLoading, QMainWindow
         self.panel.cancel_requested.connect(self.cancel)
         self.panel.method_changed.connect(self.tree.set_method)
         self.panel.layer_changed.connect(self.tree.select_layer)
-        self.panel.style_changed.connect(self.viewer.set_style)
-        self.panel.overlay_toggled.connect(self.viewer.set_overlay_visible)
         self.tree.layer_selected.connect(self._layer_selected)
         self.tree.run_requested.connect(self.run_on_layer)
-        self.viewer.cursor_changed.connect(self._show_cursor)
-        self.track.slice_chosen.connect(self.viewer.set_slice)
-        self.viewer.hovered.connect(self._show_hover)
-        self.activations.deconvolve_requested.connect(self._deconvolve_filter)
         self.start_page.open_path.connect(self.open_path)
         self.start_page.open_demo.connect(self.open_demo)
         self.start_page.open_study.connect(self._ask_volume)
@@ -629,14 +671,13 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, StudyLoading, QMainWindow
             fixed_low=float(self.settings.value("overlay/fixed_low", OverlayStyle.fixed_low)),
             fixed_high=float(self.settings.value("overlay/fixed_high", OverlayStyle.fixed_high)),
         )
-        self.panel.set_style(style)
-        self.viewer.set_style(style)
+        self.panel.set_style(style)  # the viewer takes the panel's style when built
         self._rebuild_recent_menu()
 
     def save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
-        for key, value in asdict(self.viewer.style).items():
+        for key, value in asdict(self.panel.style).items():  # the viewer follows the panel's
             self.settings.setValue(f"overlay/{key}", value)
         self.settings.sync()
 

@@ -23,12 +23,11 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog
 
 from medvis_desktop import export, imaging
 from medvis_desktop.errors import MedvisError
-from medvis_desktop.gui.compare_view import MAX_METHODS, MIN_METHODS
-from medvis_desktop.gui.quality_panel import QualityPanel
 
-if TYPE_CHECKING:  # both load TensorFlow: the window loads it later, on purpose
+if TYPE_CHECKING:  # these load TensorFlow or pyqtgraph: the window loads them later, on purpose
     from medvis_desktop.evaluate import SliceRun
     from medvis_desktop.explain.runner import Explanation
+    from medvis_desktop.gui.quality_panel import QualityPanel
     from medvis_desktop.gui.worker import Compared, CompareJob, Job, Measurement
     from medvis_desktop.metrics import Cascade
 
@@ -50,22 +49,35 @@ class QualityMenu:
     """The Quality actions of MainWindow (see there for the attributes they use)."""
 
     def _add_quality_dock(self) -> None:
-        self.quality = QualityPanel()
-        self.quality_dock = self._dock(self.quality, "Quality", Qt.DockWidgetArea.BottomDockWidgetArea)
+        """The dock, empty until `_fill_quality_dock`, and a clean record."""
+        self._quality: QualityPanel | None = None
+        self.quality_dock = self._dock(None, "Quality", Qt.DockWidgetArea.BottomDockWidgetArea)
         self._asked: dict[int, _Asked] = {}
         self._quality_job: int | None = None
         self._quality_of: Explanation | None = None  # the result the record below was measured on
         self._quality_record: dict[str, list[dict[str, object]]] = {}
         self._reference_record: dict[str, str | int | None] | None = None
         self._comparison: dict[str, object] | None = None
-        self.quality.measure_requested.connect(self.measure)
-        self.quality.sanity_requested.connect(self.sanity_check)
-        self.quality.cancel_requested.connect(self.cancel_quality)
-        self.quality.compare.compare_requested.connect(self.compare_methods)
-        self.quality.compare.export_requested.connect(
+        self.result_shown.connect(self._follow_result)
+
+    def _fill_quality_dock(self) -> None:
+        """The Quality panel (pyqtgraph) into its dock: part of the window's build_views."""
+        from medvis_desktop.gui.quality_panel import QualityPanel
+
+        self._quality = QualityPanel()
+        self.quality_dock.setWidget(self._quality)
+        self._quality.measure_requested.connect(self.measure)
+        self._quality.sanity_requested.connect(self.sanity_check)
+        self._quality.cancel_requested.connect(self.cancel_quality)
+        self._quality.compare.compare_requested.connect(self.compare_methods)
+        self._quality.compare.export_requested.connect(
             lambda: self._export_with_dialog(self.export_comparison, "Comparison of methods", ".png")
         )
-        self.result_shown.connect(self._follow_result)
+
+    @property
+    def quality(self) -> QualityPanel:
+        self.build_views()
+        return self._quality
 
     def _add_quality_menu(self) -> None:
         menu = self.menuBar().addMenu("&Quality")
@@ -192,6 +204,7 @@ class QualityMenu:
         one, its layer (else the model's last spatial layer), each with its default parameters."""
         from medvis_desktop.evaluate import SliceRun, scored_patches
         from medvis_desktop.explain import METHODS
+        from medvis_desktop.gui.compare_view import MAX_METHODS, MIN_METHODS
         from medvis_desktop.gui.worker import CompareJob
         from medvis_desktop.models.layers import default_gradcam_layer
 
