@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from medvis_desktop.export.style import COLORMAPS as NAMES
+from medvis_desktop.export.style import DIVERGING
+
 DATA = Path(__file__).parent / "data"
-NAMES = ("turbo", "jet", "inferno")
-DIVERGING = "coolwarm"
 SIZE = 256
 
 COOL, WARM = (59, 76, 192), (180, 4, 38)

@@ -26,7 +26,7 @@ __all__ = [
 _SOURCES = {
     "ExportError": "atomic",
     "atomic_write": "atomic",
-    "OverlayStyle": "images",
+    "OverlayStyle": "style",
     "activation_grid": "images",
     "overlay": "images",
     "save_png": "images",
@@ -37,6 +37,6 @@ _SOURCES = {
     "save_heatmap": "volumes",
 }
 # Its submodules, which were its attributes when it imported them all at once.
-_SUBMODULES = ("atomic", "images", "provenance", "volumes")
+_SUBMODULES = ("atomic", "images", "provenance", "style", "volumes")
 
 __getattr__, __dir__ = lazy_names(__name__, _SOURCES, _SUBMODULES)

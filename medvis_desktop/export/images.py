@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from medvis_desktop import colormaps
 from medvis_desktop.export.atomic import atomic_write
+from medvis_desktop.export.style import LONG_SIDE, SCALES, OverlayStyle
 from medvis_desktop.imaging import orientation
 from medvis_desktop.imaging.orientation import Edges
 from medvis_desktop.imaging.volume import Volume
@@ -40,48 +41,12 @@ TEXT_SIZE = 13
 LINE = 18  # a legend line
 LETTER_SIZE = 16
 SPACE = 24  # the band outside each edge of an image that holds its letter (and the scale bar)
-# A figure's images side by side reach this many pixels on their long side by default: enough
-# for a report or a slide (a 256² CT is 245 mm, 256 pixels at its own resolution).
-LONG_SIDE = 1500
 TEXT_PER_SCALE = 1000  # px of a figure's long side per unit of text scale
 BAR_FRACTION = 0.25  # a scale bar is at most this fraction of its image's width
-SIGNS = ("signed", "positive", "absolute")
-# What spans the colour scale (scale_range), and how the colour bar names it.
-SCALES = {
-    "robust": "study, 99.5th pct",
-    "max": "study, maximum",
-    "slice": "this slice",
-    "fixed": "fixed range",
-}
 # A few extreme voxels (a model's stray predictions far from the lesion) must not set the scale.
 ROBUST_PERCENTILE = 99.5
 # The span given to a constant map, so that it still has a scale to be drawn on.
 FLAT = 1e-6
-
-
-@dataclass(frozen=True)
-class OverlayStyle:
-    """How a heat map is laid over the image: the GUI's overlay settings, for exports."""
-
-    colormap: str = "turbo"
-    opacity: float = 0.5
-    # Weaker values than this fraction of the scale are not drawn: of the range for maps of one
-    # sign, of the largest |value| for signed maps shown signed.
-    threshold: float = 0.2
-    # Signed maps (pixel attributions, deconvnet): "signed" on the diverging map centred on zero,
-    # "positive" (negative values not drawn) or "absolute" (|value|) on the sequential map.
-    sign: str = "signed"
-    # Which values the colour scale spans: a key of SCALES (see scale_range); "fixed" spans
-    # fixed_low to fixed_high, in the map's units.
-    scale: str = "robust"
-    fixed_low: float = 0.0
-    fixed_high: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.sign not in SIGNS:
-            raise ValueError(f"Unknown sign mode '{self.sign}'; use one of {', '.join(SIGNS)}")
-        if self.scale not in SCALES:
-            raise ValueError(f"Unknown colour scale '{self.scale}'; use one of {', '.join(SCALES)}")
 
 
 @dataclass(frozen=True)

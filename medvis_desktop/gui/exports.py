@@ -11,17 +11,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-from PIL import Image
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QMenu
 
 from medvis_desktop import export, imaging
 from medvis_desktop.errors import MedvisError
-from medvis_desktop.export.images import LONG_SIDE, axial_layout
-from medvis_desktop.imaging.orientation import planar_view
+from medvis_desktop.export.style import LONG_SIDE
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from medvis_desktop.gui.figure import Figure, FigureOptions, ScoreStrip
 
 PATIENT_KEYS = ("PatientName", "PatientID")
@@ -37,6 +36,8 @@ class ExportActions:
 
     def legend(self) -> list[str]:
         """What a figure shows, in words; patient name and ID only when the user asked."""
+        from medvis_desktop.imaging.orientation import planar_view
+
         lines = []
         if self.explanation is not None:
             lines.append(self.explanation.description or self.explanation.method)
@@ -105,6 +106,8 @@ class ExportActions:
 
     def _score_strip(self) -> ScoreStrip | None:
         """The score along the study as the score track shows it; None without scores."""
+        import numpy as np
+
         from medvis_desktop.gui.figure import ScoreStrip
 
         if self.explanation is None:
@@ -118,6 +121,8 @@ class ExportActions:
     def triptych_figure(self) -> Image.Image:
         """Image | heat map | overlay of the slice on screen, laid out as the axial view shows
         it, with the legend, at the user's figure size."""
+        from medvis_desktop.export.images import axial_layout
+
         self._require(self.explanation, "an explanation")
         z, volume, options = self.viewer.cursor[0], self.volume, self.figure_options()
         return export.triptych(

@@ -19,7 +19,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -38,7 +37,7 @@ from PySide6.QtWidgets import (
 from medvis_desktop.dicomnet import DicomNetError
 from medvis_desktop.errors import MedvisError
 from medvis_desktop.export import OverlayStyle
-from medvis_desktop.export.images import SCALES, SIGNS
+from medvis_desktop.export.style import SCALES, SIGNS
 from medvis_desktop.gui.exports import ExportActions
 from medvis_desktop.gui.method_panel import MethodPanel
 from medvis_desktop.gui.model_tree import ModelTree
@@ -47,13 +46,13 @@ from medvis_desktop.gui.pacs_network import DicomNetwork
 from medvis_desktop.gui.quality_menu import QualityMenu
 from medvis_desktop.gui.start_page import StartPage
 from medvis_desktop.gui.study_loader import StudyLoading
-from medvis_desktop.imaging import Volume
 
 if TYPE_CHECKING:
     from medvis_desktop.gui.about_dialog import AboutDialog
     from medvis_desktop.gui.activation_view import ActivationView
     from medvis_desktop.gui.score_track import ScoreTrack
     from medvis_desktop.gui.slice_viewer import SliceViewer
+    from medvis_desktop.imaging import Volume
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 VOLUME_FILTER = (
@@ -477,6 +476,8 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, StudyLoading, QMainWindow
             self._mosaic_timer.start()
 
     def _show_hover(self, index: tuple[int, int, int] | None) -> None:
+        import numpy as np  # not before the first paint (issue #14); loaded by then
+
         if index is None or self.volume is None:
             self.status["position"].clear()
             return

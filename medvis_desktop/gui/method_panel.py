@@ -28,8 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medvis_desktop import colormaps
-from medvis_desktop.export import OverlayStyle
+from medvis_desktop.export.style import COLORMAPS, OverlayStyle
 from medvis_desktop.gui.param_form import ParamForm
 
 if TYPE_CHECKING:  # the explain package loads TensorFlow: the window loads it later, on purpose
@@ -130,7 +129,7 @@ class MethodPanel(QWidget):
         method_layout.addWidget(self.message)
 
         self.colormap = QComboBox()
-        self.colormap.addItems(colormaps.NAMES)
+        self.colormap.addItems(COLORMAPS)
         self.opacity = _percent_slider(50)
         self.threshold = _percent_slider(20)
         self.sign = QComboBox()

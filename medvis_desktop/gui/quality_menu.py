@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QInputDialog
 
@@ -152,7 +151,7 @@ class QualityMenu:
         name = path.name if segment is None else f"{path.name}, segment {segment}"
         self.viewer.set_reference(mask, f"reference mask {name}")
         self._reference_record = {"path": str(path), "sha256": export.sha256_of(path), "segment": segment}
-        inside = np.flatnonzero(mask.any(axis=(1, 2))) + 1
+        inside = mask.any(axis=(1, 2)).nonzero()[0] + 1
         where = f", slices {inside[0]}–{inside[-1]}" if inside.size else ", but it is empty"
         self.statusBar().showMessage(f"Reference mask {name} outlined in magenta{where}", 15000)
         return True
@@ -414,6 +413,8 @@ def _measurement_record(asked: _Asked, measurement: Measurement) -> dict[str, ob
 
 
 def _cascade_record(asked: _Asked, cascade: Cascade) -> dict[str, object]:
+    import numpy as np
+
     from medvis_desktop.metrics import INSENSITIVE_SPEARMAN
 
     return {

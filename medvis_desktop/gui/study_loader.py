@@ -25,10 +25,9 @@ from PySide6.QtWidgets import QDialog
 from medvis_desktop import imaging
 from medvis_desktop.errors import LoadError, MedvisError
 from medvis_desktop.gui.series_dialog import SeriesDialog, ask_slice_range
-from medvis_desktop.imaging import Volume
 
 if TYPE_CHECKING:
-    from medvis_desktop.imaging import SeriesLoad  # pydicom: not before the window shows
+    from medvis_desktop.imaging import SeriesLoad, Volume  # not before the window shows
 
 # Slices decoded before the study is shown: the one in view and its neighbours, for scrolling.
 FIRST_SLICES = 8
@@ -55,6 +54,8 @@ class StudyLoading:
     def open_volume(self, path: Path | str, series_uid: str | None = None) -> bool:
         """A study; a DICOM series over the memory budget offers a range of slices that fits,
         read with the series and headers already found."""
+        from medvis_desktop.imaging.volume import Volume  # numpy: not before the first paint
+
         path = Path(path)
         try:
             study = self._read_study(path, series_uid)
