@@ -25,8 +25,8 @@ from medvis_desktop.imaging import checks, dicom, isolated_slices
 from medvis_desktop.imaging.streaming import SeriesLoad
 from tests.imaging import isolated_readers
 from tests.imaging.dicom_factory import SeriesSpec, write_series
+from tests.imaging.test_streaming import SLICES, assert_the_rest_loads
 
-SLICES = 40
 SHARED_NAME = "memfd:medvis-voxels"
 
 
@@ -87,16 +87,9 @@ def test_a_compressed_series_streams_the_volume_the_whole_load_reads(
     assert load.done == 4 and load.loaded[18:22].all()
     np.testing.assert_array_equal(load.volume.voxels[18:22], hu[18:22])
     assert np.all(load.volume.voxels[:18] == -1024) and np.all(load.volume.voxels[22:] == -1024)
-    chunks: list[list[int]] = []
-    ends: list[str] = []
-    load.load_rest(20, chunks.append, ends.append)
-    load.wait()
     whole = imaging.load(folder)
-    np.testing.assert_array_equal(load.volume.voxels, whole.voxels)
+    assert_the_rest_loads(load, whole)
     np.testing.assert_array_equal(load.volume.voxels, hu)
-    assert load.complete and ends == [""] and load.error == ""
-    assert sorted(z for chunk in chunks for z in chunk) == [z for z in range(SLICES) if not 18 <= z < 22]
-    assert chunks[0][:2] == [22, 17]  # nearest the slices shown first, first
     assert load.volume.warnings == whole.warnings
     assert load._shared.closed  # every slice in: no child will map the voxels again
 

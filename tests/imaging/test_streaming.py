@@ -17,6 +17,19 @@ from tests.imaging.dicom_factory import SeriesSpec, write_series
 SLICES = 40
 
 
+def assert_the_rest_loads(load: imaging.SeriesLoad, whole: imaging.Volume) -> None:
+    """After slices 18-21 of a SLICES-slice series: the background load puts in the others,
+    nearest those first, into the volume the whole load reads, and ends without an error."""
+    chunks: list[list[int]] = []
+    ends: list[str] = []
+    load.load_rest(20, chunks.append, ends.append)
+    load.wait()
+    np.testing.assert_array_equal(load.volume.voxels, whole.voxels)
+    assert load.complete and ends == [""] and load.error == ""
+    assert sorted(z for chunk in chunks for z in chunk) == [z for z in range(SLICES) if not 18 <= z < 22]
+    assert chunks[0][:2] == [22, 17]  # nearest the slices shown first, first
+
+
 @pytest.fixture
 def series(tmp_path: Path) -> list[Path]:
     hu = np.random.default_rng(3).integers(-1024, 2000, size=(SLICES, 24, 20)).astype(np.int16)
@@ -29,15 +42,8 @@ def test_a_streamed_series_is_the_volume_load_reads(series: list[Path]) -> None:
     assert not load.loaded.any() and load.volume.shape == (SLICES, 24, 20)
     load.fill(range(18, 22))
     assert load.done == 4
-    chunks: list[list[int]] = []
-    ends: list[str] = []
-    load.load_rest(20, chunks.append, ends.append)
-    load.wait()
     whole = imaging.load(folder)
-    np.testing.assert_array_equal(load.volume.voxels, whole.voxels)
-    assert load.complete and ends == [""] and load.error == ""
-    assert sorted(z for chunk in chunks for z in chunk) == [z for z in range(SLICES) if not 18 <= z < 22]
-    assert chunks[0][:2] == [22, 17]  # nearest the slices shown first, first
+    assert_the_rest_loads(load, whole)
     for field in ("spacing", "origin", "modality", "meta", "windows", "warnings"):
         assert getattr(load.volume, field) == getattr(whole, field), field
     np.testing.assert_array_equal(load.volume.direction, whole.direction)
