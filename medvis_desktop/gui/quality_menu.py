@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QInputDialog
+from PySide6.QtWidgets import QFileDialog, QFrame, QInputDialog, QScrollArea
 
 from medvis_desktop import export, imaging
 from medvis_desktop.errors import MedvisError
@@ -60,11 +60,17 @@ class QualityMenu:
         self.result_shown.connect(self._follow_result)
 
     def _fill_quality_dock(self) -> None:
-        """The Quality panel (pyqtgraph) into its dock: part of the window's build_views."""
+        """The Quality panel (pyqtgraph) into its dock: part of the window's build_views. It
+        scrolls inside the dock: its full height (over 300 px) would otherwise make the window
+        grow taller once it is built, past small screens."""
         from medvis_desktop.gui.quality_panel import QualityPanel
 
         self._quality = QualityPanel()
-        self.quality_dock.setWidget(self._quality)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(self._quality)
+        self.quality_dock.setWidget(scroll)
         self._quality.measure_requested.connect(self.measure)
         self._quality.sanity_requested.connect(self.sanity_check)
         self._quality.cancel_requested.connect(self.cancel_quality)

@@ -70,6 +70,18 @@ def test_the_views_are_built_after_the_first_paint_and_painted_before_the_start(
     assert track_painted
 
 
+def test_building_the_views_after_the_first_paint_does_not_resize_the_window(qtbot, settings):
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.resize(1400, 900)  # the first start's size (app.run_gui)
+    window.show()
+    qtbot.waitExposed(window)
+    shown = window.size()
+    window.build_views()
+    qtbot.wait(50)
+    assert window.size() == shown
+
+
 def test_a_window_builds_its_views_once_when_first_used(qtbot, settings):
     window = MainWindow(settings)
     qtbot.addWidget(window)
@@ -78,7 +90,7 @@ def test_a_window_builds_its_views_once_when_first_used(qtbot, settings):
     viewer = window.viewer
     assert window.findChildren(SliceViewer) == [viewer] and window.viewer is viewer
     assert window.tabs.widget(1) is window.activations
-    assert window.track_dock.widget() is window.track and window.quality_dock.widget() is window.quality
+    assert window.track_dock.widget() is window.track and window.quality_dock.isAncestorOf(window.quality)
     assert not window.view_menu.isEmpty()
     exports = window.export_menu.actions()
     figure_size = exports.index(window.include_patient) - 1  # the submenu, right above this option
