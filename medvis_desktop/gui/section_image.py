@@ -22,16 +22,6 @@ from PySide6.QtGui import QImage, QPainter, qRgba
 MAX_COLOURS = 256  # an 8-bit index
 
 
-def bounding_box(mask: np.ndarray) -> tuple[slice, slice] | None:
-    """The rows and columns of a 2D mask's smallest box holding all its true pixels; None when
-    it has none."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    columns = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
-    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(columns[0]), int(columns[-1]) + 1)
-
-
 def visible_rect(image: QImage) -> QRect:
     """The smallest rectangle holding every pixel of a premultiplied ARGB32 image that is not
     fully transparent (premultiplied, such a pixel is all zeros); empty when there is none."""

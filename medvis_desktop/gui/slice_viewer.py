@@ -26,7 +26,7 @@ from medvis_desktop.export import OverlayStyle
 from medvis_desktop.export.images import map_scale, scale_range
 from medvis_desktop.gui import figure
 from medvis_desktop.gui.figure import DEFAULT_OPTIONS, Figure, FigureOptions, Panel, ScoreStrip
-from medvis_desktop.gui.section_image import SectionImage, bounding_box
+from medvis_desktop.gui.section_image import SectionImage
 from medvis_desktop.gui.section_pixels import SectionPixels
 from medvis_desktop.gui.view_annotations import ViewAnnotations
 from medvis_desktop.imaging import Volume, Window, orientation
@@ -58,6 +58,16 @@ def outline_rgba(mask: np.ndarray) -> np.ndarray:
     inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
     rgba[box][padded[1:-1, 1:-1] & ~inner] = OUTLINE_COLOUR
     return rgba
+
+
+def bounding_box(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The rows and columns of a 2D mask's smallest box holding all its true pixels; None when
+    it has none."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    columns = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(columns[0]), int(columns[-1]) + 1)
 
 
 def window_number(value: float) -> str:
