@@ -60,6 +60,12 @@ def outline_rgba(mask: np.ndarray) -> np.ndarray:
     return rgba
 
 
+def window_number(value: float) -> str:
+    """A window's width or centre as a reader writes it: whole above 100 (HU, raw detector
+    values), else a few digits (normalised MRI)."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def bounding_box(mask: np.ndarray) -> tuple[slice, slice] | None:
     """The rows and columns of a 2D mask's smallest box holding all its true pixels; None when
     it has none."""
@@ -68,12 +74,6 @@ def bounding_box(mask: np.ndarray) -> tuple[slice, slice] | None:
         return None
     columns = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
     return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(columns[0]), int(columns[-1]) + 1)
-
-
-def window_number(value: float) -> str:
-    """A window's width or centre as a reader writes it: whole above 100 (HU, raw detector
-    values), else a few digits (normalised MRI)."""
-    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 @dataclass(frozen=True)

@@ -59,15 +59,16 @@ class StudyLoading:
         path = Path(path)
         try:
             study = self._read_study(path, series_uid)
-            if not isinstance(study, Volume):
+            streamed = not isinstance(study, Volume)
+            if streamed:
                 self._fill_first(study, path.name)
         except (MedvisError, OSError) as error:
             self.report_error(f"Could not open {path.name}", str(error))
             return False
-        if isinstance(study, Volume):
-            self.show_volume(study, path.name)
-        else:
+        if streamed:
             self._show_loading(study, path.name)
+        else:
+            self.show_volume(study, path.name)
         self._remember(path, "volume")
         return True
 

@@ -4,12 +4,10 @@ others in its own: a damaged compressed file costs a load, not the session."""
 from __future__ import annotations
 
 import numpy as np
-import pydicom
-from pydicom import uid
 
 from medvis_desktop.imaging.isolated_slices import IsolatedSlices
 from tests.gui.conftest import make_window
-from tests.imaging.dicom_factory import SeriesSpec, write_series
+from tests.imaging.dicom_factory import SeriesSpec, compress_files, write_series
 
 
 def test_a_compressed_series_is_read_in_a_child_and_an_uncompressed_one_is_not(
@@ -17,11 +15,7 @@ def test_a_compressed_series_is_read_in_a_child_and_an_uncompressed_one_is_not(
 ):
     block = head_ct_block[::8]
     plain = write_series(block, tmp_path / "plain", SeriesSpec())
-    packed = write_series(block, tmp_path / "rle", SeriesSpec())
-    for path in packed:
-        ds = pydicom.dcmread(path)
-        ds.compress(uid.RLELossless)
-        ds.save_as(path)
+    packed = compress_files(write_series(block, tmp_path / "rle", SeriesSpec()))
     children = []  # the slices each decoding child was started on
     real = IsolatedSlices._start
 
@@ -42,10 +36,7 @@ def test_a_compressed_series_is_read_in_a_child_and_an_uncompressed_one_is_not(
 def test_a_damaged_compressed_file_is_a_message_and_the_window_goes_on(
     qtbot, settings, tmp_path, head_ct_block
 ):
-    (path,) = write_series(head_ct_block[:1], tmp_path, SeriesSpec())
-    ds = pydicom.dcmread(path)
-    ds.compress(uid.RLELossless)
-    ds.save_as(path)
+    (path,) = compress_files(write_series(head_ct_block[:1], tmp_path, SeriesSpec()))
     data = bytearray(path.read_bytes())
     data[-400:] = b"\xff" * 400  # the RLE segments' end: the decoder fails inside native code
     path.write_bytes(bytes(data))

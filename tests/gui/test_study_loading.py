@@ -7,9 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import pytest
-from pydicom import uid
 
 from medvis_desktop import imaging
 from medvis_desktop.gui import study_loader
@@ -17,7 +15,7 @@ from medvis_desktop.gui.slice_viewer import THREE
 from medvis_desktop.imaging import dicom
 from tests.gui.conftest import make_window
 from tests.gui.test_slice_viewer import assert_shows
-from tests.imaging.dicom_factory import SeriesSpec, write_series
+from tests.imaging.dicom_factory import SeriesSpec, compress_files, write_series
 
 SLICES = 120  # over study_loader.WHOLE_SLICES: streamed
 WAIT_MS = 20000
@@ -32,11 +30,7 @@ def large_series(tmp_path: Path, head_ct_block: np.ndarray) -> list[Path]:
 @pytest.fixture
 def large_compressed_series(tmp_path: Path, large_series: list[Path]) -> list[Path]:
     """The same series, RLE Lossless: decoded in child processes."""
-    for path in large_series:
-        ds = pydicom.dcmread(path)
-        ds.compress(uid.RLELossless)
-        ds.save_as(path)
-    return large_series
+    return compress_files(large_series)
 
 
 def loaded(window) -> bool:
@@ -177,10 +171,7 @@ def test_a_large_compressed_series_streams_from_its_children_with_progress(
 def test_a_lone_compressed_file_none_of_whose_pixels_decode_is_refused(
     qtbot, settings, tmp_path: Path, head_ct_block: np.ndarray
 ) -> None:
-    (path,) = write_series(head_ct_block[:1], tmp_path, SeriesSpec())
-    ds = pydicom.dcmread(path)
-    ds.compress(uid.RLELossless)
-    ds.save_as(path)
+    (path,) = compress_files(write_series(head_ct_block[:1], tmp_path, SeriesSpec()))
     data = bytearray(path.read_bytes())
     fragment = data.rindex(b"\xfe\xff\x00\xe0") + 8  # the frame's fragment: its RLE header first
     data[fragment + 8 : fragment + 12] = (1 << 24).to_bytes(4, "little")  # a segment past the end

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     CTImageStorage,
     EnhancedCTImageStorage,
     ExplicitVRLittleEndian,
+    RLELossless,
     generate_uid,
 )
 
@@ -130,6 +132,16 @@ def write_series(
         path = folder / f"IM{names[index]:05d}"
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
+    return paths
+
+
+def compress_files(paths: list[Path], syntax: str = RLELossless) -> list[Path]:
+    """Rewrite these DICOM files with their pixels compressed by pydicom (RLE Lossless by
+    default): a compressed series, decoded by native code in child processes."""
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.compress(syntax)
+        ds.save_as(path)
     return paths
 
 

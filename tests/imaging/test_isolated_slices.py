@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import pytest
 from pydicom import uid
 
@@ -24,19 +23,14 @@ from medvis_desktop import imaging
 from medvis_desktop.imaging import checks, dicom, isolated_slices
 from medvis_desktop.imaging.streaming import SeriesLoad
 from tests.imaging import isolated_readers
-from tests.imaging.dicom_factory import SeriesSpec, write_series
+from tests.imaging.dicom_factory import SeriesSpec, compress_files, write_series
 from tests.imaging.test_streaming import SLICES, assert_the_rest_loads
 
 SHARED_NAME = "memfd:medvis-voxels"
 
 
 def compressed_series(hu: np.ndarray, folder: Path, syntax: str) -> list[Path]:
-    paths = write_series(hu, folder, SeriesSpec())
-    for path in paths:
-        ds = pydicom.dcmread(path)
-        ds.compress(syntax)
-        ds.save_as(path)
-    return paths
+    return compress_files(write_series(hu, folder, SeriesSpec()), syntax)
 
 
 @pytest.fixture
