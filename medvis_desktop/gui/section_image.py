@@ -8,8 +8,9 @@ a format whose scaled drawing takes Qt's generic path. Here a single-channel sec
 levels and a table of at most 256 colours has its indices found by one vectorised rescale,
 pyqtgraph's own arithmetic (the same indices); the indexed picture is converted once to what
 Qt draws without conversion, RGB32 when every colour is opaque and premultiplied ARGB32
-otherwise, and only its part that is not transparent is drawn. Anything else (NaNs, RGBA
-pictures) takes pyqtgraph's own path, then the same conversion.
+otherwise. Only its part that shows is converted and drawn, found from the indices of the
+table's entries that are not transparent (an overlay's threshold hides most of a section).
+Anything else (NaNs, RGBA pictures) takes pyqtgraph's own path, then the same conversion.
 """
 
 from __future__ import annotations
@@ -22,17 +23,41 @@ from PySide6.QtGui import QImage, QPainter, qRgba
 MAX_COLOURS = 256  # an 8-bit index
 
 
+def bounding_box(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The rows and columns of a 2D array's smallest box holding all its non-zero entries;
+    None when it has none."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    columns = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(columns[0]), int(columns[-1]) + 1)
+
+
+def rect_of(box: tuple[slice, slice] | None) -> QRect:
+    if box is None:
+        return QRect()
+    rows, columns = box
+    return QRect(columns.start, rows.start, columns.stop - columns.start, rows.stop - rows.start)
+
+
 def visible_rect(image: QImage) -> QRect:
     """The smallest rectangle holding every pixel of a premultiplied ARGB32 image that is not
     fully transparent (premultiplied, such a pixel is all zeros); empty when there is none."""
     words = np.frombuffer(image.constBits(), np.uint32).reshape(image.height(), image.width())
-    rows = np.flatnonzero(words.any(axis=1))
-    if rows.size == 0:
-        return QRect()
-    columns = np.flatnonzero(words[rows[0] : rows[-1] + 1].any(axis=0))
-    return QRect(
-        int(columns[0]), int(rows[0]), int(columns[-1] - columns[0]) + 1, int(rows[-1] - rows[0]) + 1
-    )
+    return rect_of(bounding_box(words))
+
+
+def shown_rect(indices: np.ndarray, lut: np.ndarray) -> QRect:
+    """The smallest rectangle holding every pixel whose colour index names a table entry that
+    is not fully transparent. The shown entries are taken as runs of indices, a comparison or
+    two each (a sequential map's run from its threshold up, a centred map's two ends)."""
+    if lut.shape[1] == 3 or lut[:, 3].all():
+        return QRect(0, 0, indices.shape[1], indices.shape[0])
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], lut[:, 3] > 0, [0]]).astype(np.int8)))
+    shown = np.zeros(indices.shape, bool)
+    for start, stop in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):  # ints: no int64 pass
+        shown |= indices >= start if stop == len(lut) else (indices >= start) & (indices < stop)
+    return rect_of(bounding_box(shown))
 
 
 def rgba_rows(lut: np.ndarray) -> np.ndarray:
@@ -60,13 +85,14 @@ class SectionImage(pg.ImageItem):
     def __init__(self) -> None:
         super().__init__(axisOrder="row-major")
         self._screen: QImage | None = None
-        self._drawn = QRectF()
+        self._drawn = QRect()  # where `_screen` goes, in the image's pixels
         self._indices: np.ndarray | None = None  # the pixels behind a fast `qimage`
         self._colour_table_of: np.ndarray | None = None  # the lookup table `_colour_table` was made from
         self._colour_table: list[int] = []
 
     def render(self) -> None:
-        if self._takes_fast_path():
+        fast = self._takes_fast_path()
+        if fast:
             self._render_fast()
         else:
             super().render()
@@ -74,13 +100,22 @@ class SectionImage(pg.ImageItem):
         self._screen = None
         if self._unrenderable:
             return
-        form = self.qimage.format()
+        if fast:  # only the shown part is converted
+            self._drawn = shown_rect(self._indices, self.lut)
+            picture = self.qimage if self._drawn == self.qimage.rect() else self.qimage.copy(self._drawn)
+        else:
+            self._drawn, picture = self.qimage.rect(), self.qimage
+        if self._drawn.isEmpty():
+            return
+        form = picture.format()
         if form not in (QImage.Format.Format_RGB32, QImage.Format.Format_ARGB32_Premultiplied):
-            alpha = self.qimage.hasAlphaChannel()
+            alpha = picture.hasAlphaChannel()
             form = QImage.Format.Format_ARGB32_Premultiplied if alpha else QImage.Format.Format_RGB32
-        self._screen = self.qimage.convertToFormat(form)
-        opaque = form == QImage.Format.Format_RGB32
-        self._drawn = QRectF(self._screen.rect() if opaque else visible_rect(self._screen))
+        self._screen = picture.convertToFormat(form)
+        if not fast and form == QImage.Format.Format_ARGB32_Premultiplied:
+            self._drawn = visible_rect(self._screen)
+            if self._drawn != self._screen.rect():
+                self._screen = self._screen.copy(self._drawn)
 
     def paint(self, painter: QPainter, *args) -> None:
         if self.image is None:
@@ -88,7 +123,7 @@ class SectionImage(pg.ImageItem):
         if self._renderRequired:
             self.render()
         if self._screen is not None and not self._drawn.isEmpty():
-            painter.drawImage(self._drawn, self._screen, self._drawn)
+            painter.drawImage(QRectF(self._drawn), self._screen)
 
     def _takes_fast_path(self) -> bool:
         """One channel of uint16 or float32 without NaNs, two levels and a table of at most

@@ -19,14 +19,22 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QAction, QKeyEvent, QTransform
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QMenu, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGraphicsView,
+    QGridLayout,
+    QHBoxLayout,
+    QMenu,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
 from medvis_desktop import imaging
 from medvis_desktop.export import OverlayStyle
 from medvis_desktop.export.images import map_scale, scale_range
 from medvis_desktop.gui import figure
 from medvis_desktop.gui.figure import DEFAULT_OPTIONS, Figure, FigureOptions, Panel, ScoreStrip
-from medvis_desktop.gui.section_image import SectionImage
+from medvis_desktop.gui.section_image import SectionImage, bounding_box
 from medvis_desktop.gui.section_pixels import SectionPixels
 from medvis_desktop.gui.view_annotations import ViewAnnotations
 from medvis_desktop.imaging import Volume, Window, orientation
@@ -43,37 +51,28 @@ CROSSHAIR_PEN = pg.mkPen((255, 220, 0, 160), width=1)
 BAR_MARK_PEN = pg.mkPen((235, 235, 235), width=1)
 # Magenta: apart from grey and from the overlay colour maps' hues.
 OUTLINE_COLOUR = (255, 0, 255, 255)
+OUTLINE_LUT = np.array([(0, 0, 0, 0), OUTLINE_COLOUR], np.uint8)  # mask_border's 0 and 1
 SINGLE, THREE = "single", "three"
 
 
-def outline_rgba(mask: np.ndarray) -> np.ndarray:
+def mask_border(mask: np.ndarray) -> tuple[np.ndarray, int, int] | None:
     """The border of a 2D mask (its pixels with a background pixel above, below or beside
-    them) in OUTLINE_COLOUR, transparent elsewhere: (H, W, 4) uint8. Only the mask's bounding
-    box is worked on: a lesion is small beside its section, and this runs on every scroll."""
-    rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
+    them) within the mask's bounding box, uint16 1 on the border and 0 elsewhere, and the box's
+    top row and left column; None for an empty mask. Only the box is worked on and drawn: a
+    lesion is small beside its section, and this runs on every scroll."""
     box = bounding_box(mask)
     if box is None:
-        return rgba
+        return None
     padded = np.pad(mask[box], 1)
     inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-    rgba[box][padded[1:-1, 1:-1] & ~inner] = OUTLINE_COLOUR
-    return rgba
+    border = (padded[1:-1, 1:-1] & ~inner).view(np.uint8).astype(np.uint16)
+    return border, box[0].start, box[1].start
 
 
 def window_number(value: float) -> str:
     """A window's width or centre as a reader writes it: whole above 100 (HU, raw detector
     values), else a few digits (normalised MRI)."""
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
-
-
-def bounding_box(mask: np.ndarray) -> tuple[slice, slice] | None:
-    """The rows and columns of a 2D mask's smallest box holding all its true pixels; None when
-    it has none."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    columns = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
-    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(columns[0]), int(columns[-1]) + 1)
 
 
 @dataclass(frozen=True)
@@ -150,16 +149,22 @@ class PlaneView(pg.GraphicsLayoutWidget):
         self.section = section
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.setBackground("k")
+        # The opaque black background covers the whole view on every paint: filling it is
+        # quicker than copying a cached one, and Qt need not clear what lies under the view.
+        self.setCacheMode(QGraphicsView.CacheModeFlag.CacheNone)
+        self.viewport().setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.box = SliceViewBox()
         self.addItem(self.box)
         self.image = SectionImage()
         self.overlay = SectionImage()
         self.overlay.setZValue(1)
-        self.outline = SectionImage()  # RGBA: a reference mask's border
+        self.outline = SectionImage()  # a reference mask's border, its bounding box only
         self.outline.setZValue(1.5)
+        self.outline.setLookupTable(OUTLINE_LUT)
+        self.outline.setLevels((0, 1))
         self.box.addItem(self.image)
         self.box.addItem(self.overlay)
-        self.box.addItem(self.outline)
+        self.box.addItem(self.outline, ignoreBounds=True)  # inside the image: fitting ignores it
         self.lines = (
             pg.InfiniteLine(angle=90, pen=CROSSHAIR_PEN),
             pg.InfiniteLine(angle=0, pen=CROSSHAIR_PEN),
@@ -172,7 +177,7 @@ class PlaneView(pg.GraphicsLayoutWidget):
     def set_volume(self, volume: Volume) -> None:
         """Lay the volume's sections out in mm, and letter the edges by its geometry."""
         transform = self.section.transform(volume)
-        for item in (self.image, self.overlay, self.outline):
+        for item in (self.image, self.overlay):  # the outline's is set with its pixels
             item.setTransform(transform)
         self.annotations.set_edges(orientation.view_edges(volume, self.section.rows, self.section.columns))
         self.annotations.set_unit(orientation.length_unit(volume))
@@ -183,6 +188,16 @@ class PlaneView(pg.GraphicsLayoutWidget):
         row, column = math.floor(point.y()), math.floor(point.x())
         height, width = self.image.image.shape[:2]
         return (row, column) if 0 <= row < height and 0 <= column < width else None
+
+    def show_outline(self, mask: np.ndarray | None) -> None:
+        """Outline a reference mask's section (None or empty: no outline), drawn over the mask's
+        bounding box only, placed by the item's transform."""
+        border = None if mask is None else mask_border(mask)
+        self.outline.setVisible(border is not None)
+        if border is not None:
+            pixels, top, left = border
+            self.outline.setImage(pixels, autoLevels=False)
+            self.outline.setTransform(QTransform.fromTranslate(left, top) * self.image.transform())
 
     def set_crosshair(self, row: int, column: int) -> None:
         point = self.image.transform().map(QPointF(column + 0.5, row + 0.5))
@@ -446,9 +461,7 @@ class SliceViewer(QWidget):
         reference = (
             None if self.reference is None or view is self.projection else section.cut(self.reference, index)
         )
-        view.outline.setVisible(bool(reference is not None and reference.any()))
-        if view.outline.isVisible():
-            view.outline.setImage(outline_rgba(reference), autoLevels=False)  # RGBA as it is
+        view.show_outline(reference)
         view.set_crosshair(self.cursor[section.rows], self.cursor[section.columns])
         for line in view.lines:
             line.setVisible(self.layout_mode == THREE)

@@ -9,14 +9,15 @@ the edges, and the scale bar keeps a round length in the current zoom.
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QGraphicsLineItem
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import QGraphicsLineItem, QGraphicsSimpleTextItem
 
 from medvis_desktop.export.images import BAR_FRACTION, LETTER, round_length
 from medvis_desktop.imaging.orientation import Edges
 
 MARGIN = 6  # pixels between the box's edges and the letters, the bar
 GAP = 8  # pixels kept between the caption and the top letter
+CAPTION_AT = 4  # pixels from the top left corner to the caption
 TEXT_COLOUR = (230, 230, 230)
 LETTER_FONT = QFont("DejaVu Sans", 12, QFont.Weight.Bold)
 BAR_PEN = pg.mkPen(TEXT_COLOUR, width=2)
@@ -29,7 +30,11 @@ class ViewAnnotations:
 
     def __init__(self, box: pg.ViewBox) -> None:
         self.box = box
-        self.caption = pg.TextItem(color=TEXT_COLOUR, anchor=(0, 0))
+        # Plain text, unlike the letters: it changes on every scroll, and laying out a rich
+        # text document each time took a tenth of a frame.
+        self.caption = QGraphicsSimpleTextItem()
+        self.caption.setBrush(QColor(*TEXT_COLOUR))
+        self.caption.setPos(CAPTION_AT, CAPTION_AT)
         self.letters = {edge: pg.TextItem(color=LETTER, anchor=at) for edge, at in ANCHORS.items()}
         self.bar = QGraphicsLineItem()
         self.bar.setPen(BAR_PEN)

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QApplication, QWidget
 
 from medvis_desktop import imaging
 from medvis_desktop.gui.main_window import MainWindow
-from medvis_desktop.gui.slice_viewer import SliceViewer
+from medvis_desktop.gui.slice_viewer import PlaneView, SliceViewer
 from medvis_desktop.imaging import Volume
 from tests.conftest import tiny_classifier
 
@@ -122,6 +123,21 @@ def screen_samples(shot: Path, volume: Volume, step: int = 4):
         (view.left() + centres[:, 0] * view.width() / width_mm).astype(int),
     ]
     return rows, columns, pixels
+
+
+def painted_outline(view: PlaneView) -> np.ndarray:
+    """RGBA (H, W, 4) of what a view's outline paints over its section, one painted pixel per
+    section pixel: placed by the items' own transforms, as the screen places it."""
+    height, width = view.image.image.shape[:2]
+    picture = QImage(width, height, QImage.Format.Format_ARGB32)
+    picture.fill(0)
+    if view.outline.isVisible():
+        painter = QPainter(picture)
+        painter.setTransform(view.outline.transform() * view.image.transform().inverted()[0])
+        view.outline.paint(painter)
+        painter.end()
+    bgra = np.frombuffer(picture.constBits(), np.uint8).reshape(height, width, 4)
+    return bgra[..., [2, 1, 0, 3]].copy()
 
 
 def shown_viewer(qtbot, width: int, height: int) -> SliceViewer:

@@ -9,7 +9,7 @@ from medvis_desktop import cli
 from medvis_desktop.demo.cases import CASES, load_case
 from medvis_desktop.explain.runner import patch_corners
 from tests.conftest import near
-from tests.gui.conftest import make_window, screen_samples, xvfb_medvis
+from tests.gui.conftest import make_window, painted_outline, screen_samples, xvfb_medvis
 
 
 def test_the_command_line_knows_every_demo_case():
@@ -24,8 +24,7 @@ def test_demo_opens_on_a_lesion_and_the_map_points_at_it(qtbot, settings, name):
     z = case.first_slice
     assert window.viewer.cursor[0] == z and mask[z].any()
     assert window.model is not None and window.card.class_names
-    outline = window.viewer.views[0].outline
-    assert outline.isVisible() and (outline.image[..., 3] > 0)[mask[z]].any()  # the truth, outlined
+    assert (painted_outline(window.viewer.views[0])[..., 3] > 0)[mask[z]].any()  # the truth, outlined
     assert "magenta outline: the inserted lesions' true extent" in window.legend()
     job_id = window.run()
     with qtbot.waitSignal(

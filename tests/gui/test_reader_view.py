@@ -114,7 +114,7 @@ def test_the_scale_bar_is_a_round_length_in_mm_at_every_zoom(qtbot, viewer, ct_v
 
 
 def caption(view) -> str:
-    return view.annotations.caption.textItem.toPlainText()
+    return view.annotations.caption.text()
 
 
 def test_the_caption_gives_the_slice_its_position_in_mm_and_the_window(viewer, ct_volume):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 import pytest
+from PySide6.QtCore import QRect
 from PySide6.QtGui import QImage, QPainter, QTransform
 
 from medvis_desktop.export import OverlayStyle
 from medvis_desktop.export.images import map_scale
-from medvis_desktop.gui.section_image import SectionImage, visible_rect
-from medvis_desktop.gui.slice_viewer import GREY_LUT, outline_rgba
+from medvis_desktop.gui.section_image import SectionImage, shown_rect, visible_rect
+from medvis_desktop.gui.slice_viewer import GREY_LUT, OUTLINE_COLOUR, OUTLINE_LUT, mask_border
 
 # Sections are stretched on screen. At a zoom that is not whole, Qt's scaled drawing of the
 # formats it draws fastest (RGB32, premultiplied ARGB32) rounds where one source pixel ends a
@@ -45,14 +46,22 @@ def test_the_grey_image_is_painted_as_pyqtgraph_paints_it(qapp):
     np.testing.assert_array_equal(fast, reference)
 
 
-def test_the_overlay_is_painted_as_pyqtgraph_paints_it_thresholds_and_nan_included(qapp):
+@pytest.mark.parametrize("signed", [False, True], ids=["sequential", "centred"])
+def test_the_overlay_is_painted_as_pyqtgraph_paints_it_thresholds_and_nan_included(qapp, signed):
+    """Only the part of the overlay that shows is converted and drawn: on a centred map the
+    shown colours are both ends of the table, on a sequential one its top."""
     yy, xx = np.mgrid[0:90, 0:70]
     heat = np.exp(-((yy - 60) ** 2 + (xx - 20) ** 2) / 200.0).astype(np.float32)
+    if signed:
+        heat -= np.exp(-((yy - 15) ** 2 + (xx - 50) ** 2) / 100.0).astype(np.float32)
     heat[70:75, 10:30] = np.nan  # not computed: transparent
-    scale = map_scale((0.0, 1.0), False, OverlayStyle("jet", opacity=0.4, threshold=0.25))
+    style = OverlayStyle("jet", opacity=0.4, threshold=0.25)
+    scale = map_scale((-1.0 if signed else 0.0, 1.0), signed, style)
     reference, fast = both(heat, levels=(scale.low, scale.high), lut=scale.lut)
     np.testing.assert_array_equal(fast, reference)
-    assert (fast[:40] == reference[0, 0]).all()  # far from the blob: only the background
+    background = (fast == reference[0, 0]).all(axis=-1)[::SCREEN_ZOOM, ::SCREEN_ZOOM]
+    assert background[35:40].all() and not background[55:65, 15:25].all()  # far from / on the blob
+    assert background[10:20, 45:55].all() != signed  # the negative blob shows on a centred map
 
 
 def test_a_new_window_and_a_new_table_are_painted_as_pyqtgraph_paints_them(qapp):
@@ -74,8 +83,10 @@ def test_a_new_window_and_a_new_table_are_painted_as_pyqtgraph_paints_them(qapp)
 
 def test_an_outline_is_painted_as_pyqtgraph_paints_it(qapp):
     yy, xx = np.mgrid[0:90, 0:70]
-    reference, fast = both(outline_rgba((yy - 40) ** 2 + (xx - 30) ** 2 < 15**2))
+    border, _, _ = mask_border((yy - 40) ** 2 + (xx - 30) ** 2 < 15**2)
+    reference, fast = both(border, levels=(0, 1), lut=OUTLINE_LUT)
     np.testing.assert_array_equal(fast, reference)
+    assert (fast[..., :3] == OUTLINE_COLOUR[2::-1]).all(axis=-1).any()  # magenta, BGR
 
 
 def test_an_overlay_transparent_everywhere_paints_nothing(qapp):
@@ -87,6 +98,18 @@ def test_an_overlay_transparent_everywhere_paints_nothing(qapp):
         lut=map_scale((0.0, 1.0), False, OverlayStyle()).lut,
     )
     assert (painted(item, (20, 30))[..., :3] == 0x80).all()
+
+
+@pytest.mark.parametrize(("rows", "columns"), [((3, 9), (5, 6)), ((0, 20), (0, 30)), ((19, 20), (0, 1))])
+def test_shown_rect_is_the_box_of_the_indices_naming_colours_not_transparent(rows, columns):
+    lut = np.zeros((8, 4), np.uint8)
+    lut[[0, 1, 6, 7], 3] = 255  # shown: both ends
+    indices = np.full((20, 30), 3, np.uint8)
+    indices[rows[0], columns[0]], indices[rows[1] - 1, columns[1] - 1] = 1, 7
+    box = shown_rect(indices, lut)
+    assert (box.top(), box.bottom() + 1, box.left(), box.right() + 1) == (*rows, *columns)
+    assert shown_rect(np.full((20, 30), 4, np.uint8), lut).isEmpty()
+    assert shown_rect(indices, lut[:, :3]) == QRect(0, 0, 30, 20)  # opaque: all of it
 
 
 @pytest.mark.parametrize(("rows", "columns"), [((3, 9), (5, 6)), ((0, 20), (0, 30)), ((19, 20), (0, 1))])
@@ -111,6 +134,8 @@ def test_the_outline_is_the_border_of_the_mask_whatever_its_shape():
         mask &= rng.random(mask.shape) > 0.2
         padded = np.pad(mask, 1)
         inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-        drawn = outline_rgba(mask)[..., 3] > 0
+        border, top, left = mask_border(mask)
+        drawn = np.zeros(mask.shape, bool)
+        drawn[top : top + border.shape[0], left : left + border.shape[1]] = border == 1
         np.testing.assert_array_equal(drawn, mask & ~inner)
-    assert not outline_rgba(np.zeros((5, 5), bool)).any()
+    assert mask_border(np.zeros((5, 5), bool)) is None

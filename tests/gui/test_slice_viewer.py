@@ -18,7 +18,7 @@ from medvis_desktop.export import OverlayStyle
 from medvis_desktop.gui.slice_viewer import OUTLINE_COLOUR, PAGE_STEP, THREE, SliceViewer
 from medvis_desktop.imaging import Window
 from medvis_desktop.imaging.windowing import to_display
-from tests.gui.conftest import when_modal
+from tests.gui.conftest import painted_outline, when_modal
 
 
 @pytest.fixture
@@ -222,10 +222,11 @@ def test_a_reference_mask_is_outlined_on_every_section_and_in_the_snapshot(viewe
     mask = ball(ct_volume.shape, (z, y + 3, x - 2), 6)  # cut by all three sections
     viewer.set_reference(mask, "the truth")
     for view, section in zip(viewer.views, (mask[z], mask[:, y], mask[:, :, x]), strict=True):
-        drawn = view.outline.image[..., 3] > 0  # opaque where outlined
+        painted = painted_outline(view)
+        drawn = painted[..., 3] > 0  # opaque where outlined
         assert view.outline.isVisible() and section.any()
         np.testing.assert_array_equal(drawn, contour(section))
-        assert (view.outline.image[drawn][:, :3] == OUTLINE_COLOUR[:3]).all()
+        assert (painted[drawn] == OUTLINE_COLOUR).all()
 
     shot = viewer.snapshot(["legend"]).image
     pixels = np.frombuffer(shot.constBits(), np.uint8).reshape(shot.height(), shot.width(), 4)
@@ -240,7 +241,7 @@ def test_a_reference_mask_is_outlined_on_every_section_and_in_the_snapshot(viewe
         viewer.set_reference(mask[:-1])
     viewer.set_reference(mask.astype(np.uint8))  # 0/1 numbers outline the same as booleans
     viewer.set_slice(20)
-    np.testing.assert_array_equal(viewer.views[0].outline.image[..., 3] > 0, contour(mask[20]))
+    np.testing.assert_array_equal(painted_outline(viewer.views[0])[..., 3] > 0, contour(mask[20]))
 
 
 def test_this_slice_scale_follows_the_scroll_and_the_bar_says_so(viewer, explanation):
