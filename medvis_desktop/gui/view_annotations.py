@@ -3,7 +3,9 @@ bar, and the caption (plane, slice, position in mm, window).
 
 Every item is a child of the view box itself, not of its contents, and is placed in the box's
 own pixels whenever it resizes or its range changes: panning and zooming leave the letters at
-the edges, and the scale bar keeps a round length in the current zoom.
+the edges, and the scale bar keeps a round length in the current zoom. The texts are plain
+(Label): the caption changes on every scroll, and laying out and painting rich text documents
+took a tenth of a frame.
 """
 
 from __future__ import annotations
@@ -17,11 +19,25 @@ from medvis_desktop.imaging.orientation import Edges
 
 MARGIN = 6  # pixels between the box's edges and the letters, the bar
 GAP = 8  # pixels kept between the caption and the top letter
-CAPTION_AT = 4  # pixels from the top left corner to the caption
 TEXT_COLOUR = (230, 230, 230)
 LETTER_FONT = QFont("DejaVu Sans", 12, QFont.Weight.Bold)
 BAR_PEN = pg.mkPen(TEXT_COLOUR, width=2)
 ANCHORS = {"left": (0, 0.5), "right": (1, 0.5), "top": (0.5, 0), "bottom": (0.5, 1)}
+
+
+class Label(QGraphicsSimpleTextItem):
+    """Plain text put by a point of its box: `anchor` (0, 0) is its top left, (1, 1) its
+    bottom right."""
+
+    def __init__(self, colour: tuple[int, int, int], anchor: tuple[float, float]) -> None:
+        super().__init__()
+        self.setBrush(QColor(*colour))
+        self.anchor = anchor
+
+    def put(self, x: float, y: float) -> None:
+        """Put the anchor at (x, y) of the parent: after the text is set, as it sizes the box."""
+        box = self.boundingRect()
+        self.setPos(x - self.anchor[0] * box.width(), y - self.anchor[1] * box.height())
 
 
 class ViewAnnotations:
@@ -30,15 +46,12 @@ class ViewAnnotations:
 
     def __init__(self, box: pg.ViewBox) -> None:
         self.box = box
-        # Plain text, unlike the letters: it changes on every scroll, and laying out a rich
-        # text document each time took a tenth of a frame.
-        self.caption = QGraphicsSimpleTextItem()
-        self.caption.setBrush(QColor(*TEXT_COLOUR))
-        self.caption.setPos(CAPTION_AT, CAPTION_AT)
-        self.letters = {edge: pg.TextItem(color=LETTER, anchor=at) for edge, at in ANCHORS.items()}
+        self.caption = Label(TEXT_COLOUR, (0, 0))
+        self.caption.setPos(MARGIN, MARGIN)
+        self.letters = {edge: Label(LETTER, at) for edge, at in ANCHORS.items()}
         self.bar = QGraphicsLineItem()
         self.bar.setPen(BAR_PEN)
-        self.bar_label = pg.TextItem(color=TEXT_COLOUR, anchor=(0.5, 1))
+        self.bar_label = Label(TEXT_COLOUR, (0.5, 1))
         self.unit = "mm"
         self.bar_length = 0.0  # in the view's units (mm), as the label says
         for item in (self.caption, *self.letters.values(), self.bar, self.bar_label):
@@ -50,12 +63,13 @@ class ViewAnnotations:
 
     def set_caption(self, text: str) -> None:
         self.caption.setText(text)
-        self.place()
+        self._put_letters()  # the top one below the caption if it reaches it
 
     def set_edges(self, edges: Edges | None) -> None:
         """The letters to show (None: none, for an image without patient geometry)."""
         for edge, item in self.letters.items():
             item.setText("" if edges is None else getattr(edges, edge))
+        self.place()
 
     def set_unit(self, unit: str) -> None:
         """What the view's coordinates measure: "mm", or "px" when the study gives no spacing."""
@@ -67,8 +81,25 @@ class ViewAnnotations:
         return self.box.viewRect().width() / max(self.box.width(), 1.0)
 
     def place(self, *_) -> None:
-        """Put the letters at the edge midpoints, below the caption if it reaches the top one,
-        and size the bar to a round length for the zoom."""
+        """Put the letters at the edge midpoints, and size the bar to a round length for the
+        zoom."""
+        self._put_letters()
+        width = self.box.width()
+        per_pixel = self.units_per_pixel()
+        visible = width > 0 and per_pixel > 0
+        self.bar.setVisible(visible)
+        self.bar_label.setVisible(visible)
+        if not visible:
+            return
+        self.bar_length = round_length(width * BAR_FRACTION * per_pixel)
+        pixels = self.bar_length / per_pixel
+        y = self.box.height() - MARGIN - 2
+        self.bar.setLine(MARGIN, y, MARGIN + pixels, y)
+        self.bar_label.setText(f"{self.bar_length:g} {self.unit}")
+        self.bar_label.put(MARGIN + pixels / 2, y - 1)
+
+    def _put_letters(self) -> None:
+        """At the edge midpoints, the top one below the caption if the caption reaches it."""
         width, height = self.box.width(), self.box.height()
         top = self.letters["top"]
         caption_right = self.caption.mapRectToParent(self.caption.boundingRect()).right()
@@ -81,16 +112,4 @@ class ViewAnnotations:
             "bottom": (width / 2, height - MARGIN),
         }
         for edge, item in self.letters.items():
-            item.setPos(*positions[edge])
-        per_pixel = self.units_per_pixel()
-        visible = width > 0 and per_pixel > 0
-        self.bar.setVisible(visible)
-        self.bar_label.setVisible(visible)
-        if not visible:
-            return
-        self.bar_length = round_length(width * BAR_FRACTION * per_pixel)
-        pixels = self.bar_length / per_pixel
-        y = height - MARGIN - 2
-        self.bar.setLine(MARGIN, y, MARGIN + pixels, y)
-        self.bar_label.setText(f"{self.bar_length:g} {self.unit}")
-        self.bar_label.setPos(MARGIN + pixels / 2, y - 1)
+            item.put(*positions[edge])
