@@ -11,9 +11,9 @@ first paint, then to TensorFlow started and the model open (the layer tree and t
 panel filled).
 
 --baseline DIR measures an older build side by side in the same run, rounds alternating: DIR
-is a source tree of it, e.g. `mkdir DIR && git archive HEAD | tar -x -C DIR`. Its
-slice_viewer.py draws the scroll test (with this tree's other modules); its whole package
-launches. --no-scroll measures the launches only; --launches N sets how many per build.
+is a source tree of it, e.g. `mkdir DIR && git archive HEAD | tar -x -C DIR`. Its whole
+package scrolls (each round in a fresh process) and launches. --no-scroll measures the
+launches only; --launches N sets how many per build.
 Launches read compiled bytecode, as an installed app does (pip compiles it): a first launch of
 each build, not counted, writes it into a temporary folder, whatever PYTHONDONTWRITEBYTECODE says.
 """
@@ -27,7 +27,6 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse
-import importlib.util
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,6 @@ HEAD_CT = Path("/usr/share/doc/invesalius-examples/examples/Cranium.inv3")
 FRAMES = 300
 ROUNDS = 5  # scroll rounds per build, alternating
 LAUNCHES = 3  # launches per build, alternating, unless --launches says otherwise
-VIEWER = Path("medvis_desktop/gui/slice_viewer.py")
 
 
 class FirstPaint(QObject):
@@ -85,19 +83,6 @@ def launch(model: str, settings_file: str) -> None:
     QTimer.singleShot(10, quit_when_done)
     args = build_parser().parse_args(["--model", model])
     gui_app.run_gui(args, QSettings(settings_file, QSettings.Format.IniFormat))
-
-
-def viewer_class(path: Path | None) -> type:
-    """SliceViewer of this tree, or of the slice_viewer.py at `path`."""
-    if path is None:
-        from medvis_desktop.gui.slice_viewer import SliceViewer
-
-        return SliceViewer
-    spec = importlib.util.spec_from_file_location("baseline_slice_viewer", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module.SliceViewer
 
 
 def scroll_scene() -> tuple:
@@ -153,11 +138,17 @@ def scroll_fps(app: QApplication, viewer) -> tuple[float, float]:
     return fps, (FRAMES // 5) / (time.perf_counter() - started)
 
 
-def launch_times(model: Path, folder: str, tree: Path | None) -> tuple[float, float]:
-    env = dict(os.environ, PYTHONPYCACHEPREFIX=str(Path(folder) / "bytecode"))
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+def env_of(tree: Path | None, **extra: str) -> dict[str, str]:
+    """This environment, importing the build at `tree` (None: this one) first."""
+    env = dict(os.environ, **extra)
     if tree is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
+    return env
+
+
+def launch_times(model: Path, folder: str, tree: Path | None) -> tuple[float, float]:
+    env = env_of(tree, PYTHONPYCACHEPREFIX=str(Path(folder) / "bytecode"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     settings = Path(folder) / f"settings-{time.monotonic_ns()}.ini"
     started = time.time()
     timings = subprocess.run(
@@ -183,11 +174,15 @@ def main() -> None:
     parser.add_argument("--launches", type=int, default=LAUNCHES, metavar="N", help="launches per build")
     parser.add_argument("--no-scroll", action="store_true", help="measure the launches only")
     parser.add_argument("--launch", nargs=2, metavar=("MODEL", "SETTINGS"), help=argparse.SUPPRESS)
+    parser.add_argument("--scroll-round", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.launches < 1:
         parser.error("--launches must be at least 1 (--no-scroll measures the launches alone)")
     if args.launch:
         launch(*args.launch)
+        return
+    if args.scroll_round:
+        scroll_round()
         return
     builds = {"this build": None}
     if args.baseline is not None:
@@ -214,21 +209,30 @@ def main() -> None:
 
 
 def scroll(builds: dict[str, Path | None]) -> None:
-    """Print the scrolling frame rates of each build, rounds alternating."""
-    app = QApplication(sys.argv[:1])
-    scene = scroll_scene()
-    viewers = {
-        name: show_viewer(viewer_class(None if tree is None else tree / VIEWER), scene)
-        for name, tree in builds.items()
-    }
+    """Print the scrolling frame rates of each build, rounds alternating, each round in a fresh
+    process that imports the build's whole package."""
     scrolls = {name: [] for name in builds}
     for _ in range(ROUNDS):
-        for name, viewer in viewers.items():
-            scrolls[name].append(scroll_fps(app, viewer))
+        for name, tree in builds.items():
+            command = [sys.executable, __file__, "--scroll-round"]
+            run = subprocess.run(command, check=True, capture_output=True, text=True, env=env_of(tree))
+            output = run.stdout.split()
+            scrolls[name].append((float(output[-2]), float(output[-1])))
     print(f"scrolling 512×512 CT with overlay and outline, median of {ROUNDS} rounds (frames/s):")
     for name, rows in scrolls.items():
         fps, widget_fps = medians(rows)
         print(f"  {name:>10}: {fps:4.0f} view repaint, {widget_fps:4.0f} whole viewer widget")
+
+
+def scroll_round() -> None:
+    """Child process: one round of scrolling, after one not counted; prints both rates."""
+    from medvis_desktop.gui.slice_viewer import SliceViewer
+
+    app = QApplication(sys.argv[:1])
+    viewer = show_viewer(SliceViewer, scroll_scene())
+    scroll_fps(app, viewer)
+    fps, widget_fps = scroll_fps(app, viewer)
+    print(f"{fps:.1f} {widget_fps:.1f}")
 
 
 MAKE_MODEL = """
