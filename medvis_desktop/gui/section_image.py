@@ -15,6 +15,8 @@ Anything else (NaNs, RGBA pictures) takes pyqtgraph's own path, then the same co
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRect, QRectF
@@ -23,14 +25,20 @@ from PySide6.QtGui import QImage, QPainter, qRgba
 MAX_COLOURS = 256  # an 8-bit index
 
 
-def bounding_box(mask: np.ndarray) -> tuple[slice, slice] | None:
-    """The rows and columns of a 2D array's smallest box holding all its non-zero entries;
-    None when it has none."""
-    rows = np.flatnonzero(mask.any(axis=1))
+def box_where(array: np.ndarray, hit: Callable[[np.ndarray, int], np.ndarray]) -> tuple[slice, slice] | None:
+    """The rows and columns of the smallest box of a 2D array holding every pixel of interest,
+    None when none is; `hit(block, axis)` says which rows (axis 1) or columns (axis 0) of a
+    block of rows hold one."""
+    rows = np.flatnonzero(hit(array, 1))
     if rows.size == 0:
         return None
-    columns = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
+    columns = np.flatnonzero(hit(array[rows[0] : rows[-1] + 1], 0))
     return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(columns[0]), int(columns[-1]) + 1)
+
+
+def bounding_box(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The box of a 2D array's non-zero entries; None when it has none."""
+    return box_where(mask, lambda block, axis: block.any(axis=axis))
 
 
 def rect_of(box: tuple[slice, slice] | None) -> QRect:
@@ -49,15 +57,27 @@ def visible_rect(image: QImage) -> QRect:
 
 def shown_rect(indices: np.ndarray, lut: np.ndarray) -> QRect:
     """The smallest rectangle holding every pixel whose colour index names a table entry that
-    is not fully transparent. The shown entries are taken as runs of indices, a comparison or
-    two each (a sequential map's run from its threshold up, a centred map's two ends)."""
+    is not fully transparent. The shown entries are taken as runs of indices; a run reaching
+    the table's top or bottom (a sequential map's run from its threshold up, a centred map's
+    two ends) is found in a row or column by its largest or smallest index, without a mask."""
     if lut.shape[1] == 3 or lut[:, 3].all():
         return QRect(0, 0, indices.shape[1], indices.shape[0])
     edges = np.flatnonzero(np.diff(np.concatenate([[0], lut[:, 3] > 0, [0]]).astype(np.int8)))
-    shown = np.zeros(indices.shape, bool)
-    for start, stop in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):  # ints: no int64 pass
-        shown |= indices >= start if stop == len(lut) else (indices >= start) & (indices < stop)
-    return rect_of(bounding_box(shown))
+    runs = list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))  # ints: no int64 pass
+
+    def hit(block: np.ndarray, axis: int) -> np.ndarray:
+        """Whether each row (axis 1) or column (axis 0) of `block` holds a shown index."""
+        found = np.zeros(block.shape[1 - axis], bool)
+        for start, stop in runs:
+            if stop == len(lut):
+                found |= block.max(axis=axis) >= start
+            elif start == 0:
+                found |= block.min(axis=axis) < stop
+            else:
+                found |= ((block >= start) & (block < stop)).any(axis=axis)
+        return found
+
+    return rect_of(box_where(indices, hit))
 
 
 def rgba_rows(lut: np.ndarray) -> np.ndarray:
