@@ -85,7 +85,10 @@ class Script(QObject):
             QTimer.singleShot(0, self.start)
 
     def start(self) -> None:
+        from medvis_desktop.imaging import isolated
+
         window, args = self.window, self.args
+        isolated.start_children()  # its imports run on another core while TensorFlow loads
         window.start_backend()
         demo = args.demo
         if demo is None and not (args.open or args.model or window.recent_paths()):

@@ -103,10 +103,10 @@ def load(
 
 def is_dicom(path: Path | str) -> bool:
     """Whether `path` is read as DICOM: a folder (searched for DICOM files) or a DICOM file."""
-    from medvis_desktop.imaging import dicom
+    from medvis_desktop.imaging import dicom_scan
 
     path = Path(path).expanduser()
-    return path.is_dir() or dicom.is_dicom_file(path)
+    return path.is_dir() or dicom_scan.is_dicom_file(path)
 
 
 def scan_dicom(path: Path | str, memory_budget: int | None = None) -> Scan:

@@ -23,22 +23,15 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import pixel_array
-from pydicom.tag import Tag
 
 from medvis_desktop.errors import LoadError
-from medvis_desktop.imaging import checks
-from medvis_desktop.imaging.dicom_frames import Frame, frames_of
-from medvis_desktop.imaging.dicom_header import (
-    check_decoder,
-    check_pixel_header,
-    check_record_links,
-    is_compressed,
-    read_header,
-)
+from medvis_desktop.imaging import checks, dicom_scan
+from medvis_desktop.imaging.dicom_frames import Frame
+from medvis_desktop.imaging.dicom_header import check_decoder
+from medvis_desktop.imaging.dicom_scan import META_KEYWORDS
 from medvis_desktop.imaging.dicom_source import source_of
 from medvis_desktop.imaging.volume import Volume, Window
 
-MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 # A gap this many times the usual slice step means slices are missing.
 MISSING_SLICE_FACTOR = 1.5
 # Slice steps differing from the usual one by more than this fraction are "uneven".
@@ -48,8 +41,6 @@ TILT_TOLERANCE_DEGREES = 0.1
 ORIENTATION_DECIMALS = 3
 # Outside the scanner's field of view CT padding is shown as air.
 CT_PADDING_FILL_HU = -1024
-# Header values larger than this (overlays, icons, private blobs) stay in the file until used.
-DEFER_BYTES = 64 * 1024
 
 
 @dataclass
@@ -102,27 +93,10 @@ class Scan:
         return warnings
 
 
-def is_dicom_file(path: Path) -> bool:
-    """True when the file carries the DICOM preamble ('DICM' at byte 128)."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(128)
-            return handle.read(4) == b"DICM"
-    except OSError:
-        return False
-
-
 def _files_below(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     return sorted(p for p in path.rglob("*") if p.is_file())
-
-
-def _dicomdir_files(dicomdir: Dataset) -> list[Path]:
-    from pydicom.fileset import FileSet
-
-    check_record_links(dicomdir)
-    return [Path(instance.path) for instance in FileSet(dicomdir)]
 
 
 def _grid_key(frame: Frame) -> tuple:
@@ -149,6 +123,7 @@ def scan(path: Path | str, memory_budget: int | None = None) -> Scan:
     damaged: dict[Path, str] = {}
     without_image: list[Path] = []
     groups: dict[tuple, Series] = {}
+    read = dict(zip(files, dicom_scan.read_headers(files, budget), strict=True))
     queue = list(files)
     seen: set[Path] = set()
     while queue:
@@ -156,62 +131,29 @@ def scan(path: Path | str, memory_budget: int | None = None) -> Scan:
         if file in seen:
             continue
         seen.add(file)
-        if not is_dicom_file(file):
+        found = read.pop(file, None) or dicom_scan.read_file(file, budget)  # a DICOMDIR's, elsewhere
+        if found.why:
+            damaged[file] = found.why
+        if found.kind == dicom_scan.NOT_DICOM:
             not_dicom.append(file)
-            continue
-        try:
-            ds = read_header(file, budget, stop_before_pixels=False, defer_size=DEFER_BYTES)
-            _decode_used(ds)
-        except Exception as error:  # a damaged header can fail in any way; the file is skipped
-            # pydicom appends a whole traceback to the value errors it re-raises: cut it.
-            damaged[file] = checks.one_line(error).split(" Traceback (most recent call last)")[0]
-            continue
-        media_class = ds.file_meta.get("MediaStorageSOPClassUID") or ds.get("SOPClassUID")
-        if media_class is None:
-            damaged[file] = "header unreadable: no SOP class"
-            continue
-        if media_class == MEDIA_STORAGE_DIRECTORY:
-            try:
-                queue.extend(p for p in _dicomdir_files(read_header(file, budget)) if p not in seen)
-            except Exception as error:
-                damaged[file] = f"unreadable DICOMDIR: {checks.one_line(error)}"
+        elif found.kind in (dicom_scan.NO_IMAGE, dicom_scan.DIRECTORY):
             without_image.append(file)
-            continue
-        if "Rows" not in ds or "Columns" not in ds:
-            without_image.append(file)
-            continue
-        try:
-            frames = frames_of(ds, file, check_pixel_header(ds, file, budget))
-        except Exception as error:
-            damaged[file] = checks.one_line(error)
-            continue
-        uid = str(ds.get("SeriesInstanceUID", "")) or f"no-uid:{file.parent}"
-        # A multi-frame file is a series on its own: its frames carry their own geometry.
-        series_key = f"{uid}#{file.name}" if len(frames) > 1 else uid
-        key = (series_key, int(ds.Rows), int(ds.Columns))
-        if key not in groups:
-            groups[key] = Series(
-                uid=uid,
-                description=str(ds.get("SeriesDescription", "")),
-                modality=str(ds.get("Modality", "OT")),
-                rows=int(ds.Rows),
-                columns=int(ds.Columns),
-                header=ds,
-            )
-        groups[key].frames.extend(frames)
-        groups[key].compressed |= is_compressed(ds)
+            queue.extend(linked for linked in found.linked if linked not in seen)
+        elif found.kind == dicom_scan.IMAGE:
+            if found.key not in groups:
+                header = found.header
+                groups[found.key] = Series(
+                    uid=found.uid,
+                    description=str(header.get("SeriesDescription", "")),
+                    modality=str(header.get("Modality", "OT")),
+                    rows=found.key[1],
+                    columns=found.key[2],
+                    header=header,
+                )
+            groups[found.key].frames.extend(found.frames)
+            groups[found.key].compressed |= found.compressed
     series = sorted(groups.values(), key=lambda s: s.image_count, reverse=True)
     return Scan(series=series, not_dicom=not_dicom, damaged=damaged, without_image=without_image)
-
-
-def _decode_used(ds: Dataset) -> None:
-    """Decode the values the loader reads, so that a damaged one fails in the scan and costs
-    the file only. The others stay raw, unread if large: decoding every value of every file
-    took a fifth of the time to read a series' headers or more, and a result written back as
-    DICOM decodes what it copies (dicom_source.reduced_header)."""
-    ds.file_meta.walk(lambda _ds, _element: None)
-    for tag in USED_TAGS.intersection(ds.keys()):
-        ds[tag]  # decodes it
 
 
 def list_series(path: Path | str) -> list[SeriesInfo]:
@@ -577,66 +519,6 @@ def invert_windows(volume: Volume, total: float) -> None:
     """The windows of a MONOCHROME1 volume flipped with its values (see monochrome1_total)."""
     volume.windows = [Window(w.name, total - w.center, w.width) for w in volume.windows]
     volume.meta["Photometric"] = "MONOCHROME1, inverted for display (bright = dense)"
-
-
-META_KEYWORDS = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyDate",
-    "StudyDescription",
-    "SeriesDescription",
-    "SeriesNumber",
-    "SeriesInstanceUID",
-    "StudyInstanceUID",
-    "Manufacturer",
-    "ManufacturerModelName",
-    "BodyPartExamined",
-    "ViewPosition",
-    "ImageLaterality",
-    "Laterality",
-    "SliceThickness",
-    "KVP",
-    "ConvolutionKernel",
-    "InstitutionName",
-)
-
-
-# What the scan, dicom_frames, the volume's description and dicom_source.source_of read.
-USED_KEYWORDS = (
-    *META_KEYWORDS,
-    "SOPClassUID",
-    "SOPInstanceUID",
-    "FrameOfReferenceUID",
-    "Modality",
-    "InstanceNumber",
-    "Rows",
-    "Columns",
-    "SamplesPerPixel",
-    "BitsAllocated",
-    "BitsStored",
-    "PixelRepresentation",
-    "PhotometricInterpretation",
-    "NumberOfFrames",
-    "ImagePositionPatient",
-    "ImageOrientationPatient",
-    "PixelSpacing",
-    "ImagerPixelSpacing",
-    "SpacingBetweenSlices",
-    "RescaleSlope",
-    "RescaleIntercept",
-    "WindowCenter",
-    "WindowWidth",
-    "WindowCenterWidthExplanation",
-    "PixelPaddingValue",
-    "PixelPaddingRangeLimit",
-    "SharedFunctionalGroupsSequence",
-    "PerFrameFunctionalGroupsSequence",
-)
-
-
-USED_TAGS = frozenset(Tag(keyword) for keyword in USED_KEYWORDS)
 
 
 def _meta(header: Dataset, series: Series) -> dict[str, str]:

@@ -31,8 +31,8 @@ from pydicom.uid import UID
 
 from medvis_desktop.errors import LoadError
 from medvis_desktop.imaging import checks
-from medvis_desktop.imaging.dicom import is_dicom_file
 from medvis_desktop.imaging.dicom_header import check_pixel_header, read_header
+from medvis_desktop.imaging.dicom_scan import is_dicom_file
 from medvis_desktop.imaging.volume import Volume
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"

@@ -1,0 +1,219 @@
+"""Reading the headers of a DICOM folder's files, on two cores when there are many.
+
+Opening a 1,000-slice series waits for every header (#14): the slices' order and the volume's
+geometry come from all of them. pydicom reads about 500 headers a second on one core, so from
+PARALLEL_FROM files on, a child process forked from the session's fork server (pydicom already
+imported, memory capped as the isolated readers' are) reads the second half while this process
+reads the first; the child sends back what the scan groups, the files in their order. A child
+that fails or crashes costs nothing but time: its half is read here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+from pydicom.tag import Tag
+
+from medvis_desktop.imaging import checks, isolated
+from medvis_desktop.imaging.dicom_frames import Frame, frames_of
+from medvis_desktop.imaging.dicom_header import (
+    check_pixel_header,
+    check_record_links,
+    is_compressed,
+    read_header,
+)
+
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+# Header values larger than this (overlays, icons, private blobs) stay in the file until used.
+DEFER_BYTES = 64 * 1024
+# Fewer files are read here sooner than a child reads half of them (it starts in about 15 ms
+# once the fork server runs, and sends its frames back pickled).
+PARALLEL_FROM = 200
+# A child reading half a folder's headers that has not answered in this long is given up.
+CHILD_TIMEOUT_S = 300.0
+
+IMAGE, NOT_DICOM, DAMAGED, NO_IMAGE, DIRECTORY = "image", "not DICOM", "damaged", "no image", "DICOMDIR"
+
+
+@dataclass
+class FileHeader:
+    """What one file is to the scan: an image of a series (its grid's key and frames), a
+    DICOMDIR (the files it lists), damaged (why), not DICOM, or DICOM without an image."""
+
+    kind: str
+    why: str = ""
+    linked: list[Path] = field(default_factory=list)
+    key: tuple = ()  # (series key, rows, columns): files sharing it stack into one Series
+    uid: str = ""
+    frames: list[Frame] = field(default_factory=list)
+    compressed: bool = False
+    # The file's whole header; a child sends it only for the first file of each key it read.
+    header: Dataset | None = None
+
+
+def is_dicom_file(path: Path) -> bool:
+    """True when the file carries the DICOM preamble ('DICM' at byte 128)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(128)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def read_file(file: Path, budget: int) -> FileHeader:
+    """One file's header, checked (checks.py, dicom_header.py) and its frames made."""
+    if not is_dicom_file(file):
+        return FileHeader(NOT_DICOM)
+    try:
+        ds = read_header(file, budget, stop_before_pixels=False, defer_size=DEFER_BYTES)
+        _decode_used(ds)
+    except Exception as error:  # a damaged header can fail in any way; the file is skipped
+        # pydicom appends a whole traceback to the value errors it re-raises: cut it.
+        return FileHeader(DAMAGED, checks.one_line(error).split(" Traceback (most recent call last)")[0])
+    media_class = ds.file_meta.get("MediaStorageSOPClassUID") or ds.get("SOPClassUID")
+    if media_class is None:
+        return FileHeader(DAMAGED, "header unreadable: no SOP class")
+    if media_class == MEDIA_STORAGE_DIRECTORY:
+        try:
+            return FileHeader(DIRECTORY, linked=_dicomdir_files(read_header(file, budget)))
+        except Exception as error:
+            return FileHeader(DIRECTORY, f"unreadable DICOMDIR: {checks.one_line(error)}")
+    if "Rows" not in ds or "Columns" not in ds:
+        return FileHeader(NO_IMAGE)
+    try:
+        frames = frames_of(ds, file, check_pixel_header(ds, file, budget))
+    except Exception as error:
+        return FileHeader(DAMAGED, checks.one_line(error))
+    uid = str(ds.get("SeriesInstanceUID", "")) or f"no-uid:{file.parent}"
+    # A multi-frame file is a series on its own: its frames carry their own geometry.
+    series_key = f"{uid}#{file.name}" if len(frames) > 1 else uid
+    key = (series_key, int(ds.Rows), int(ds.Columns))
+    return FileHeader(IMAGE, key=key, uid=uid, frames=frames, compressed=is_compressed(ds), header=ds)
+
+
+def read_headers(files: list[Path], budget: int) -> list[FileHeader]:
+    """Every file's header, in the files' order: half of them in a child when they are many
+    and this process may run on two cores."""
+    if len(files) < PARALLEL_FROM or len(os.sched_getaffinity(0)) < 2:
+        return [read_file(file, budget) for file in files]
+    half = len(files) // 2
+    children = isolated.context()
+    receiver, sender = children.Pipe(duplex=False)
+    memory_mb = isolated.default_memory_mb(budget)
+    child = children.Process(
+        target=_read_in_child, args=(files[half:], budget, memory_mb, sender), daemon=True
+    )
+    child.start()
+    sender.close()
+    try:
+        first = [read_file(file, budget) for file in files[:half]]
+        second = _received(receiver)
+    finally:
+        receiver.close()
+        isolated.stop(child)
+    return first + (second if second is not None else [read_file(file, budget) for file in files[half:]])
+
+
+def _received(receiver: Connection) -> list[FileHeader] | None:
+    """The child's headers; None if it ended, crashed or stalled without sending them."""
+    try:
+        if receiver.poll(CHILD_TIMEOUT_S):
+            return receiver.recv()
+    except (EOFError, OSError):
+        pass
+    return None
+
+
+def _read_in_child(files: list[Path], budget: int, memory_mb: int, sender: Connection) -> None:
+    """In the child: read the files' headers and send them, each series' whole header once."""
+    isolated.limit_child(memory_mb)
+    read = [read_file(file, budget) for file in files]
+    keys: set[tuple] = set()
+    for header in read:
+        if header.key in keys:
+            header.header = None
+        keys.add(header.key)
+    sender.send(read)
+    sender.close()
+
+
+def _decode_used(ds: Dataset) -> None:
+    """Decode the values the loader reads, so that a damaged one fails in the scan and costs
+    the file only. The others stay raw, unread if large: decoding every value of every file
+    took a fifth of the time to read a series' headers or more, and a result written back as
+    DICOM decodes what it copies (dicom_source.reduced_header)."""
+    ds.file_meta.walk(lambda _ds, _element: None)
+    for tag in USED_TAGS.intersection(ds.keys()):
+        ds[tag]  # decodes it
+
+
+def _dicomdir_files(dicomdir: Dataset) -> list[Path]:
+    from pydicom.fileset import FileSet
+
+    check_record_links(dicomdir)
+    return [Path(instance.path) for instance in FileSet(dicomdir)]
+
+
+META_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyDescription",
+    "SeriesDescription",
+    "SeriesNumber",
+    "SeriesInstanceUID",
+    "StudyInstanceUID",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "BodyPartExamined",
+    "ViewPosition",
+    "ImageLaterality",
+    "Laterality",
+    "SliceThickness",
+    "KVP",
+    "ConvolutionKernel",
+    "InstitutionName",
+)
+
+
+# What the scan, dicom_frames, the volume's description and dicom_source.source_of read.
+USED_KEYWORDS = (
+    *META_KEYWORDS,
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "FrameOfReferenceUID",
+    "Modality",
+    "InstanceNumber",
+    "Rows",
+    "Columns",
+    "SamplesPerPixel",
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+    "PhotometricInterpretation",
+    "NumberOfFrames",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "PixelSpacing",
+    "ImagerPixelSpacing",
+    "SpacingBetweenSlices",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "WindowCenter",
+    "WindowWidth",
+    "WindowCenterWidthExplanation",
+    "PixelPaddingValue",
+    "PixelPaddingRangeLimit",
+    "SharedFunctionalGroupsSequence",
+    "PerFrameFunctionalGroupsSequence",
+)
+
+
+USED_TAGS = frozenset(Tag(keyword) for keyword in USED_KEYWORDS)

@@ -1,0 +1,91 @@
+"""A folder's headers read on two cores: the same scan as on one, whatever becomes of the child."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medvis_desktop.imaging import dicom, dicom_scan
+from tests.imaging.dicom_factory import SeriesSpec, write_series
+
+needs_two_cores = pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2, reason="the second core's reader runs only with two cores"
+)
+
+
+@pytest.fixture
+def mixed_folder(tmp_path: Path, head_ct_block: np.ndarray) -> Path:
+    """Two series on two grids, files shuffled, a truncated file, a damaged header and a PDF."""
+    paths = write_series(head_ct_block[:12], tmp_path / "head")
+    write_series(head_ct_block[:6, ::2, ::2], tmp_path / "small", SeriesSpec(series_description="small"))
+    truncated = tmp_path / "head" / "truncated"
+    truncated.write_bytes(paths[5].read_bytes()[: paths[5].stat().st_size // 2])
+    paths[5].unlink()
+    (tmp_path / "IMBAD").write_bytes(b"\x00" * 128 + b"DICM" + b"\xff" * 50)
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4 not an image")
+    return tmp_path
+
+
+def summary(found: dicom.Scan) -> tuple:
+    """Everything a scan found, comparable: series by series their frames in order, their
+    first file's header, and what was skipped and why."""
+    series = [
+        (
+            s.uid,
+            s.description,
+            s.rows,
+            s.columns,
+            s.compressed,
+            str(s.header.SOPInstanceUID),
+            [(f.path, tuple(f.position), f.rescale, f.header.SOPInstanceUID) for f in s.frames],
+        )
+        for s in found.series
+    ]
+    return series, found.not_dicom, found.damaged, found.without_image
+
+
+@needs_two_cores
+def test_a_folder_read_on_two_cores_scans_as_on_one(mixed_folder, monkeypatch):
+    one_core = summary(dicom.scan(mixed_folder))
+    series, not_dicom, damaged, _ = one_core
+    assert [len(frames) for *_, frames in series] == [11, 6]
+    assert set(damaged) == {mixed_folder / "IMBAD", mixed_folder / "head" / "truncated"}
+    assert not_dicom == [mixed_folder / "report.pdf"]
+
+    monkeypatch.setattr(dicom_scan, "PARALLEL_FROM", 2)
+    from_child = []
+    received = dicom_scan._received
+
+    def recorded(receiver):
+        from_child.append(received(receiver))
+        return from_child[-1]
+
+    monkeypatch.setattr(dicom_scan, "_received", recorded)
+    assert summary(dicom.scan(mixed_folder)) == one_core
+    [second_half] = from_child  # read by the child, not again here
+    assert second_half is not None and len(second_half) == 10  # of the 20 files
+
+
+@needs_two_cores
+def test_a_child_killed_before_it_answers_costs_time_only(mixed_folder, monkeypatch):
+    """Its half is read here instead."""
+    one_core = summary(dicom.scan(mixed_folder))
+    monkeypatch.setattr(dicom_scan, "PARALLEL_FROM", 2)
+    read_file = dicom_scan.read_file
+    killed = []
+
+    def kill_child_then_read(file: Path, budget: int) -> dicom_scan.FileHeader:
+        if not killed:
+            for child in multiprocessing.active_children():
+                os.kill(child.pid, signal.SIGKILL)
+                killed.append(child.pid)
+        return read_file(file, budget)
+
+    monkeypatch.setattr(dicom_scan, "read_file", kill_child_then_read)
+    assert summary(dicom.scan(mixed_folder)) == one_core
+    assert killed
