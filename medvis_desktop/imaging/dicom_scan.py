@@ -10,6 +10,7 @@ that fails or crashes costs nothing but time: its half is read here.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -98,8 +99,9 @@ def read_file(file: Path, budget: int) -> FileHeader:
 
 def read_headers(files: list[Path], budget: int) -> list[FileHeader]:
     """Every file's header, in the files' order: half of them in a child when they are many
-    and this process may run on two cores."""
-    if len(files) < PARALLEL_FROM or len(os.sched_getaffinity(0)) < 2:
+    and this process may run on two cores and have children."""
+    alone = multiprocessing.current_process().daemon  # an isolated reader: may not have children
+    if len(files) < PARALLEL_FROM or len(os.sched_getaffinity(0)) < 2 or alone:
         return [read_file(file, budget) for file in files]
     half = len(files) // 2
     children = isolated.context()

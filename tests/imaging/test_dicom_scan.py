@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medvis_desktop import imaging
 from medvis_desktop.imaging import dicom, dicom_scan
 from tests.imaging.dicom_factory import SeriesSpec, write_series
 
@@ -89,3 +90,11 @@ def test_a_child_killed_before_it_answers_costs_time_only(mixed_folder, monkeypa
     monkeypatch.setattr(dicom_scan, "read_file", kill_child_then_read)
     assert summary(dicom.scan(mixed_folder)) == one_core
     assert killed
+
+
+@needs_two_cores
+def test_a_series_of_many_files_loads_in_an_isolated_reader_too(tmp_path, head_ct_block):
+    """That reader, a daemon process, may not start children: it reads all the headers itself."""
+    hu = np.resize(head_ct_block[:, ::16, ::16], (dicom_scan.PARALLEL_FROM, 16, 16))
+    write_series(hu, tmp_path)
+    np.testing.assert_array_equal(imaging.load_isolated(tmp_path).voxels, hu)
