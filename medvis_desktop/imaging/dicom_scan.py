@@ -1,15 +1,17 @@
-"""Reading the headers of a DICOM folder's files, on two cores when there are many.
+"""Reading the headers of a DICOM folder's files, on several cores when there are many.
 
 Opening a 1,000-slice series waits for every header (#14): the slices' order and the volume's
 geometry come from all of them. pydicom reads about 500 headers a second on one core, so from
-PARALLEL_FROM files on, a child process forked from the session's fork server (pydicom already
-imported, memory capped as the isolated readers' are) reads the second half while this process
-reads the first; the child sends back what the scan groups, the files in their order. A child
-that fails or crashes costs nothing but time: its half is read here.
+PARALLEL_FROM files on, the files are cut into parts, one per core (up to MAX_READERS): this
+process reads the first while child processes forked from the session's fork server (pydicom
+already imported, memory capped as the isolated readers' are) read the others, and send back
+what the scan groups, the files in their order. A child that fails or crashes costs nothing
+but time: its part is read here.
 """
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 from dataclasses import dataclass, field
@@ -31,10 +33,12 @@ from medvis_desktop.imaging.dicom_header import (
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 # Header values larger than this (overlays, icons, private blobs) stay in the file until used.
 DEFER_BYTES = 64 * 1024
-# Fewer files are read here sooner than a child reads half of them (it starts in about 15 ms
-# once the fork server runs, and sends its frames back pickled).
+# Fewer files per reader are read sooner by fewer readers (a child starts in about 15 ms once
+# the fork server runs, and sends its frames back pickled).
 PARALLEL_FROM = 200
-# A child reading half a folder's headers that has not answered in this long is given up.
+# Readers at most, this process included: file reads share the disk beyond a few.
+MAX_READERS = 4
+# A child reading a part of a folder's headers that has not answered in this long is given up.
 CHILD_TIMEOUT_S = 300.0
 
 IMAGE, NOT_DICOM, DAMAGED, NO_IMAGE, DIRECTORY = "image", "not DICOM", "damaged", "no image", "DICOMDIR"
@@ -98,27 +102,34 @@ def read_file(file: Path, budget: int) -> FileHeader:
 
 
 def read_headers(files: list[Path], budget: int) -> list[FileHeader]:
-    """Every file's header, in the files' order: half of them in a child when they are many
-    and this process may run on two cores and have children."""
+    """Every file's header, in the files' order: in as many parts as this process may use
+    cores (up to MAX_READERS), this process reading the first and a child each of the others,
+    when the files are many and this process may have children."""
     alone = multiprocessing.current_process().daemon  # an isolated reader: may not have children
-    if len(files) < PARALLEL_FROM or len(os.sched_getaffinity(0)) < 2 or alone:
+    readers = min(len(os.sched_getaffinity(0)), MAX_READERS, len(files) // PARALLEL_FROM + 1)
+    if readers < 2 or alone:
         return [read_file(file, budget) for file in files]
-    half = len(files) // 2
+    bounds = [len(files) * part // readers for part in range(readers + 1)]
+    parts = [files[start:stop] for start, stop in itertools.pairwise(bounds)]
     children = isolated.context()
-    receiver, sender = children.Pipe(duplex=False)
     memory_mb = isolated.default_memory_mb(budget)
-    child = children.Process(
-        target=_read_in_child, args=(files[half:], budget, memory_mb, sender), daemon=True
-    )
-    child.start()
-    sender.close()
+    started = []
+    for part in parts[1:]:
+        receiver, sender = children.Pipe(duplex=False)
+        child = children.Process(target=_read_in_child, args=(part, budget, memory_mb, sender), daemon=True)
+        child.start()
+        sender.close()
+        started.append((child, receiver))
     try:
-        first = [read_file(file, budget) for file in files[:half]]
-        second = _received(receiver)
+        read = [read_file(file, budget) for file in parts[0]]
+        for part, (_, receiver) in zip(parts[1:], started, strict=True):
+            from_child = _received(receiver)
+            read += from_child if from_child is not None else [read_file(file, budget) for file in part]
     finally:
-        receiver.close()
-        isolated.stop(child)
-    return first + (second if second is not None else [read_file(file, budget) for file in files[half:]])
+        for child, receiver in started:
+            receiver.close()
+            isolated.stop(child)
+    return read
 
 
 def _received(receiver: Connection) -> list[FileHeader] | None:
