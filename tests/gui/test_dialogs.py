@@ -156,18 +156,18 @@ def test_opening_a_series_folder_reads_each_header_once(
     the slices: a 1,000-slice series spends seconds on each pass (benchmarks/open_series.py)."""
     from collections import Counter
 
-    from medvis_desktop.imaging import dicom
+    from medvis_desktop.imaging import dicom_scan
 
     folder = tmp_path / "ct"
     files = write_series(head_ct_block[:6], folder)
     reads = Counter()
-    real = dicom.read_header
+    real = dicom_scan.read_header
 
     def counted(path, *args, **kwargs):
         reads[Path(path).name] += 1
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(dicom, "read_header", counted)
+    monkeypatch.setattr(dicom_scan, "read_header", counted)
     window = interactive_window(qtbot, settings)
     assert window.open_volume(folder), window.last_error
     assert window.volume.shape[0] == 6
