@@ -35,20 +35,22 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pydicom
 from pydicom import uid
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from load_memory import write_large_series
 
 from medvis_desktop import imaging
-from medvis_desktop.gui.slice_viewer import SliceViewer
-from medvis_desktop.gui.study_loader import FIRST_SLICES
 from medvis_desktop.imaging import dicom_scan
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+# Qt and the window's modules are imported in the functions that use them: child processes
+# import this script again as their main module, and the app's own main module is light.
 
 POLL_S = 0.01
 SYNTAXES = {"rle": uid.RLELossless, "jpegls": uid.JPEGLSLossless}
@@ -64,6 +66,8 @@ def timed(what: str, run) -> float:
 
 def open_in_window(app: QApplication, folder: str) -> tuple[float, float]:
     """Seconds to the first slice painted, and to the whole study loaded."""
+    from PySide6.QtCore import QSettings
+
     from medvis_desktop.gui.main_window import MainWindow
 
     settings = QSettings(str(Path(folder) / "settings.ini"), QSettings.Format.IniFormat)
@@ -129,6 +133,9 @@ def stream_peak(app: QApplication, folder: str, shown: bool) -> tuple[int, int, 
     slice viewer showing it as the window does; shared voxels counted whole), its voxel bytes,
     and the decoding children's peak private memory. The headers are read before tracing:
     tracemalloc would slow their Python threefold."""
+    from medvis_desktop.gui.slice_viewer import SliceViewer
+    from medvis_desktop.gui.study_loader import FIRST_SLICES
+
     found = imaging.scan_dicom(folder)
     tracemalloc.start()
     load = imaging.open_series(folder, found)
@@ -159,6 +166,8 @@ def stream_peak(app: QApplication, folder: str, shown: bool) -> tuple[int, int, 
 
 def first_slice_parts(folder: str, slices: int) -> None:
     """The core's share of the time to the first slice; the rest is the window's."""
+    from medvis_desktop.gui.study_loader import FIRST_SLICES
+
     print("parts of the time to the first slice:")
     readers = dicom_scan.PARALLEL_FROM
     dicom_scan.PARALLEL_FROM = slices + 1  # one reader, as before the headers were shared out
@@ -206,6 +215,8 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=1000)
     parser.add_argument("--syntax", choices=sorted(SYNTAXES), default="rle")
     args = parser.parse_args()
+    from PySide6.QtWidgets import QApplication
+
     app = QApplication(sys.argv[:1])
 
     with tempfile.TemporaryDirectory() as folder:
