@@ -181,7 +181,7 @@ def first_slice_parts(folder: str, slices: int) -> None:
             laps.append(time.perf_counter() - started)
     alone, shared = (statistics.median(laps) for laps in seconds.values())
     print(f"  {'every header, read by this process alone':52s} {alone:6.2f} s")
-    print(f"  {'every header, one reader per core (imaging.scan_dicom)':52s} {shared:6.2f} s")
+    print(f"  {'every header, one reader per core (scan_dicom)':52s} {shared:6.2f} s")
     lap = time.perf_counter()
     load = imaging.open_series(folder, found)
     started, lap = lap, time.perf_counter()
