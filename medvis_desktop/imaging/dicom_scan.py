@@ -106,30 +106,41 @@ def read_headers(files: list[Path], budget: int) -> list[FileHeader]:
     cores (up to MAX_READERS), this process reading the first and a child each of the others,
     when the files are many and this process may have children."""
     alone = multiprocessing.current_process().daemon  # an isolated reader: may not have children
-    readers = min(len(os.sched_getaffinity(0)), MAX_READERS, len(files) // PARALLEL_FROM + 1)
-    if readers < 2 or alone:
+    count = min(len(os.sched_getaffinity(0)), MAX_READERS, len(files) // PARALLEL_FROM + 1)
+    if count < 2 or alone:
         return [read_file(file, budget) for file in files]
-    bounds = [len(files) * part // readers for part in range(readers + 1)]
+    bounds = [len(files) * part // count for part in range(count + 1)]
     parts = [files[start:stop] for start, stop in itertools.pairwise(bounds)]
-    children = isolated.context()
     memory_mb = isolated.default_memory_mb(budget)
-    started = []
-    for part in parts[1:]:
-        receiver, sender = children.Pipe(duplex=False)
-        child = children.Process(target=_read_in_child, args=(part, budget, memory_mb, sender), daemon=True)
-        child.start()
-        sender.close()
-        started.append((child, receiver))
+    readers = [_start_reader(part, budget, memory_mb) for part in parts[1:]]
     try:
         read = [read_file(file, budget) for file in parts[0]]
-        for part, (_, receiver) in zip(parts[1:], started, strict=True):
-            from_child = _received(receiver)
+        for part, reader in zip(parts[1:], readers, strict=True):
+            from_child = None if reader is None else _received(reader[1])
             read += from_child if from_child is not None else [read_file(file, budget) for file in part]
     finally:
-        for child, receiver in started:
+        for child, receiver in filter(None, readers):
             receiver.close()
             isolated.stop(child)
     return read
+
+
+def _start_reader(
+    part: list[Path], budget: int, memory_mb: int
+) -> tuple[multiprocessing.process.BaseProcess, Connection] | None:
+    """A child reading the headers of `part`, and its end of the pipe they come back by; None
+    when none could start (its part is then read here)."""
+    children = isolated.context()
+    receiver, sender = children.Pipe(duplex=False)
+    child = children.Process(target=_read_in_child, args=(part, budget, memory_mb, sender), daemon=True)
+    try:
+        child.start()
+    except Exception:  # whatever keeps a child from starting (no fork server, no pipe) costs only time
+        receiver.close()
+        return None
+    finally:
+        sender.close()
+    return child, receiver
 
 
 def _received(receiver: Connection) -> list[FileHeader] | None:

@@ -93,6 +93,19 @@ def test_a_child_killed_before_it_answers_costs_time_only(mixed_folder, monkeypa
 
 
 @needs_two_cores
+def test_a_child_that_cannot_start_costs_time_only(mixed_folder, monkeypatch):
+    """Out of processes, say: its part is read here."""
+    one_core = summary(dicom.scan(mixed_folder))
+    monkeypatch.setattr(dicom_scan, "PARALLEL_FROM", 2)
+
+    def no_more_processes(self) -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", no_more_processes)
+    assert summary(dicom.scan(mixed_folder)) == one_core
+
+
+@needs_two_cores
 def test_a_series_of_many_files_loads_in_an_isolated_reader_too(tmp_path, head_ct_block):
     """That reader, a daemon process, may not start children: it reads all the headers itself."""
     hu = np.resize(head_ct_block[:, ::16, ::16], (dicom_scan.PARALLEL_FROM, 16, 16))
