@@ -172,14 +172,14 @@ def first_slice_parts(folder: str, slices: int) -> None:
 
     print("parts of the time to the first slice:")
     shared_from = dicom_scan.PARALLEL_FROM
-    seconds: dict[int, list[float]] = {slices + 1: [], shared_from: []}  # one reader, one per core
+    laps: dict[str, list[float]] = {"alone": [], "shared": []}
     for _ in range(HEADER_ROUNDS):
-        for parallel_from, laps in seconds.items():
+        for way, parallel_from in (("alone", slices + 1), ("shared", shared_from)):
             dicom_scan.PARALLEL_FROM = parallel_from
             started = time.perf_counter()
             found = imaging.scan_dicom(folder)
-            laps.append(time.perf_counter() - started)
-    alone, shared = (statistics.median(laps) for laps in seconds.values())
+            laps[way].append(time.perf_counter() - started)
+    alone, shared = (statistics.median(laps[way]) for way in ("alone", "shared"))
     print(f"  {'every header, read by this process alone':52s} {alone:6.2f} s")
     print(f"  {'every header, one reader per core (scan_dicom)':52s} {shared:6.2f} s")
     lap = time.perf_counter()

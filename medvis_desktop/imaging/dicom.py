@@ -131,8 +131,10 @@ def scan(path: Path | str, memory_budget: int | None = None) -> Scan:
         if file in seen:
             continue
         seen.add(file)
-        found = read.pop(file, None) or dicom_scan.read_file(file, budget)  # a DICOMDIR's, elsewhere
-        if found.why:
+        found = read.pop(file, None)
+        if found is None:  # listed by a DICOMDIR, outside the folder
+            found = dicom_scan.read_file(file, budget)
+        if found.why:  # damaged, or a DICOMDIR that could not be read
             damaged[file] = found.why
         if found.kind == dicom_scan.NOT_DICOM:
             not_dicom.append(file)
@@ -140,7 +142,7 @@ def scan(path: Path | str, memory_budget: int | None = None) -> Scan:
             without_image.append(file)
             queue.extend(linked for linked in found.linked if linked not in seen)
         elif found.kind == dicom_scan.IMAGE:
-            if found.key not in groups:
+            if found.key not in groups:  # in file order: the first of a key has its header
                 header = found.header
                 groups[found.key] = Series(
                     uid=found.uid,

@@ -1,12 +1,13 @@
 """Reading the headers of a DICOM folder's files, on several cores when there are many.
 
 Opening a 1,000-slice series waits for every header (#14): the slices' order and the volume's
-geometry come from all of them. pydicom reads about 500 headers a second on one core, so from
-PARALLEL_FROM files on, the files are cut into parts, one per core (up to MAX_READERS): this
-process reads the first while child processes forked from the session's fork server (pydicom
-already imported, memory capped as the isolated readers' are) read the others, and send back
-what the scan groups, the files in their order. A child that fails or crashes costs nothing
-but time: its part is read here.
+geometry come from all of them. pydicom reads about 500 headers a second on one core, so the
+files are cut into parts, one more for every PARALLEL_FROM files, as many as this process may
+use cores (MAX_READERS at most): this process reads the first while child processes forked
+from the session's fork server (pydicom already imported, memory capped as the isolated
+readers' are) read the others, and send back what the scan groups, the files in their order.
+A child that cannot start, fails, crashes or stalls costs nothing but time: its part is read
+here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -33,12 +35,13 @@ from medvis_desktop.imaging.dicom_header import (
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 # Header values larger than this (overlays, icons, private blobs) stay in the file until used.
 DEFER_BYTES = 64 * 1024
-# Fewer files per reader are read sooner by fewer readers (a child starts in about 15 ms once
-# the fork server runs, and sends its frames back pickled).
+# One more reader for every this many files: a child starts in about 15 ms once the fork
+# server runs, but its frames come back pickled, about a third of the time it saves.
 PARALLEL_FROM = 200
 # Readers at most, this process included: file reads share the disk beyond a few.
 MAX_READERS = 4
-# A child reading a part of a folder's headers that has not answered in this long is given up.
+# Children reading parts of a folder's headers that have not all answered in this long are
+# given up.
 CHILD_TIMEOUT_S = 300.0
 
 IMAGE, NOT_DICOM, DAMAGED, NO_IMAGE, DIRECTORY = "image", "not DICOM", "damaged", "no image", "DICOMDIR"
@@ -102,9 +105,8 @@ def read_file(file: Path, budget: int) -> FileHeader:
 
 
 def read_headers(files: list[Path], budget: int) -> list[FileHeader]:
-    """Every file's header, in the files' order: in as many parts as this process may use
-    cores (up to MAX_READERS), this process reading the first and a child each of the others,
-    when the files are many and this process may have children."""
+    """Every file's header, in the files' order; in parts when the files are many and this
+    process may use several cores and have children (see the module's docstring)."""
     alone = multiprocessing.current_process().daemon  # an isolated reader: may not have children
     count = min(len(os.sched_getaffinity(0)), MAX_READERS, len(files) // PARALLEL_FROM + 1)
     if count < 2 or alone:
@@ -112,11 +114,13 @@ def read_headers(files: list[Path], budget: int) -> list[FileHeader]:
     bounds = [len(files) * part // count for part in range(count + 1)]
     parts = [files[start:stop] for start, stop in itertools.pairwise(bounds)]
     memory_mb = isolated.default_memory_mb(budget)
-    readers = [_start_reader(part, budget, memory_mb) for part in parts[1:]]
+    readers: list[tuple[multiprocessing.process.BaseProcess, Connection] | None] = []
     try:
+        readers.extend(_start_reader(part, budget, memory_mb) for part in parts[1:])
         read = [read_file(file, budget) for file in parts[0]]
+        deadline = time.monotonic() + CHILD_TIMEOUT_S
         for part, reader in zip(parts[1:], readers, strict=True):
-            from_child = None if reader is None else _received(reader[1])
+            from_child = None if reader is None else _received(reader[1], deadline)
             read += from_child if from_child is not None else [read_file(file, budget) for file in part]
     finally:
         for child, receiver in filter(None, readers):
@@ -130,12 +134,15 @@ def _start_reader(
 ) -> tuple[multiprocessing.process.BaseProcess, Connection] | None:
     """A child reading the headers of `part`, and its end of the pipe they come back by; None
     when none could start (its part is then read here)."""
-    children = isolated.context()
-    receiver, sender = children.Pipe(duplex=False)
+    try:
+        children = isolated.context()
+        receiver, sender = children.Pipe(duplex=False)
+    except OSError:  # out of file descriptors
+        return None
     child = children.Process(target=_read_in_child, args=(part, budget, memory_mb, sender), daemon=True)
     try:
         child.start()
-    except Exception:  # whatever keeps a child from starting (no fork server, no pipe) costs only time
+    except Exception:  # whatever keeps a child from starting (no fork server, no process) costs only time
         receiver.close()
         return None
     finally:
@@ -143,12 +150,13 @@ def _start_reader(
     return child, receiver
 
 
-def _received(receiver: Connection) -> list[FileHeader] | None:
-    """The child's headers; None if it ended, crashed or stalled without sending them."""
+def _received(receiver: Connection, deadline: float) -> list[FileHeader] | None:
+    """The child's headers; None if it ended, crashed, stalled past `deadline` (monotonic
+    time) or sent what cannot be read back."""
     try:
-        if receiver.poll(CHILD_TIMEOUT_S):
+        if receiver.poll(max(0.0, deadline - time.monotonic())):
             return receiver.recv()
-    except (EOFError, OSError):
+    except Exception:  # EOF (it crashed), or a truncated or unreadable pickle: read its part here
         pass
     return None
 

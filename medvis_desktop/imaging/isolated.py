@@ -55,7 +55,7 @@ def context() -> multiprocessing.context.BaseContext:
 def start_children() -> None:
     """Start the fork server now: its imports take about half a second, on another core, and
     the first child a study needs (a folder's headers, a compressed slice) need not wait. One
-    that cannot start now is tried again, and its error reported, when a child is needed."""
+    that cannot start now is tried again when a child is needed."""
     try:
         context()
         multiprocessing.forkserver.ensure_running()

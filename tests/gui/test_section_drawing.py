@@ -101,15 +101,24 @@ def test_an_overlay_transparent_everywhere_paints_nothing(qapp):
 
 
 @pytest.mark.parametrize(("rows", "columns"), [((3, 9), (5, 6)), ((0, 20), (0, 30)), ((19, 20), (0, 1))])
-def test_shown_rect_is_the_box_of_the_indices_naming_colours_not_transparent(rows, columns):
+@pytest.mark.parametrize(
+    ("shown", "inside", "outside"),
+    [([0, 1, 6, 7], (1, 7), 3), ([3, 4], (3, 4), 6), ([5, 6, 7], (5, 7), 2)],
+    ids=["both ends", "middle", "top"],
+)
+def test_shown_rect_is_the_box_of_the_indices_naming_colours_not_transparent(
+    rows, columns, shown, inside, outside
+):
     lut = np.zeros((8, 4), np.uint8)
-    lut[[0, 1, 6, 7], 3] = 255  # shown: both ends
-    indices = np.full((20, 30), 3, np.uint8)
-    indices[rows[0], columns[0]], indices[rows[1] - 1, columns[1] - 1] = 1, 7
+    lut[shown, 3] = 255
+    indices = np.full((20, 30), outside, np.uint8)
+    indices[rows[0], columns[0]], indices[rows[1] - 1, columns[1] - 1] = inside
     box = shown_rect(indices, lut)
     assert (box.top(), box.bottom() + 1, box.left(), box.right() + 1) == (*rows, *columns)
-    assert shown_rect(np.full((20, 30), 4, np.uint8), lut).isEmpty()
-    assert shown_rect(indices, lut[:, :3]) == QRect(0, 0, 30, 20)  # opaque: all of it
+    assert shown_rect(np.full((20, 30), outside, np.uint8), lut).isEmpty()
+    assert shown_rect(indices, lut[:, :3]) == QRect(0, 0, 30, 20)  # no alpha: all of it
+    lut[:, 3] = 255
+    assert shown_rect(indices, lut) == QRect(0, 0, 30, 20)  # opaque: all of it
 
 
 @pytest.mark.parametrize(("rows", "columns"), [((3, 9), (5, 6)), ((0, 20), (0, 30)), ((19, 20), (0, 1))])

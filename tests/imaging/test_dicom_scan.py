@@ -50,6 +50,22 @@ def summary(found: dicom.Scan) -> tuple:
     return series, found.not_dicom, found.damaged, found.without_image
 
 
+def two_readers(monkeypatch: pytest.MonkeyPatch) -> list:
+    """A small folder read in two parts, this process's and one child's; what came back from
+    the child is recorded (None: nothing, its part was read here)."""
+    monkeypatch.setattr(dicom_scan, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(dicom_scan, "MAX_READERS", 2)
+    from_child = []
+    received = dicom_scan._received
+
+    def recorded(receiver, deadline):
+        from_child.append(received(receiver, deadline))
+        return from_child[-1]
+
+    monkeypatch.setattr(dicom_scan, "_received", recorded)
+    return from_child
+
+
 @needs_two_cores
 def test_a_folder_read_on_two_cores_scans_as_on_one(mixed_folder, monkeypatch):
     one_core = summary(dicom.scan(mixed_folder))
@@ -57,16 +73,7 @@ def test_a_folder_read_on_two_cores_scans_as_on_one(mixed_folder, monkeypatch):
     assert [len(frames) for *_, frames in series] == [11, 6]
     assert set(damaged) == {mixed_folder / "IMBAD", mixed_folder / "head" / "truncated"}
     assert not_dicom == [mixed_folder / "report.pdf"]
-
-    monkeypatch.setattr(dicom_scan, "PARALLEL_FROM", 2)
-    from_child = []
-    received = dicom_scan._received
-
-    def recorded(receiver):
-        from_child.append(received(receiver))
-        return from_child[-1]
-
-    monkeypatch.setattr(dicom_scan, "_received", recorded)
+    from_child = two_readers(monkeypatch)
     assert summary(dicom.scan(mixed_folder)) == one_core
     [second_half] = from_child  # read by the child, not again here
     assert second_half is not None and len(second_half) == 10  # of the 20 files
@@ -76,7 +83,7 @@ def test_a_folder_read_on_two_cores_scans_as_on_one(mixed_folder, monkeypatch):
 def test_a_child_killed_before_it_answers_costs_time_only(mixed_folder, monkeypatch):
     """Its half is read here instead."""
     one_core = summary(dicom.scan(mixed_folder))
-    monkeypatch.setattr(dicom_scan, "PARALLEL_FROM", 2)
+    from_child = two_readers(monkeypatch)
     read_file = dicom_scan.read_file
     killed = []
 
@@ -89,20 +96,21 @@ def test_a_child_killed_before_it_answers_costs_time_only(mixed_folder, monkeypa
 
     monkeypatch.setattr(dicom_scan, "read_file", kill_child_then_read)
     assert summary(dicom.scan(mixed_folder)) == one_core
-    assert killed
+    assert killed and from_child == [None]
 
 
 @needs_two_cores
 def test_a_child_that_cannot_start_costs_time_only(mixed_folder, monkeypatch):
     """Out of processes, say: its part is read here."""
     one_core = summary(dicom.scan(mixed_folder))
-    monkeypatch.setattr(dicom_scan, "PARALLEL_FROM", 2)
+    from_child = two_readers(monkeypatch)
 
     def no_more_processes(self) -> None:
         raise OSError(11, "Resource temporarily unavailable")
 
     monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", no_more_processes)
     assert summary(dicom.scan(mixed_folder)) == one_core
+    assert from_child == []  # no child to wait for
 
 
 @needs_two_cores
