@@ -28,11 +28,7 @@ def check_in_child(path: Path) -> None:
     size_mb = path.stat().st_size / 2**20
     memory_mb = OVERHEAD_MB + 2 * round(size_mb)
     timeout_s = BASE_TIMEOUT_S + SECONDS_PER_MB * size_mb
-    children = isolated.context()  # the session's one fork server, started with its preloads
-    receiver, sender = children.Pipe(duplex=False)
-    process = children.Process(target=_walk, args=(sender, str(path), memory_mb), daemon=True)
-    process.start()
-    sender.close()
+    process, receiver = isolated.start_child(_walk, str(path), memory_mb)
     try:
         answer = receiver.recv() if receiver.poll(timeout_s) else ("timeout", "")
     except (EOFError, OSError):

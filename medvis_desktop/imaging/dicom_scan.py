@@ -132,22 +132,12 @@ def read_headers(files: list[Path], budget: int) -> list[FileHeader]:
 def _start_reader(
     part: list[Path], budget: int, memory_mb: int
 ) -> tuple[multiprocessing.process.BaseProcess, Connection] | None:
-    """A child reading the headers of `part`, and its end of the pipe they come back by; None
-    when none could start (its part is then read here)."""
+    """A child reading the headers of `part`, and the pipe they come back by; None when none
+    could start (its part is then read here)."""
     try:
-        children = isolated.context()
-        receiver, sender = children.Pipe(duplex=False)
-    except OSError:  # out of file descriptors
+        return isolated.start_child(_read_in_child, part, budget, memory_mb)
+    except Exception:  # whatever keeps a child from starting (no fork server, no pipe, no process)
         return None
-    child = children.Process(target=_read_in_child, args=(part, budget, memory_mb, sender), daemon=True)
-    try:
-        child.start()
-    except Exception:  # whatever keeps a child from starting (no fork server, no process) costs only time
-        receiver.close()
-        return None
-    finally:
-        sender.close()
-    return child, receiver
 
 
 def _received(receiver: Connection, deadline: float) -> list[FileHeader] | None:
@@ -161,7 +151,7 @@ def _received(receiver: Connection, deadline: float) -> list[FileHeader] | None:
     return None
 
 
-def _read_in_child(files: list[Path], budget: int, memory_mb: int, sender: Connection) -> None:
+def _read_in_child(sender: Connection, files: list[Path], budget: int, memory_mb: int) -> None:
     """In the child: read the files' headers and send them, each series' whole header once."""
     isolated.limit_child(memory_mb)
     read = [read_file(file, budget) for file in files]

@@ -63,6 +63,24 @@ def start_children() -> None:
         return
 
 
+def start_child(
+    target: Callable[..., None], *args: object, name: str | None = None
+) -> tuple[multiprocessing.process.BaseProcess, Connection]:
+    """A fork-server child running `target(sender, *args)`, started (a daemon: it ends with this
+    process), and the receiving end of the pipe it answers by."""
+    children = context()
+    receiver, sender = children.Pipe(duplex=False)
+    process = children.Process(target=target, args=(sender, *args), name=name, daemon=True)
+    try:
+        process.start()
+    except BaseException:
+        receiver.close()
+        raise
+    finally:
+        sender.close()  # the child holds its own copy
+    return process, receiver
+
+
 def limit_child(memory_mb: int) -> None:
     """In a child: its address space capped, no core dump of a crash."""
     limit = memory_mb * checks.MB
@@ -160,16 +178,10 @@ def load_isolated(
     """
     path = Path(path).expanduser()
     memory_mb = memory_mb or default_memory_mb(memory_budget)
-    children = context()
-    receiver, sender = children.Pipe(duplex=False)
     with tempfile.TemporaryDirectory(prefix="medvis-load-") as folder:
         voxels_path = Path(folder) / "voxels.npy"
         read = (reader or _load, str(path), series_uid, memory_budget, slices)
-        process = children.Process(
-            target=_child, args=(sender, *read, memory_mb, str(voxels_path)), daemon=True
-        )
-        process.start()
-        sender.close()
+        process, receiver = start_child(_child, *read, memory_mb, str(voxels_path))
         message: tuple[str, object] = ("timeout", None)
         try:
             if receiver.poll(timeout_s):

@@ -144,9 +144,10 @@ class IsolatedSlices:
         pending = list(order)
         crashes = 0
         while pending:
-            receiver, process = self._start(pending)
-            if process is None:
+            started = self._start(pending)
+            if started is None:
                 return
+            receiver, process = started
             try:
                 while pending and isinstance(message := self._receive(receiver, process), tuple):
                     z, why = message
@@ -174,23 +175,15 @@ class IsolatedSlices:
             if self._process is not None and self._process.is_alive():
                 self._process.kill()
 
-    def _start(self, order: list[int]) -> tuple[Connection, BaseProcess | None]:
-        children = isolated.context()
-        receiver, sender = children.Pipe(duplex=False)
+    def _start(self, order: list[int]) -> tuple[Connection, BaseProcess] | None:
+        """A child decoding `order`, and its pipe; None once stopped or the voxels are closed."""
         work = _Work(self._series, {z: self._frames[z] for z in order}, self._inverted, self._decoder)
         with self._lock:
             if self._stopped or self._shared.closed:
-                receiver.close()
-                sender.close()
-                return receiver, None
-            self._process = children.Process(
-                target=_child,
-                args=(sender, self._shared, work, order, self._memory_mb),
-                name="medvis-decode",
-                daemon=True,
+                return None
+            self._process, receiver = isolated.start_child(
+                _child, self._shared, work, order, self._memory_mb, name="medvis-decode"
             )
-            self._process.start()
-            sender.close()
             return receiver, self._process
 
     def _receive(self, receiver: Connection, process: BaseProcess) -> tuple[int, str] | str:
