@@ -47,13 +47,16 @@ class Models:
         shape = (count, *(size or side(rank),) * rank, channels)
         return self.rng.normal(size=shape).astype(np.float32)
 
-    def zeiler_fergus(self, rank: int, relu: str = "activation") -> tuple[keras.Model, str]:
+    def zeiler_fergus(
+        self, rank: int, relu: str = "activation", channels: int = 1
+    ) -> tuple[keras.Model, str]:
         """conv-ReLU-maxpool x2, conv-ReLU, classifier head: (model, name of the last ReLU).
 
         Layers conv1..conv3 (3x3, same), pool1, pool2 (2, stride 2); `relu` says how the
         ReLUs are written: activation="relu", ReLU layers or Activation("relu") layers.
+        `channels` of input: from 8, conv1 back-propagates by explain/conv_gradient.py.
         """
-        inputs = keras.Input((side(rank),) * rank + (1,))
+        inputs = keras.Input((side(rank),) * rank + (channels,))
         h = inputs
         for i, filters in enumerate((3, 4, 3), start=1):
             built_in = "relu" if relu == "activation" else None
@@ -69,11 +72,12 @@ class Models:
         outputs = layers.Dense(3, name="logits")(h)
         return randomize(keras.Model(inputs, outputs, name="zf"), self.rng), top
 
-    def classifier(self, rank: int, ending: str = "dense_softmax") -> keras.Model:
+    def classifier(self, rank: int, ending: str = "dense_softmax", channels: int = 1) -> keras.Model:
         """conv1-pool1-conv2-conv3-gap-dense with 3 classes; `ending` says how it ends:
         "dense_softmax" (Dense(softmax)), "activation_softmax" (Dense + Activation),
-        "softmax_layer" (Dense + Softmax()), "dense_sigmoid", "logits" (no activation)."""
-        inputs = keras.Input((side(rank),) * rank + (1,))
+        "softmax_layer" (Dense + Softmax()), "dense_sigmoid", "logits" (no activation).
+        `channels` of input: from 8, conv1 back-propagates by explain/conv_gradient.py."""
+        inputs = keras.Input((side(rank),) * rank + (channels,))
         h = nd("Conv", rank)(4, 3, padding="same", activation="relu", name="conv1")(inputs)
         h = nd("MaxPooling", rank)(2, name="pool1")(h)
         h = nd("Conv", rank)(4, 3, padding="same", activation="relu", name="conv2")(h)

@@ -12,6 +12,7 @@ import tensorflow as tf
 from keras import layers
 
 from medvis_desktop import explain
+from medvis_desktop.explain import conv_gradient
 from medvis_desktop.explain.deconvnet import max_pool_with_switches
 
 if TYPE_CHECKING:
@@ -82,11 +83,14 @@ CASES = [(None, False), (1, False), (2, True)]  # (filter, mode="max")
 @pytest.mark.parametrize("rank", [2, 3])
 @pytest.mark.parametrize("relu", RELU_STYLES)
 @pytest.mark.parametrize(("filter", "strongest"), CASES)
+@pytest.mark.parametrize("channels", [1, 8])
 def test_equals_explicit_zeiler_fergus_deconvnet(
-    models: Models, rank: int, relu: str, filter: int | None, strongest: bool
+    models: Models, rank: int, relu: str, filter: int | None, strongest: bool, channels: int
 ) -> None:
-    model, top = models.zeiler_fergus(rank, relu)
-    x = models.images(rank)
+    """With 8 input channels conv1 projects down by explain/conv_gradient.py."""
+    model, top = models.zeiler_fergus(rank, relu, channels)
+    assert conv_gradient.applies(model.get_layer("conv1")) == (channels == 8)
+    x = models.images(rank, channels=channels)
     expected, zero_windows = explicit_deconvnet(model, x, filter, strongest)
     assert zero_windows > 0  # all-zero windows after a ReLU: the switches must be right
     mode = "max" if strongest else "feature_map"

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from keras import layers
 
-from medvis_desktop.explain import ExplainError, Method
+from medvis_desktop.explain import ExplainError, Method, conv_gradient
 from medvis_desktop.explain.gradient import GRADIENT, INPUT_X_GRADIENT, METHODS, gradient, input_x_gradient
 
 if TYPE_CHECKING:
@@ -71,12 +71,15 @@ def smooth_model(models: Models, rank: int, size: int) -> keras.Model:
 
 @pytest.mark.parametrize("rank", [2, 3])
 @pytest.mark.parametrize("ending", ["dense_softmax", "softmax_layer", "logits"])
-def test_equals_tape_on_the_logits_model(models: Models, rank: int, ending: str) -> None:
-    """The softmax is taken off: the same as the classifier built without one."""
-    model = models.classifier(rank, ending)
-    logits = models.classifier(rank, "logits")
+@pytest.mark.parametrize("channels", [1, 8])
+def test_equals_tape_on_the_logits_model(models: Models, rank: int, ending: str, channels: int) -> None:
+    """The softmax is taken off: the same as the classifier built without one. With 8 input
+    channels conv1 back-propagates by explain/conv_gradient.py, the tape by TensorFlow's own."""
+    model = models.classifier(rank, ending, channels)
+    assert conv_gradient.applies(model.get_layer("conv1")) == (channels == 8)
+    logits = models.classifier(rank, "logits", channels)
     logits.set_weights(model.get_weights())
-    x = models.images(rank)
+    x = models.images(rank, channels=channels)
     expected = tape_gradient(logits, x, [0, 2])
     assert np.abs(expected).max() > 0
     result = gradient(model, x, [0, 2])

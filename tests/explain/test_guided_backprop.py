@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from medvis_desktop.explain import ExplainError
+from medvis_desktop.explain import ExplainError, conv_gradient
 from medvis_desktop.explain.gradcam import grad_cam
 from medvis_desktop.explain.gradient import gradient
 from medvis_desktop.explain.guided_backprop import (
@@ -75,12 +75,15 @@ def explicit_guided_backprop(stages: Sequence[Stage], x: np.ndarray, targets: Se
 
 @pytest.mark.parametrize("rank", [2, 3])
 @pytest.mark.parametrize("relu", ["activation", "relu_layer", "activation_layer"])
-def test_equals_explicit_guided_pass(models: Models, rank: int, relu: str) -> None:
-    """conv-ReLU-maxpool x2, conv-ReLU, GAP, logits; ReLUs fused, as ReLU() or Activation layers."""
-    model, _ = models.zeiler_fergus(rank, relu)
+@pytest.mark.parametrize("channels", [1, 8])
+def test_equals_explicit_guided_pass(models: Models, rank: int, relu: str, channels: int) -> None:
+    """conv-ReLU-maxpool x2, conv-ReLU, GAP, logits; ReLUs fused, as ReLU() or Activation layers.
+    With 8 input channels conv1 back-propagates by explain/conv_gradient.py."""
+    model, _ = models.zeiler_fergus(rank, relu, channels)
+    assert conv_gradient.applies(model.get_layer("conv1")) == (channels == 8)
     convs = [conv(model.get_layer(f"conv{i}")) for i in (1, 2, 3)]
     stages = [convs[0], RELU, max_pool, convs[1], RELU, max_pool, convs[2], RELU, global_average]
-    x = models.images(rank)
+    x = models.images(rank, channels=channels)
     expected = explicit_guided_backprop([*stages, dense(model.get_layer("logits"))], x, TARGETS)
     result = guided_backprop(model, x, TARGETS)
     assert result.shape == x.shape and result.dtype == np.float32

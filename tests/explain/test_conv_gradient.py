@@ -1,0 +1,80 @@
+"""A convolution's input gradient as a forward convolution, against TensorFlow's own gradient
+of the same layer (Conv*DBackpropInput), for every padding, kernel parity and rank it takes,
+and the layers it leaves to TensorFlow."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers
+
+from medvis_desktop.explain import conv_gradient
+from medvis_desktop.explain.graph import plain_call
+
+CONVOLUTIONS = {2: layers.Conv2D, 3: layers.Conv3D}
+SIDES = {1: 11, 2: 9, 3: 7}  # odd, so that even kernels pad unevenly
+
+
+def built(layer: keras.layers.Layer, rank: int, channels: int) -> keras.layers.Layer:
+    layer.build((None, *(SIDES[rank],) * rank, channels))
+    bias = getattr(layer, "bias", None)
+    if bias is not None:
+        bias.assign(np.linspace(-0.5, 0.5, bias.shape[0]).astype(np.float32))
+    return layer
+
+
+def value_and_input_gradient(run, x: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """run(x) and d sum(run(x) * weights) / dx, by an eager tape."""
+    tx = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(tx)
+        y = run(tx)
+        total = tf.reduce_sum(y * weights)
+    return y.numpy(), tape.gradient(total, tx).numpy()
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+@pytest.mark.parametrize("padding", ["same", "valid"])
+@pytest.mark.parametrize("kernel", [3, 2, "mixed"])
+def test_equals_tensorflows_own_gradient(rank: int, padding: str, kernel: int | str) -> None:
+    """Kernels of odd, even and mixed sizes pad (before, after) differently under "same"."""
+    rng = np.random.default_rng(rank)
+    size = (3, 2, 1)[:rank] if kernel == "mixed" else kernel
+    layer = built(CONVOLUTIONS[rank](5, size, padding=padding, activation="relu"), rank, 8)
+    assert conv_gradient.applies(layer)
+    x = rng.normal(size=(2, *(SIDES[rank],) * rank, 8)).astype(np.float32)
+    shape = layer.compute_output_shape(x.shape)
+    weights = rng.normal(size=shape).astype(np.float32)
+    want, want_gradient = value_and_input_gradient(layer, x, weights)
+    got, got_gradient = value_and_input_gradient(lambda t: plain_call(layer, (t,), {}, False), x, weights)
+    assert np.abs(want_gradient).max() > 0
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got_gradient, want_gradient, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: layers.Conv2D(4, 3, strides=2),
+        lambda: layers.Conv2D(4, 3, dilation_rate=2),
+        lambda: layers.Conv2D(4, 3, groups=2),
+        lambda: layers.Conv1D(4, 3),
+        lambda: layers.Conv2DTranspose(4, 3),
+        lambda: layers.DepthwiseConv2D(3),
+        lambda: layers.Dense(4),
+    ],
+    ids=["strided", "dilated", "grouped", "1d", "transposed", "depthwise", "dense"],
+)
+def test_leaves_other_layers_to_tensorflow(make) -> None:
+    layer = make()
+    rank = 1 if isinstance(layer, layers.Conv1D) else 2
+    assert not conv_gradient.applies(built(layer, rank, 8))
+
+
+def test_leaves_few_input_channels_to_tensorflow() -> None:
+    """A first layer on 1-4 channels back-propagates faster with TensorFlow's own kernel."""
+    few = built(layers.Conv2D(4, 3), 2, conv_gradient.MIN_CHANNELS - 1)
+    enough = built(layers.Conv2D(4, 3), 2, conv_gradient.MIN_CHANNELS)
+    assert not conv_gradient.applies(few) and conv_gradient.applies(enough)
