@@ -3,7 +3,9 @@ input, lets the model score, instead of by gradients (which saturate or are nois
 
 Every channel costs one forward pass of a masked input, so the passes go in batches of
 `batch_size` masked inputs built one batch at a time: memory is bounded by the batch, never
-by the number of channels.
+by the number of channels. A channel that is constant over the layer's grid (a dead ReLU
+filter, common in trained networks) masks the input to zeros, so all of a sample's constant
+channels share one pass on a zero input: exact, and fewer passes.
 """
 
 from __future__ import annotations
@@ -59,16 +61,25 @@ def score_cam(
     score = score_for(model, len(batch), target, output, mask)
     features = activation_maps(model, batch, layer)  # (N, *layer spatial, C)
     channels = features.shape[-1]
-    logits = np.empty(len(batch) * channels, dtype=np.float32)
-    for start in range(0, len(logits), batch_size):
-        items = np.arange(start, min(start + batch_size, len(logits)))
-        samples, channel = items // channels, items % channels  # sample-major
+    varying = np.ptp(features, axis=tuple(range(1, features.ndim - 1))) > 0  # (N, C)
+    logits = np.empty(varying.shape, dtype=np.float32)
+    for items in _chunks(np.flatnonzero(varying), batch_size):
+        samples, channel = items // channels, items % channels
         masks = normalised(resize_linear(features[samples, ..., channel], batch.shape[1:-1]))  # (k, *spatial)
-        logits[items] = target_scores(model, batch[samples] * masks[..., None], score.take(samples))
-    weights = softmax(logits.reshape(len(batch), channels))
+        masked = batch[samples] * masks[..., None]
+        logits[samples, channel] = target_scores(model, masked, score.take(samples))
+    # A constant channel's mask is all zeros, so its masked input is zeros: one pass per sample.
+    for samples in _chunks(np.flatnonzero(~varying.all(axis=1)), batch_size):
+        blank = target_scores(model, np.zeros_like(batch[samples]), score.take(samples))
+        logits[samples] = np.where(varying[samples], logits[samples], blank[:, None])
+    weights = softmax(logits)
     weights = weights.reshape(len(batch), *[1] * (features.ndim - 2), channels)
     maps = np.maximum((weights * features).sum(axis=-1), 0).astype(np.float32)
     return resize_linear(maps, batch.shape[1:-1]) if upsample else maps
+
+
+def _chunks(items: np.ndarray, size: int) -> list[np.ndarray]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def normalised(masks: np.ndarray) -> np.ndarray:
@@ -86,7 +97,7 @@ def softmax(values: np.ndarray) -> np.ndarray:
 
 
 def _cost(params: Mapping[str, ParamValue], spatial: tuple[int, ...], channels: int) -> int:
-    """One pass per channel of the layer, and one for the activations."""
+    """At most one pass per channel of the layer, and one for the activations."""
     return channels + 1
 
 

@@ -83,19 +83,37 @@ def by_hand(toy: Toy, image: np.ndarray, target: int, upsample: bool = True) -> 
     return bilinear(cam, spatial) if upsample else cam
 
 
+def count_passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The batch size of every scoring pass Score-CAM makes from now on."""
+    passes: list[int] = []
+    scores = module.target_scores
+
+    def counted(model: keras.Model, batch: np.ndarray, score: object) -> np.ndarray:
+        passes.append(len(batch))
+        return scores(model, batch, score)
+
+    monkeypatch.setattr(module, "target_scores", counted)
+    return passes
+
+
 @pytest.mark.parametrize("rank", [2, 3])
 @pytest.mark.parametrize("pool", [1, 2])
 @pytest.mark.parametrize("constant", [False, True], ids=["varying", "constant_channel"])
-def test_matches_hand_computation(models: Models, rank: int, pool: int, constant: bool) -> None:
+def test_matches_hand_computation(
+    models: Models, rank: int, pool: int, constant: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kernel, bias = KERNEL.copy(), BIAS.copy()
     if constant:  # filter 1 is 0.5 everywhere: its mask is all zeros, its input all zeros
         kernel[:, 1], bias[1] = 0, 0.5
     toy = Toy(models, rank, pool, kernel, bias)
     images = models.images(rank, count=2, channels=2)
+    passes = count_passes(monkeypatch)
     got = score_cam(toy.model, images, "maps", [0, 1])
     want = np.stack([by_hand(toy, image, target) for image, target in zip(images, [0, 1], strict=True)])
     assert got.dtype == np.float32 and got.shape == images.shape[:-1]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    # 2 images x 2 filters masked inputs; both constant filters share one zero input per image
+    assert passes == ([2, 2] if constant else [4])
 
 
 @pytest.mark.parametrize("rank", [2, 3])
@@ -112,14 +130,7 @@ def test_batching_changes_nothing_and_bounds_each_pass(
 ) -> None:
     model = models.classifier(rank)
     images = models.images(rank, count=2)
-    passes: list[int] = []
-    scores = module.target_scores
-
-    def counted(model: keras.Model, batch: np.ndarray, score: object) -> np.ndarray:
-        passes.append(len(batch))
-        return scores(model, batch, score)
-
-    monkeypatch.setattr(module, "target_scores", counted)
+    passes = count_passes(monkeypatch)
     one = score_cam(model, images, "conv2", [2, 0], batch_size=1)
     assert passes == [1] * 8  # 2 images x 4 filters, one masked input at a time
     passes.clear()
