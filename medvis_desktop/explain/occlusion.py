@@ -1,6 +1,8 @@
 """Occlusion (Zeiler & Fergus 2014, §4.2): how much the target's score falls when a window of
 the image is hidden, slid over every position. Model-agnostic, no gradients, one forward pass
-per window position: the cost is the number of positions (see `window_boxes`).
+per window position: the cost is the number of positions (see `window_boxes`). A window that
+is already the baseline everywhere (air around the body with an air baseline, a mammogram's
+zero background with 0) hides nothing: its drop is exactly 0 and it costs no pass.
 """
 
 from __future__ import annotations
@@ -70,9 +72,10 @@ def occlusion(
     for box in boxes:
         covered[box] += 1
     totals = np.zeros((len(batch), *spatial), dtype=np.float64)
-    count = len(batch) * len(boxes)
-    for start in range(0, count, batch_size):
-        items = np.arange(start, min(start + batch_size, count))
+    hides = [[not np.array_equal(image[box], fill[box]) for box in boxes] for image in batch]
+    changed = np.flatnonzero(hides)  # sample-major; a window already at the baseline drops 0
+    for start in range(0, len(changed), batch_size):
+        items = changed[start : start + batch_size]
         samples, places = items // len(boxes), items % len(boxes)
         occluded = batch[samples]  # a copy, one per window position in this pass
         for image, place in zip(occluded, places, strict=True):
@@ -132,7 +135,7 @@ def baseline_image(baseline: object, image: tuple[int, ...]) -> np.ndarray:
 
 
 def _cost(params: Mapping[str, ParamValue], spatial: tuple[int, ...], channels: int) -> int:
-    """One pass per window position, and one for the unoccluded image."""
+    """At most one pass per window position, and one for the unoccluded image."""
     return len(window_boxes(spatial, params["window"], params["stride"])) + 1
 
 

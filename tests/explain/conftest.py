@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import keras
 import numpy as np
 import pytest
@@ -16,6 +18,19 @@ def side(rank: int) -> int:
 def nd(name: str, rank: int) -> type[layers.Layer]:
     """The 2D or 3D version of a layer: nd("Conv", 3) is Conv3D."""
     return getattr(layers, f"{name}{rank}D")
+
+
+def count_scoring_passes(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> list[int]:
+    """The batch size of every `target_scores` pass that `module` (a method) makes from now on."""
+    passes: list[int] = []
+    scores = module.target_scores
+
+    def counted(model: keras.Model, batch: np.ndarray, score: object) -> np.ndarray:
+        passes.append(len(batch))
+        return scores(model, batch, score)
+
+    monkeypatch.setattr(module, "target_scores", counted)
+    return passes
 
 
 def randomize(model: keras.Model, rng: np.random.Generator) -> keras.Model:

@@ -4,6 +4,7 @@ w / V * sum over B of sum_i k_i (x_i - b_i). Window positions are written out by
 
 from __future__ import annotations
 
+import importlib
 import itertools
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,10 @@ from keras import layers
 
 from medvis_desktop.explain.base import ExplainError
 from medvis_desktop.explain.occlusion import METHOD, occlusion
+from tests.explain.conftest import count_scoring_passes
+
+# The module, not the function of the same name that medvis_desktop.explain exports.
+module = importlib.import_module("medvis_desktop.explain.occlusion")
 
 if TYPE_CHECKING:
     from tests.explain.conftest import Models
@@ -68,6 +73,26 @@ def test_mean_drop_matches_closed_form(models: Models, rank, window, stride, sta
         want = by_hand(image, target, starts, sizes, fill)
         np.testing.assert_allclose(result[..., 0], want, rtol=1e-4, atol=1e-6)
         np.testing.assert_array_equal(result[..., 0], result[..., 1])  # same for every channel
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+def test_windows_already_at_the_baseline_cost_no_pass(
+    models: Models, rank: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As air around a body with an air baseline: half of each image is the baseline."""
+    model = linear_model(models, rank)
+    images = models.images(rank, count=2, channels=2)
+    side = models.side(rank)
+    images[:, : side // 2] = 0.5
+    window = side // 4  # 4 windows per axis, half of them in the baseline half
+    passes = count_scoring_passes(monkeypatch, module)
+    got = occlusion(model, images, [0, 2], window=window, stride=window, baseline=0.5, batch_size=1000)
+    starts = [list(range(0, side, window))] * rank
+    for image, target, result in zip(images, [0, 2], got, strict=True):
+        want = by_hand(image, target, starts, (window,) * rank, 0.5)
+        np.testing.assert_allclose(result[..., 0], want, rtol=1e-4, atol=1e-6)
+        assert np.all(result[: side // 2] == 0)  # exactly: no pass, no rounding
+    assert passes == [2, 2 * 4**rank // 2]  # the clean images, then the windows that hide something
 
 
 @pytest.mark.parametrize("rank", [2, 3])

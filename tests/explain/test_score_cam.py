@@ -16,6 +16,7 @@ from keras import layers
 
 from medvis_desktop.explain.base import ExplainError
 from medvis_desktop.explain.score_cam import METHOD, score_cam
+from tests.explain.conftest import count_scoring_passes
 
 # The module, not the function of the same name that medvis_desktop.explain exports.
 module = importlib.import_module("medvis_desktop.explain.score_cam")
@@ -83,19 +84,6 @@ def by_hand(toy: Toy, image: np.ndarray, target: int, upsample: bool = True) -> 
     return bilinear(cam, spatial) if upsample else cam
 
 
-def count_passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The batch size of every scoring pass Score-CAM makes from now on."""
-    passes: list[int] = []
-    scores = module.target_scores
-
-    def counted(model: keras.Model, batch: np.ndarray, score: object) -> np.ndarray:
-        passes.append(len(batch))
-        return scores(model, batch, score)
-
-    monkeypatch.setattr(module, "target_scores", counted)
-    return passes
-
-
 @pytest.mark.parametrize("rank", [2, 3])
 @pytest.mark.parametrize("pool", [1, 2])
 @pytest.mark.parametrize("constant", [False, True], ids=["varying", "constant_channel"])
@@ -107,7 +95,7 @@ def test_matches_hand_computation(
         kernel[:, 1], bias[1] = 0, 0.5
     toy = Toy(models, rank, pool, kernel, bias)
     images = models.images(rank, count=2, channels=2)
-    passes = count_passes(monkeypatch)
+    passes = count_scoring_passes(monkeypatch, module)
     got = score_cam(toy.model, images, "maps", [0, 1])
     want = np.stack([by_hand(toy, image, target) for image, target in zip(images, [0, 1], strict=True)])
     assert got.dtype == np.float32 and got.shape == images.shape[:-1]
@@ -130,7 +118,7 @@ def test_batching_changes_nothing_and_bounds_each_pass(
 ) -> None:
     model = models.classifier(rank)
     images = models.images(rank, count=2)
-    passes = count_passes(monkeypatch)
+    passes = count_scoring_passes(monkeypatch, module)
     one = score_cam(model, images, "conv2", [2, 0], batch_size=1)
     assert passes == [1] * 8  # 2 images x 4 filters, one masked input at a time
     passes.clear()
