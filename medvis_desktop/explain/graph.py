@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from medvis_desktop.explain import conv_gradient
+from medvis_desktop.explain import conv_gradient, pool_gradient
 from medvis_desktop.explain.base import ExplainError, model_input_shape
 from medvis_desktop.models.layers import LayerPredicate, iter_layers, output_shape
 
@@ -31,9 +31,12 @@ LayerCall = Callable[[keras.layers.Layer, tuple, dict, bool], Any]
 
 def plain_call(layer: keras.layers.Layer, args: tuple, kwargs: dict, at_output: bool) -> Any:
     """Run the layer as the model would (inference mode); a convolution whose input gradient
-    is faster as a forward convolution runs so (conv_gradient.py)."""
+    is faster as a forward convolution runs so (conv_gradient.py), and a 3D max pooling with
+    its faster gradient (pool_gradient.py)."""
     if conv_gradient.applies(layer):
         return call_with_activation(layer, layer.activation, args, kwargs)
+    if pool_gradient.applies(layer):
+        return pool_gradient.max_pool(layer, args[0])
     return layer(*args, **kwargs)
 
 
