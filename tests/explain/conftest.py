@@ -7,6 +7,7 @@ from types import ModuleType
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from keras import layers
 
 
@@ -31,6 +32,16 @@ def count_scoring_passes(monkeypatch: pytest.MonkeyPatch, module: ModuleType) ->
 
     monkeypatch.setattr(module, "target_scores", counted)
     return passes
+
+
+def value_and_input_gradient(run, x: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """run(x) and the gradient of sum(run(x) * weights) with respect to x, by an eager tape."""
+    tx = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(tx)
+        y = run(tx)
+        total = tf.reduce_sum(y * weights)
+    return y.numpy(), tape.gradient(total, tx).numpy()
 
 
 def randomize(model: keras.Model, rng: np.random.Generator) -> keras.Model:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from keras import layers
 
 from medvis_desktop.explain import conv_gradient
 from medvis_desktop.explain.graph import plain_call
+from tests.explain.conftest import value_and_input_gradient
 
 CONVOLUTIONS = {2: layers.Conv2D, 3: layers.Conv3D}
 SIDES = {1: 11, 2: 9, 3: 7}  # odd, so that even kernels pad unevenly
@@ -23,16 +23,6 @@ def built(layer: keras.layers.Layer, rank: int, channels: int) -> keras.layers.L
     if bias is not None:
         bias.assign(np.linspace(-0.5, 0.5, bias.shape[0]).astype(np.float32))
     return layer
-
-
-def value_and_input_gradient(run, x: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """run(x) and d sum(run(x) * weights) / dx, by an eager tape."""
-    tx = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(tx)
-        y = run(tx)
-        total = tf.reduce_sum(y * weights)
-    return y.numpy(), tape.gradient(total, tx).numpy()
 
 
 @pytest.mark.parametrize("rank", [2, 3])

@@ -7,21 +7,11 @@ import itertools
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from keras import layers
 
 from medvis_desktop.explain import pool_gradient
 from medvis_desktop.explain.graph import plain_call
-
-
-def input_gradient(run, x: np.ndarray, upstream: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """run(x) and the gradient of sum(run(x) * upstream) with respect to x, by an eager tape."""
-    tx = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(tx)
-        y = run(tx)
-        total = tf.reduce_sum(y * upstream)
-    return y.numpy(), tape.gradient(total, tx).numpy()
+from tests.explain.conftest import value_and_input_gradient
 
 
 def by_windows(x: np.ndarray, upstream: np.ndarray, pool: tuple[int, int, int]) -> np.ndarray:
@@ -47,8 +37,8 @@ def test_sends_the_gradient_to_every_tied_maximum(pool, padding) -> None:
     assert pool_gradient.applies(layer)
     x = tied_input(rng, (2, 4, 6, 6, 3))
     upstream = rng.normal(size=layer.compute_output_shape(x.shape)).astype(np.float32)
-    got, got_gradient = input_gradient(lambda t: plain_call(layer, (t,), {}, False), x, upstream)
-    want, want_gradient = input_gradient(layer, x, upstream)
+    got, got_gradient = value_and_input_gradient(lambda t: plain_call(layer, (t,), {}, False), x, upstream)
+    want, want_gradient = value_and_input_gradient(layer, x, upstream)
     expected = by_windows(x, upstream, pool)
     assert (expected != 0).sum() > upstream.size  # ties do occur
     np.testing.assert_array_equal(got, want)
@@ -62,8 +52,8 @@ def test_keeps_tensorflows_gradient_where_the_windows_do_not_tile() -> None:
     layer = layers.MaxPooling3D(2, padding="same")
     x = tied_input(rng, (1, 5, 4, 4, 2))
     upstream = rng.normal(size=layer.compute_output_shape(x.shape)).astype(np.float32)
-    got = input_gradient(lambda t: plain_call(layer, (t,), {}, False), x, upstream)
-    want = input_gradient(layer, x, upstream)
+    got = value_and_input_gradient(lambda t: plain_call(layer, (t,), {}, False), x, upstream)
+    want = value_and_input_gradient(layer, x, upstream)
     for got_part, want_part in zip(got, want, strict=True):
         np.testing.assert_array_equal(got_part, want_part)
 
