@@ -9,9 +9,10 @@ the output's gradient, with the kernel flipped along its spatial axes and its tw
 axes swapped, padded by (kernel − 1 − the forward padding) on each side. Same numbers up to
 float rounding; benchmarks/gradient_floor.py measures the gain side by side.
 
-Only on the CPU (a GPU's cuDNN has its own tuned kernels, not measured here) and only from
-MIN_CHANNELS input channels: a first layer on 1–4 channels back-propagates faster with
-TensorFlow's own kernel.
+Only on the CPU (a GPU's cuDNN has its own tuned kernels, not measured here), only from
+MIN_CHANNELS input channels (a first layer on 1–4 channels back-propagated faster with
+TensorFlow's own kernel; 8 leaves a margin), and only for Conv2D and Conv3D themselves: a
+subclass may override `call` or `convolution_op`, which the replay's stand-in would bypass.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.Conv3D)  # Conv1D has its own 
 def applies(layer: keras.layers.Layer) -> bool:
     """Whether `layer` runs its convolution through `convolution` in a replay."""
     return (
-        isinstance(layer, CONVOLUTIONS)
+        type(layer) in CONVOLUTIONS
         and layer.padding in ("valid", "same")
         and set(layer.strides) == {1}
         and set(layer.dilation_rate) == {1}
@@ -43,9 +44,10 @@ def applies(layer: keras.layers.Layer) -> bool:
 
 def convolution(layer: keras.layers.Layer, inputs: tf.Tensor, kernel: object) -> tf.Tensor:
     """`layer`'s convolution of `inputs` (no bias, no activation), with the input gradient
-    as a forward convolution. Gradients flow to the input only, never to the kernel: the
-    methods explain inputs and activations, not weights."""
+    as a forward convolution. Only the input's gradient is defined (the kernel's is None in a
+    compiled replay): the methods explain inputs and activations, never weights."""
     weights = tf.convert_to_tensor(kernel)
+    inputs = tf.cast(inputs, weights.dtype)  # as Layer.__call__ would (a float16 layer before)
     padding = layer.padding.upper()
 
     @tf.custom_gradient

@@ -14,7 +14,7 @@ below the maximum (66 of 33 million in the batch above); this sends it to exact 
 the subgradient of the maximum.
 
 Only on the CPU (a GPU's cuDNN pooling gradient is not measured here); overlapping or padded
-windows keep TensorFlow's gradient.
+windows, and sides unknown when the replay is traced, keep TensorFlow's gradient.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from medvis_desktop.models.runtime import device
 def applies(layer: keras.layers.Layer) -> bool:
     """Whether `layer` is a max pooling whose gradient `max_pool` computes (input permitting)."""
     return (
-        isinstance(layer, keras.layers.MaxPooling3D)
+        type(layer) is keras.layers.MaxPooling3D  # a subclass may pool otherwise
         and layer.data_format == "channels_last"
         and tuple(layer.pool_size) == tuple(layer.strides)
         and layer.compute_dtype == "float32"
@@ -39,6 +39,7 @@ def applies(layer: keras.layers.Layer) -> bool:
 def max_pool(layer: keras.layers.Layer, inputs: tf.Tensor) -> tf.Tensor:
     """`layer`'s output, with the gradient by comparison when the windows tile `inputs`."""
     pool = tuple(layer.pool_size)
+    inputs = tf.cast(inputs, layer.compute_dtype)  # as Layer.__call__ would
     sides = tuple(inputs.shape[1:-1])
     if None in sides or any(side % size for side, size in zip(sides, pool, strict=True)):
         return layer(inputs)

@@ -5,7 +5,7 @@ Every channel costs one forward pass of a masked input, so the passes go in batc
 `batch_size` masked inputs built one batch at a time: memory is bounded by the batch, never
 by the number of channels. A channel that is constant over the layer's grid (a dead ReLU
 filter, common in trained networks) masks the input to zeros, so all of a sample's constant
-channels share one pass on a zero input: exact, and fewer passes.
+channels share one pass on a zero input: exact for finite inputs, and fewer passes.
 """
 
 from __future__ import annotations

@@ -10,6 +10,18 @@ import pytest
 import tensorflow as tf
 from keras import layers
 
+from medvis_desktop.explain import conv_gradient, pool_gradient
+from medvis_desktop.models.runtime import Device
+
+
+@pytest.fixture(autouse=True)
+def fast_gradients_on_any_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """conv_gradient and pool_gradient choose their paths on the CPU only; their maths is
+    checked on whatever device runs the tests."""
+    cpu = Device("CPU", "the tests")
+    for module in (conv_gradient, pool_gradient):
+        monkeypatch.setattr(module, "device", lambda: cpu)
+
 
 def side(rank: int) -> int:
     """Edge of the test images: 16x16 in 2D, 8x8x8 in 3D."""
@@ -32,6 +44,20 @@ def count_scoring_passes(monkeypatch: pytest.MonkeyPatch, module: ModuleType) ->
 
     monkeypatch.setattr(module, "target_scores", counted)
     return passes
+
+
+def backward_ops(run, x: np.ndarray) -> set[str]:
+    """The op types of the compiled input gradient of sum(run(x))."""
+
+    @tf.function
+    def input_gradient(t: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            tape.watch(t)
+            total = tf.reduce_sum(run(t))
+        return tape.gradient(total, t)
+
+    graph = input_gradient.get_concrete_function(tf.TensorSpec((None, *x.shape[1:]), tf.float32)).graph
+    return {op.type for op in graph.get_operations()}
 
 
 def value_and_input_gradient(run, x: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

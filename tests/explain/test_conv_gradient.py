@@ -7,11 +7,12 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from keras import layers
 
 from medvis_desktop.explain import conv_gradient
 from medvis_desktop.explain.graph import plain_call
-from tests.explain.conftest import value_and_input_gradient
+from tests.explain.conftest import backward_ops, value_and_input_gradient
 
 CONVOLUTIONS = {2: layers.Conv2D, 3: layers.Conv3D}
 SIDES = {1: 11, 2: 9, 3: 7}  # odd, so that even kernels pad unevenly
@@ -68,3 +69,45 @@ def test_leaves_few_input_channels_to_tensorflow() -> None:
     few = built(layers.Conv2D(4, 3), 2, conv_gradient.MIN_CHANNELS - 1)
     enough = built(layers.Conv2D(4, 3), 2, conv_gradient.MIN_CHANNELS)
     assert not conv_gradient.applies(few) and conv_gradient.applies(enough)
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+def test_the_compiled_gradient_has_no_backprop_input_kernel(rank: int) -> None:
+    """The replay's gradient really is the forward convolution (a `None` batch, as compiled)."""
+    layer = built(CONVOLUTIONS[rank](5, 3, padding="same"), rank, 8)
+    x = np.zeros((1, *(SIDES[rank],) * rank, 8), np.float32)
+    own, replayed = backward_ops(layer, x), backward_ops(lambda t: plain_call(layer, (t,), {}, False), x)
+    backprop = {f"Conv{rank}DBackpropInput", f"Conv{rank}DBackpropInputV2"}
+    assert own & backprop and not replayed & backprop
+
+
+class Standardised(layers.Conv2D):
+    """Weight standardisation, as in Keras's guide: its own convolution_op."""
+
+    def convolution_op(self, inputs, kernel):
+        mean, var = tf.nn.moments(kernel, axes=[0, 1, 2], keepdims=True)
+        return super().convolution_op(inputs, (kernel - mean) / tf.sqrt(var + 1e-10))
+
+
+class Reflected(layers.Conv2D):
+    """Reflect padding before a valid convolution, by super().call."""
+
+    def call(self, inputs):
+        return super().call(tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT"))
+
+
+@pytest.mark.parametrize("subclass", [Standardised, Reflected])
+def test_leaves_subclasses_to_their_own_call(subclass) -> None:
+    layer = built(subclass(4, 3), 2, 8)
+    x = np.random.default_rng(0).normal(size=(2, 9, 9, 8)).astype(np.float32)
+    assert not conv_gradient.applies(layer)
+    np.testing.assert_allclose(plain_call(layer, (tf.constant(x),), {}, False), layer(x), rtol=1e-6)
+
+
+def test_casts_a_float16_input_as_keras_does() -> None:
+    """A float32 convolution after mixed-precision layers gets float16 inputs."""
+    layer = built(layers.Conv2D(4, 3, padding="same"), 2, 8)
+    x = tf.constant(np.random.default_rng(0).normal(size=(1, 9, 9, 8)), tf.float16)
+    got = plain_call(layer, (x,), {}, False)
+    assert got.dtype == tf.float32
+    np.testing.assert_allclose(got, layer(x), rtol=1e-6)

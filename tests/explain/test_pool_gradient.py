@@ -7,11 +7,12 @@ import itertools
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from keras import layers
 
 from medvis_desktop.explain import pool_gradient
 from medvis_desktop.explain.graph import plain_call
-from tests.explain.conftest import value_and_input_gradient
+from tests.explain.conftest import backward_ops, value_and_input_gradient
 
 
 def by_windows(x: np.ndarray, upstream: np.ndarray, pool: tuple[int, int, int]) -> np.ndarray:
@@ -58,10 +59,32 @@ def test_keeps_tensorflows_gradient_where_the_windows_do_not_tile() -> None:
         np.testing.assert_array_equal(got_part, want_part)
 
 
+def test_the_compiled_gradient_has_no_max_pool_gradient_kernel() -> None:
+    layer = layers.MaxPooling3D(2)
+    x = np.zeros((1, 4, 6, 6, 3), np.float32)
+    own, replayed = backward_ops(layer, x), backward_ops(lambda t: plain_call(layer, (t,), {}, False), x)
+    assert "MaxPool3DGrad" in own and "MaxPool3DGrad" not in replayed
+
+
+def test_casts_a_float16_input_as_keras_does() -> None:
+    layer = layers.MaxPooling3D(2)
+    x = tf.constant(tied_input(np.random.default_rng(0), (1, 4, 6, 6, 3)), tf.float16)
+    got = plain_call(layer, (x,), {}, False)
+    assert got.dtype == tf.float32
+    np.testing.assert_array_equal(got, layer(x))
+
+
+class Averaging(layers.MaxPooling3D):
+    """A subclass that pools otherwise."""
+
+    def call(self, inputs):
+        return tf.nn.avg_pool3d(inputs, 2, 2, "VALID")
+
+
 @pytest.mark.parametrize(
     "layer",
-    [layers.MaxPooling3D(3, strides=2), layers.MaxPooling2D(2), layers.AveragePooling3D(2)],
-    ids=["overlapping", "2d", "average"],
+    [layers.MaxPooling3D(3, strides=2), layers.MaxPooling2D(2), layers.AveragePooling3D(2), Averaging(2)],
+    ids=["overlapping", "2d", "average", "subclass"],
 )
 def test_leaves_other_poolings_to_tensorflow(layer) -> None:
     assert not pool_gradient.applies(layer)

@@ -100,7 +100,7 @@ def test_matches_hand_computation(
     want = np.stack([by_hand(toy, image, target) for image, target in zip(images, [0, 1], strict=True)])
     assert got.dtype == np.float32 and got.shape == images.shape[:-1]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
-    # 2 images x 2 filters masked inputs; both constant filters share one zero input per image
+    # 2 images x 2 filters; with a constant filter, each image scores one masked input and one zero input
     assert passes == ([2, 2] if constant else [4])
 
 
