@@ -12,7 +12,7 @@ for the bare tape: the same cost). On this CPU build TensorFlow's data-gradient 
 a forward convolution (explain/conv_gradient.py) and the second by one comparison
 (explain/pool_gradient.py), and comes in below the bare tape.
 
-Run: .venv/bin/python benchmarks/gradient_floor.py [--rounds 5]
+Run: .venv/bin/python benchmarks/gradient_floor.py [--rounds 5] [--models vgg16,cnn3d]
 """
 
 from __future__ import annotations
@@ -55,21 +55,27 @@ def floors(model: keras.Model, batch: np.ndarray, rounds: int) -> dict[str, floa
     )
 
 
+def vgg16() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    return keras.applications.VGG16(
+        weights=None, input_shape=(224, 224, 3), classes=2, classifier_activation=None
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--models", default="vgg16,cnn3d", help="comma-separated: vgg16, cnn3d")
     args = parser.parse_args()
     device = start_tensorflow(quiet=True)
-    keras.utils.set_random_seed(0)
-    vgg16 = keras.applications.VGG16(
-        weights=None, input_shape=(224, 224, 3), classes=2, classifier_activation=None
-    )
     rng = np.random.default_rng(0)
     cases = {
-        "VGG16 224²×3": (vgg16, rng.random((8, 224, 224, 3), dtype=np.float32)),
-        "3D CNN 64³×1": (cnn3d(64), rng.random((8, 64, 64, 64, 1), dtype=np.float32)),
+        "vgg16": ("VGG16 224²×3", vgg16, (8, 224, 224, 3)),
+        "cnn3d": ("3D CNN 64³×1", lambda: cnn3d(64), (8, 64, 64, 64, 1)),
     }
-    for title, (model, batch) in cases.items():
+    for name in args.models.split(","):
+        title, make, shape = cases[name]
+        model, batch = make(), rng.random(shape, dtype=np.float32)
         median = floors(model, batch, args.rounds)
         print(f"{title}, batch 8, {device}, median of {args.rounds} rounds")
         for name, seconds in median.items():

@@ -1,4 +1,4 @@
-"""A convolution's input gradient computed as a forward convolution, where that is faster.
+"""Convolutions in the replay, computed the faster way where TensorFlow's CPU kernel is slow.
 
 Every gradient method back-propagates through the model's convolutions to their inputs, and
 on TensorFlow's CPU build (oneDNN off, as medvis runs it: models/runtime.py) that kernel
@@ -9,10 +9,17 @@ the output's gradient, with the kernel flipped along its spatial axes and its tw
 axes swapped, padded by (kernel − 1 − the forward padding) on each side. Same numbers up to
 float rounding; benchmarks/gradient_floor.py measures the gain side by side.
 
-Only on the CPU (a GPU's cuDNN has its own tuned kernels, not measured here), only from
-MIN_CHANNELS input channels (a first layer on 1–4 channels back-propagated faster with
-TensorFlow's own kernel; 8 leaves a margin), and only for Conv2D and Conv3D themselves: a
-subclass may override `call` or `convolution_op`, which the replay's stand-in would bypass.
+A Conv3D on fewer than MIN_CHANNELS input channels (a 3D model's first layer, on the scan's
+one channel) is slow both ways: TensorFlow's 3D kernel took 400 ms, and its gradient 300 ms,
+for a 64³ batch of 8 on 1 channel, most of a 3D CNN's forward pass. It runs as a 2D
+convolution over (height, width) of the input's depth neighbours stacked as channels, which
+TensorFlow's 2D kernels do in about 60% of that time, forward and back. The same sum of
+products in another order: float rounding differs.
+
+A Conv2D on fewer than MIN_CHANNELS back-propagates faster with TensorFlow's own kernel (8
+leaves a margin), and is left to it. Only on the CPU (a GPU's cuDNN has its own tuned
+kernels, not measured here), and only for Conv2D and Conv3D themselves: a subclass may
+override `call` or `convolution_op`, which the replay's stand-in would bypass.
 """
 
 from __future__ import annotations
@@ -37,19 +44,25 @@ def applies(layer: keras.layers.Layer) -> bool:
         and layer.data_format == "channels_last"
         and layer.compute_dtype == "float32"
         and getattr(layer, "quantization_mode", None) is None
-        and layer.kernel.shape[-2] >= MIN_CHANNELS
+        and (layer.kernel.shape[-2] >= MIN_CHANNELS or type(layer) is keras.layers.Conv3D)
         and device().kind == "CPU"
     )
 
 
 def convolution(layer: keras.layers.Layer, inputs: tf.Tensor, kernel: object) -> tf.Tensor:
     """`layer`'s convolution of `inputs` (no bias, no activation), with the input gradient
-    as a forward convolution. Only the input's gradient is defined (the kernel's is None in a
-    compiled replay): the methods explain inputs and activations, never weights."""
+    as a forward convolution, and a 3D one on few channels folded into 2D. Only the input's
+    gradient is defined (the kernel's is None in a compiled replay): the methods explain
+    inputs and activations, never weights."""
     weights = tf.convert_to_tensor(kernel)
     inputs = tf.cast(inputs, weights.dtype)  # as Layer.__call__ would (a float16 layer before)
     padding = layer.padding.upper()
+    if weights.shape.rank == 5 and weights.shape[-2] < MIN_CHANNELS:
+        return _depth_folded(inputs, weights, padding)
+    return _convolved(inputs, weights, padding)
 
+
+def _convolved(inputs: tf.Tensor, weights: tf.Tensor, padding: str) -> tf.Tensor:
     @tf.custom_gradient
     def convolve(x: tf.Tensor):
         def input_gradient(upstream: tf.Tensor) -> tf.Tensor:
@@ -60,6 +73,31 @@ def convolution(layer: keras.layers.Layer, inputs: tf.Tensor, kernel: object) ->
     return convolve(inputs)
 
 
+def _depth_folded(inputs: tf.Tensor, kernel: tf.Tensor, padding: str) -> tf.Tensor:
+    """A 3D convolution as a 2D one: plane d of the output convolves, over (height, width),
+    the input planes d .. d + depth - 1 (after the depth padding) stacked as channels, with
+    the kernel's depth folded into its input channels the same way. Autodiff sums the stacked
+    copies' gradients back into each plane."""
+    depth, height, width, channels, filters = kernel.shape
+    before, after = _padding(depth, padding)
+    padded = tf.pad(inputs, [[0, 0], [before, after], [0, 0], [0, 0], [0, 0]])
+    planes = tf.shape(padded)[1] - (depth - 1)
+    stacked = tf.concat([padded[:, offset : offset + planes] for offset in range(depth)], axis=-1)
+    batch, _, rows, columns, _ = tf.unstack(tf.shape(stacked))
+    folded = tf.reshape(tf.transpose(kernel, [1, 2, 0, 3, 4]), [height, width, depth * channels, filters])
+    flat = tf.reshape(stacked, [batch * planes, rows, columns, depth * channels])
+    convolved = _convolved(flat, folded, padding)
+    _, out_rows, out_columns, _ = tf.unstack(tf.shape(convolved))
+    return tf.reshape(convolved, [batch, planes, out_rows, out_columns, filters])
+
+
+def _padding(size: int, padding: str) -> tuple[int, int]:
+    """(before, after) that a forward pass pads a kernel side of `size` by, as TensorFlow does."""
+    before = (size - 1) // 2 if padding == "SAME" else 0
+    after = size - 1 - before if padding == "SAME" else 0
+    return before, after
+
+
 def _transposed(upstream: tf.Tensor, kernel: tf.Tensor, padding: str) -> tf.Tensor:
     """The input gradient of a stride-1 convolution: `upstream` convolved with the kernel
     flipped in space, its channel axes swapped, padded as the forward pass was not."""
@@ -68,12 +106,10 @@ def _transposed(upstream: tf.Tensor, kernel: tf.Tensor, padding: str) -> tf.Tens
     sizes = kernel.shape[:spatial]
     if padding == "SAME" and all(size % 2 for size in sizes):
         return tf.nn.convolution(upstream, flipped, padding="SAME")  # symmetric: the same padding back
-    # The forward pass padded (before, after) = ((k-1)//2, k-1-(k-1)//2) for SAME and (0, 0) for
-    # VALID; the gradient needs (k-1-before, k-1-after).
+    # The forward pass padded (before, after); the gradient needs (k-1-before, k-1-after).
     pads = [[0, 0]]
     for size in sizes:
-        before = (size - 1) // 2 if padding == "SAME" else 0
-        after = size - 1 - before if padding == "SAME" else 0
+        before, after = _padding(size, padding)
         pads.append([size - 1 - before, size - 1 - after])
     pads.append([0, 0])
     return tf.nn.convolution(tf.pad(upstream, pads), flipped, padding="VALID")

@@ -1,6 +1,7 @@
-"""A convolution's input gradient as a forward convolution, against TensorFlow's own gradient
-of the same layer (Conv*DBackpropInput), for every padding, kernel parity and rank it takes,
-and the layers it leaves to TensorFlow."""
+"""A convolution's input gradient as a forward convolution, and a 3D one on few channels
+folded into 2D, against TensorFlow's own convolution and gradient of the same layer, for every
+padding, kernel parity, rank and channel count it takes, and the layers it leaves to
+TensorFlow."""
 
 from __future__ import annotations
 
@@ -26,16 +27,20 @@ def built(layer: keras.layers.Layer, rank: int, channels: int) -> keras.layers.L
     return layer
 
 
-@pytest.mark.parametrize("rank", [2, 3])
+@pytest.mark.parametrize(
+    ("rank", "channels"),
+    [(2, 8), (3, 8), (3, 1), (3, 3)],
+    ids=["2d", "3d", "3d-folded-1-channel", "3d-folded-3-channels"],
+)
 @pytest.mark.parametrize("padding", ["same", "valid"])
 @pytest.mark.parametrize("kernel", [3, 2, "mixed"])
-def test_equals_tensorflows_own_gradient(rank: int, padding: str, kernel: int | str) -> None:
+def test_equals_tensorflows_own_gradient(rank: int, channels: int, padding: str, kernel: int | str) -> None:
     """Kernels of odd, even and mixed sizes pad (before, after) differently under "same"."""
     rng = np.random.default_rng(rank)
     size = (3, 2, 1)[:rank] if kernel == "mixed" else kernel
-    layer = built(CONVOLUTIONS[rank](5, size, padding=padding, activation="relu"), rank, 8)
+    layer = built(CONVOLUTIONS[rank](5, size, padding=padding, activation="relu"), rank, channels)
     assert conv_gradient.applies(layer)
-    x = rng.normal(size=(2, *(SIDES[rank],) * rank, 8)).astype(np.float32)
+    x = rng.normal(size=(2, *(SIDES[rank],) * rank, channels)).astype(np.float32)
     shape = layer.compute_output_shape(x.shape)
     weights = rng.normal(size=shape).astype(np.float32)
     want, want_gradient = value_and_input_gradient(layer, x, weights)
@@ -64,21 +69,29 @@ def test_leaves_other_layers_to_tensorflow(make) -> None:
     assert not conv_gradient.applies(built(layer, rank, 8))
 
 
-def test_leaves_few_input_channels_to_tensorflow() -> None:
-    """A first layer on 1-4 channels back-propagates faster with TensorFlow's own kernel."""
+def test_leaves_a_2d_convolution_on_few_channels_to_tensorflow() -> None:
+    """A 2D first layer on 1-4 channels back-propagates faster with TensorFlow's own kernel;
+    a 3D one is folded into 2D."""
     few = built(layers.Conv2D(4, 3), 2, conv_gradient.MIN_CHANNELS - 1)
     enough = built(layers.Conv2D(4, 3), 2, conv_gradient.MIN_CHANNELS)
     assert not conv_gradient.applies(few) and conv_gradient.applies(enough)
+    assert conv_gradient.applies(built(layers.Conv3D(4, 3), 3, 1))
 
 
-@pytest.mark.parametrize("rank", [2, 3])
-def test_the_compiled_gradient_has_no_backprop_input_kernel(rank: int) -> None:
-    """The replay's gradient really is the forward convolution (a `None` batch, as compiled)."""
-    layer = built(CONVOLUTIONS[rank](5, 3, padding="same"), rank, 8)
-    x = np.zeros((1, *(SIDES[rank],) * rank, 8), np.float32)
+@pytest.mark.parametrize(
+    ("rank", "channels", "kernels"),
+    [(2, 8, {"Conv2D"}), (3, 8, {"Conv3D"}), (3, 1, {"Conv2D"})],
+    ids=["2d", "3d", "3d-folded"],
+)
+def test_the_compiled_gradient_has_no_backprop_input_kernel(rank: int, channels: int, kernels: set) -> None:
+    """The replay's gradient really is a forward convolution (a `None` batch, as compiled), and
+    a folded 3D convolution runs no 3D kernel at all."""
+    layer = built(CONVOLUTIONS[rank](5, 3, padding="same"), rank, channels)
+    x = np.zeros((1, *(SIDES[rank],) * rank, channels), np.float32)
     own, replayed = backward_ops(layer, x), backward_ops(lambda t: plain_call(layer, (t,), {}, False), x)
-    backprop = {f"Conv{rank}DBackpropInput", f"Conv{rank}DBackpropInputV2"}
+    backprop = {f"Conv{rank}DBackpropInput", f"Conv{rank}DBackpropInputV2", "Conv2DBackpropInput"}
     assert own & backprop and not replayed & backprop
+    assert replayed & {"Conv2D", "Conv3D"} == kernels
 
 
 class Standardised(layers.Conv2D):

@@ -87,9 +87,10 @@ CASES = [(None, False), (1, False), (2, True)]  # (filter, mode="max")
 def test_equals_explicit_zeiler_fergus_deconvnet(
     models: Models, rank: int, relu: str, filter: int | None, strongest: bool, channels: int
 ) -> None:
-    """With 8 input channels conv1 projects down by explain/conv_gradient.py."""
+    """With 8 input channels (and in 3D on 1, folded into 2D) conv1 projects down by
+    explain/conv_gradient.py."""
     model, top = models.zeiler_fergus(rank, relu, channels)
-    assert conv_gradient.applies(model.get_layer("conv1")) == (channels == 8)
+    assert conv_gradient.applies(model.get_layer("conv1")) == (channels == 8 or rank == 3)
     x = models.images(rank, channels=channels)
     expected, zero_windows = explicit_deconvnet(model, x, filter, strongest)
     assert zero_windows > 0  # all-zero windows after a ReLU: the switches must be right

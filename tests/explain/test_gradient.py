@@ -74,9 +74,10 @@ def smooth_model(models: Models, rank: int, size: int) -> keras.Model:
 @pytest.mark.parametrize("channels", [1, 8])
 def test_equals_tape_on_the_logits_model(models: Models, rank: int, ending: str, channels: int) -> None:
     """The softmax is taken off: the same as the classifier built without one. With 8 input
-    channels conv1 back-propagates by explain/conv_gradient.py, the tape by TensorFlow's own."""
+    channels (and in 3D on 1, folded into 2D) conv1 back-propagates by explain/conv_gradient.py,
+    the tape by TensorFlow's own."""
     model = models.classifier(rank, ending, channels)
-    assert conv_gradient.applies(model.get_layer("conv1")) == (channels == 8)
+    assert conv_gradient.applies(model.get_layer("conv1")) == (channels == 8 or rank == 3)
     logits = models.classifier(rank, "logits", channels)
     logits.set_weights(model.get_weights())
     x = models.images(rank, channels=channels)

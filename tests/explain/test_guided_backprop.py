@@ -78,9 +78,10 @@ def explicit_guided_backprop(stages: Sequence[Stage], x: np.ndarray, targets: Se
 @pytest.mark.parametrize("channels", [1, 8])
 def test_equals_explicit_guided_pass(models: Models, rank: int, relu: str, channels: int) -> None:
     """conv-ReLU-maxpool x2, conv-ReLU, GAP, logits; ReLUs fused, as ReLU() or Activation layers.
-    With 8 input channels conv1 back-propagates by explain/conv_gradient.py."""
+    With 8 input channels conv1 back-propagates by explain/conv_gradient.py, and in 3D on 1
+    channel too (folded into 2D)."""
     model, _ = models.zeiler_fergus(rank, relu, channels)
-    assert conv_gradient.applies(model.get_layer("conv1")) == (channels == 8)
+    assert conv_gradient.applies(model.get_layer("conv1")) == (channels == 8 or rank == 3)
     convs = [conv(model.get_layer(f"conv{i}")) for i in (1, 2, 3)]
     stages = [convs[0], RELU, max_pool, convs[1], RELU, max_pool, convs[2], RELU, global_average]
     x = models.images(rank, channels=channels)
