@@ -9,15 +9,17 @@ the output's gradient, with the kernel flipped along its spatial axes and its tw
 axes swapped, padded by (kernel − 1 − the forward padding) on each side. Same numbers up to
 float rounding; benchmarks/gradient_floor.py measures the gain side by side.
 
-A Conv3D on fewer than MIN_CHANNELS input channels (a 3D model's first layer, on the scan's
-one channel) is slow both ways: TensorFlow's 3D kernel took 400 ms, and its gradient 300 ms,
-for a 64³ batch of 8 on 1 channel, most of a 3D CNN's forward pass. It runs as a 2D
-convolution over (height, width) of the input's depth neighbours stacked as channels, which
-TensorFlow's 2D kernels do in about 60% of that time, forward and back. The same sum of
-products in another order: float rounding differs.
+A Conv3D on one or two input channels (a 3D model's first layer, on the scan, or a scan and a
+mask) is slow both ways: TensorFlow's 3D kernel took 400 ms, and its gradient 300 ms, for a
+64³ batch of 8 on 1 channel, most of a 3D CNN's forward pass. It runs as a 2D convolution over
+(height, width) of the input's depth neighbours stacked as channels, which TensorFlow's 2D
+kernels do in about 60% of that time, forward and back. The same sum of products in another
+order: float rounding differs. The gain shrinks with the channels (a layer's forward and
+gradient: 0.77× TensorFlow's time on 1 channel, 0.91× on 2, 0.97× on 4), and the stacked input
+is the kernel's depth times the input's size, so from 3 channels TensorFlow keeps the layer.
 
-A Conv2D on fewer than MIN_CHANNELS back-propagates faster with TensorFlow's own kernel (8
-leaves a margin), and is left to it. Only on the CPU (a GPU's cuDNN has its own tuned
+Convolutions on 3 to MIN_CHANNELS - 1 channels back-propagate faster with TensorFlow's own
+kernel (8 leaves a margin), and are left to it. Only on the CPU (a GPU's cuDNN has its own tuned
 kernels, not measured here), and only for Conv2D and Conv3D themselves: a subclass may
 override `call` or `convolution_op`, which the replay's stand-in would bypass.
 """
@@ -29,7 +31,8 @@ import tensorflow as tf
 
 from medvis_desktop.models.runtime import device
 
-MIN_CHANNELS = 8
+MIN_CHANNELS = 8  # from this many input channels, the input gradient as a forward convolution
+MAX_FOLDED_CHANNELS = 2  # a Conv3D on up to this many input channels is folded into 2D
 CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.Conv3D)  # Conv1D has its own call, without convolution_op
 
 
@@ -44,7 +47,7 @@ def applies(layer: keras.layers.Layer) -> bool:
         and layer.data_format == "channels_last"
         and layer.compute_dtype == "float32"
         and getattr(layer, "quantization_mode", None) is None
-        and (layer.kernel.shape[-2] >= MIN_CHANNELS or type(layer) is keras.layers.Conv3D)
+        and (layer.kernel.shape[-2] >= MIN_CHANNELS or _folds(layer))
         and device().kind == "CPU"
     )
 
@@ -57,9 +60,13 @@ def convolution(layer: keras.layers.Layer, inputs: tf.Tensor, kernel: object) ->
     weights = tf.convert_to_tensor(kernel)
     inputs = tf.cast(inputs, weights.dtype)  # as Layer.__call__ would (a float16 layer before)
     padding = layer.padding.upper()
-    if weights.shape.rank == 5 and weights.shape[-2] < MIN_CHANNELS:
+    if _folds(layer):
         return _depth_folded(inputs, weights, padding)
     return _convolved(inputs, weights, padding)
+
+
+def _folds(layer: keras.layers.Layer) -> bool:
+    return type(layer) is keras.layers.Conv3D and layer.kernel.shape[-2] <= MAX_FOLDED_CHANNELS
 
 
 def _convolved(inputs: tf.Tensor, weights: tf.Tensor, padding: str) -> tf.Tensor:
@@ -82,6 +89,7 @@ def _depth_folded(inputs: tf.Tensor, kernel: tf.Tensor, padding: str) -> tf.Tens
     before, after = _padding(depth, padding)
     padded = tf.pad(inputs, [[0, 0], [before, after], [0, 0], [0, 0], [0, 0]])
     planes = tf.shape(padded)[1] - (depth - 1)
+    tf.debugging.assert_positive(planes, f"the input has fewer planes than the kernel's depth, {depth}")
     stacked = tf.concat([padded[:, offset : offset + planes] for offset in range(depth)], axis=-1)
     batch, _, rows, columns, _ = tf.unstack(tf.shape(stacked))
     folded = tf.reshape(tf.transpose(kernel, [1, 2, 0, 3, 4]), [height, width, depth * channels, filters])

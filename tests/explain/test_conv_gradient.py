@@ -16,7 +16,8 @@ from medvis_desktop.explain.graph import plain_call
 from tests.explain.conftest import backward_ops, value_and_input_gradient
 
 CONVOLUTIONS = {2: layers.Conv2D, 3: layers.Conv3D}
-SIDES = {1: 11, 2: 9, 3: 7}  # odd, so that even kernels pad unevenly
+SIDES = {1: 11, 2: 9, 3: 7}
+KERNELS = {"odd": 3, "even": 2, "mixed": (3, 2, 1), "mixed-depth-1": (1, 3, 2)}
 
 
 def built(layer: keras.layers.Layer, rank: int, channels: int) -> keras.layers.Layer:
@@ -29,15 +30,15 @@ def built(layer: keras.layers.Layer, rank: int, channels: int) -> keras.layers.L
 
 @pytest.mark.parametrize(
     ("rank", "channels"),
-    [(2, 8), (3, 8), (3, 1), (3, 3)],
-    ids=["2d", "3d", "3d-folded-1-channel", "3d-folded-3-channels"],
+    [(2, 8), (3, 8), (3, 1), (3, 2)],
+    ids=["2d", "3d", "3d-folded-1-channel", "3d-folded-2-channels"],
 )
 @pytest.mark.parametrize("padding", ["same", "valid"])
-@pytest.mark.parametrize("kernel", [3, 2, "mixed"])
-def test_equals_tensorflows_own_gradient(rank: int, channels: int, padding: str, kernel: int | str) -> None:
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_equals_tensorflows_own_gradient(rank: int, channels: int, padding: str, kernel: str) -> None:
     """Kernels of odd, even and mixed sizes pad (before, after) differently under "same"."""
     rng = np.random.default_rng(rank)
-    size = (3, 2, 1)[:rank] if kernel == "mixed" else kernel
+    size = KERNELS[kernel][:rank] if isinstance(KERNELS[kernel], tuple) else KERNELS[kernel]
     layer = built(CONVOLUTIONS[rank](5, size, padding=padding, activation="relu"), rank, channels)
     assert conv_gradient.applies(layer)
     x = rng.normal(size=(2, *(SIDES[rank],) * rank, channels)).astype(np.float32)
@@ -69,13 +70,38 @@ def test_leaves_other_layers_to_tensorflow(make) -> None:
     assert not conv_gradient.applies(built(layer, rank, 8))
 
 
-def test_leaves_a_2d_convolution_on_few_channels_to_tensorflow() -> None:
-    """A 2D first layer on 1-4 channels back-propagates faster with TensorFlow's own kernel;
-    a 3D one is folded into 2D."""
-    few = built(layers.Conv2D(4, 3), 2, conv_gradient.MIN_CHANNELS - 1)
-    enough = built(layers.Conv2D(4, 3), 2, conv_gradient.MIN_CHANNELS)
-    assert not conv_gradient.applies(few) and conv_gradient.applies(enough)
-    assert conv_gradient.applies(built(layers.Conv3D(4, 3), 3, 1))
+@pytest.mark.parametrize("rank", [2, 3])
+def test_leaves_few_input_channels_to_tensorflow(rank: int) -> None:
+    """A first layer on 3-7 channels back-propagates faster with TensorFlow's own kernel; a
+    Conv3D on 1 or 2 is folded into 2D."""
+    def applies(channels: int) -> bool:
+        return conv_gradient.applies(built(CONVOLUTIONS[rank](4, 3), rank, channels))
+
+    folded = conv_gradient.MAX_FOLDED_CHANNELS
+    assert applies(folded) == (rank == 3) and not applies(folded + 1)
+    assert not applies(conv_gradient.MIN_CHANNELS - 1) and applies(conv_gradient.MIN_CHANNELS)
+
+
+def test_a_folded_convolution_on_any_input_sides() -> None:
+    """Traced once for unknown sides (as a replay on a model without fixed sides), then run on
+    a box of unequal sides."""
+    layer = built(layers.Conv3D(4, (3, 2, 3), padding="same"), 3, 1)
+    replay = tf.function(lambda t: plain_call(layer, (t,), {}, False)).get_concrete_function(
+        tf.TensorSpec((None, None, None, None, 1), tf.float32)
+    )
+    x = np.random.default_rng(0).normal(size=(2, 5, 9, 6, 1)).astype(np.float32)
+    np.testing.assert_allclose(replay(tf.constant(x)), layer(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("planes", [1, 2])
+def test_a_folded_convolution_on_an_input_thinner_than_its_kernel_fails_as_keras_does(planes: int) -> None:
+    """Keras refuses an empty output (2 planes) and TensorFlow a negative one (1 plane)."""
+    layer = built(layers.Conv3D(4, 3, padding="valid"), 3, 1)
+    x = tf.zeros((1, planes, 7, 7, 1))
+    with pytest.raises((ValueError, tf.errors.InvalidArgumentError)):
+        layer(x)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="fewer planes than the kernel's depth"):
+        plain_call(layer, (x,), {}, False)
 
 
 @pytest.mark.parametrize(
