@@ -14,9 +14,10 @@ mask) is slow both ways: TensorFlow's 3D kernel took 400 ms, and its gradient 30
 64³ batch of 8 on 1 channel, most of a 3D CNN's forward pass. It runs as a 2D convolution over
 (height, width) of the input's depth neighbours stacked as channels, which TensorFlow's 2D
 kernels do in about 60% of that time, forward and back. The same sum of products in another
-order: float rounding differs. The gain shrinks with the channels (a layer's forward and
-gradient: 0.77× TensorFlow's time on 1 channel, 0.91× on 2, 0.97× on 4), and the stacked input
-is the kernel's depth times the input's size, so from 3 channels TensorFlow keeps the layer.
+order: float rounding differs. The gain shrinks with the channels (benchmarks/conv3d_fold.py, a
+layer's forward pass and input gradient: 0.67× TensorFlow's time on 1 channel, 0.83× on 2; a
+fold of 4 channels measured 0.97×, within the noise), and the stacked input is the kernel's
+depth times the input's size, so from 3 channels TensorFlow keeps the layer.
 
 Convolutions on 3 to MIN_CHANNELS - 1 channels back-propagate faster with TensorFlow's own
 kernel (8 leaves a margin), and are left to it. Only on the CPU (a GPU's cuDNN has its own tuned
