@@ -3,6 +3,9 @@
 A pyqtgraph plot of one class's score per slice (for 3D patch models the best patch covering
 each slice), filled in as results arrive; a marker at the slice on screen, a threshold line
 the reader can drag; a click jumps to that slice, N and P step through the flagged slices.
+Slices are numbered from 1 on screen, as in the view's caption ("axial 59/108") and the
+exported figure; signals and the cursor keep numpy's 0-based index. A study of one image (a
+mammogram, a radiograph) has no track to draw: its score is said in the caption instead.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ CURVE_PEN = pg.mkPen((90, 170, 255), width=2)
 CURRENT_PEN = pg.mkPen((255, 220, 0), width=1)
 THRESHOLD_PEN = pg.mkPen((230, 80, 80), width=1, style=Qt.PenStyle.DashLine)
 FLAGGED_BRUSH = pg.mkBrush(230, 80, 80)
+MAX_NUMBERED = 12  # up to this many slices each is numbered on the axis, never a fraction
 
 
 class ScoreTrack(QWidget):
@@ -32,6 +36,7 @@ class ScoreTrack(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.track = np.empty(0, dtype=np.float32)
+        self.what = ""
         self.current = 0
         self._threshold = DEFAULT_THRESHOLD  # set here or by dragging the line
         self.plot: pg.PlotWidget | None = None
@@ -50,7 +55,7 @@ class ScoreTrack(QWidget):
         self.curve = self.plot.plot(pen=CURVE_PEN, connect="finite")
         self.flagged = pg.ScatterPlotItem(size=5, brush=FLAGGED_BRUSH, pen=None)
         self.plot.addItem(self.flagged)
-        self.marker = pg.InfiniteLine(self.current, angle=90, pen=CURRENT_PEN)
+        self.marker = pg.InfiniteLine(self.current + 1, angle=90, pen=CURRENT_PEN)
         self.threshold_line = pg.InfiniteLine(self._threshold, angle=0, pen=THRESHOLD_PEN, movable=True)
         self.plot.addItem(self.marker)
         self.plot.addItem(self.threshold_line)
@@ -67,21 +72,36 @@ class ScoreTrack(QWidget):
         if self.plot is not None:
             self.threshold_line.setValue(value)
         self._draw()
+        self.caption.setText(self._caption())
 
     def set_track(self, track: np.ndarray | None, what: str = "") -> None:
         """Scores per slice (NaN: not computed yet); None clears the track."""
         self.track = np.empty(0, dtype=np.float32) if track is None else np.asarray(track, np.float32)
-        self.caption.setText(f"Score along the study: {what}" if track is not None else "No scores yet")
-        if self.plot is None and track is not None:
+        self.what = what
+        self.caption.setText(self._caption())
+        drawn = len(self.track) > 1
+        if self.plot is None and drawn:
             self._build_plot()
         if self.plot is not None:
-            self.plot.setVisible(track is not None)
+            self.plot.setVisible(drawn)
         self._draw()
+
+    def _caption(self) -> str:
+        of = f"Score of {self.what}" if self.what else "Score"
+        if not len(self.track):
+            return "No scores yet"
+        if len(self.track) > 1:
+            return f"{of} per slice: click a slice, N / P for the next / previous above the line"
+        [score] = self.track
+        if np.isnan(score):
+            return f"{of}: not computed yet"
+        side = "above" if score >= self.threshold else "below"
+        return f"{of}: {score:.3g}, {side} the threshold {self.threshold:.3g}"
 
     def set_current(self, z: int) -> None:
         self.current = z
         if self.plot is not None:
-            self.marker.setValue(z)
+            self.marker.setValue(z + 1)
 
     def step(self, direction: int) -> int | None:
         """The next (+1) or previous (-1) flagged slice from the current one, chosen."""
@@ -100,18 +120,20 @@ class ScoreTrack(QWidget):
     def _draw(self) -> None:
         if self.plot is None:
             return
-        slices = np.arange(len(self.track))
+        slices = np.arange(1, len(self.track) + 1)
         self.curve.setData(slices, self.track)
         above = np.nan_to_num(self.track, nan=-np.inf) >= self.threshold
         self.flagged.setData(slices[above], self.track[above])
+        numbers = [[(k, str(k)) for k in slices]] if len(slices) <= MAX_NUMBERED else None
+        self.plot.getAxis("bottom").setTicks(numbers)
         if len(self.track):
-            self.plot.setXRange(0, max(len(self.track) - 1, 1), padding=0.02)
+            self.plot.setXRange(1, max(len(self.track), 2), padding=0.02)
 
     def _clicked(self, event) -> None:
         if not len(self.track) or event.button() != Qt.MouseButton.LeftButton:
             return
         x = self.plot.getPlotItem().vb.mapSceneToView(event.scenePos()).x()
-        z = int(np.clip(round(x), 0, len(self.track) - 1))
+        z = int(np.clip(round(x) - 1, 0, len(self.track) - 1))
         self.slice_chosen.emit(z)
 
     def _threshold_moved(self) -> None:

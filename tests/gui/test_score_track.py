@@ -25,12 +25,12 @@ def make_track(qtbot) -> ScoreTrack:
 def test_the_curve_is_the_scores_and_the_flagged_are_those_above_the_threshold(qtbot):
     track = make_track(qtbot)
     x, y = track.curve.getData()
-    np.testing.assert_array_equal(x, np.arange(8))
+    np.testing.assert_array_equal(x, np.arange(1, 9))  # numbered from 1, as the view's caption
     np.testing.assert_array_equal(y, TRACK)
     flagged_x, _ = track.flagged.getData()
-    assert list(flagged_x) == [1, 4, 5] and track.threshold == DEFAULT_THRESHOLD
+    assert list(flagged_x) == [2, 5, 6] and track.threshold == DEFAULT_THRESHOLD
     track.set_threshold(0.8)
-    assert list(track.flagged.getData()[0]) == [1, 5]
+    assert list(track.flagged.getData()[0]) == [2, 6]
     assert "lesion" in track.caption.text()
 
 
@@ -53,10 +53,10 @@ def test_a_click_on_the_plot_chooses_that_slice(qtbot):
     chosen: list[int] = []
     track.slice_chosen.connect(chosen.append)
     box = track.plot.getPlotItem().vb
-    scene = box.mapViewToScene(QPointF(6, 0.5))
+    scene = box.mapViewToScene(QPointF(6, 0.5))  # the slice numbered 6 on screen
     where = track.plot.mapFromScene(scene)
     QTest.mouseClick(track.plot.viewport(), Qt.MouseButton.LeftButton, pos=where)
-    assert chosen == [6]
+    assert chosen == [5]  # index 5, which the view's caption calls 6/8
 
 
 def test_the_window_fills_the_track_as_results_arrive_and_n_jumps_to_a_flagged_slice(qtbot, window):
@@ -72,4 +72,35 @@ def test_the_window_fills_the_track_as_results_arrive_and_n_jumps_to_a_flagged_s
     next_action = next(a for menu in menus for a in menu.actions() if a.text() == "Next flagged slice")
     next_action.trigger()
     assert expected is not None and window.viewer.cursor[0] == expected
-    assert window.track.marker.value() == expected
+    assert window.track.marker.value() == expected + 1  # where the caption's slice number is
+    caption = window.viewer.views[0].annotations.caption.text()
+    assert f" {expected + 1}/{len(explanation.scores)}" in caption
+
+
+def test_a_short_track_numbers_every_slice_and_no_fraction(qtbot):
+    from PySide6.QtGui import QImage, QPainter
+
+    track = make_track(qtbot)
+    axis = track.plot.getAxis("bottom")
+    image = QImage(600, 40, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    assert [text for _, _, text in texts] == [str(k) for k in range(1, 9)]
+
+
+def test_one_image_says_its_score_in_words_instead_of_a_track(qtbot):
+    track = ScoreTrack()
+    qtbot.addWidget(track)
+    track.show()
+    track.set_track(np.array([np.nan], dtype=np.float32), "mass")
+    assert track.caption.text() == "Score of mass: not computed yet"
+    track.set_track(np.array([0.93], dtype=np.float32), "mass")
+    assert track.plot is None  # a plot of one point says less than the number
+    assert track.caption.text() == "Score of mass: 0.93, above the threshold 0.5"
+    track.set_threshold(0.95)
+    assert track.caption.text() == "Score of mass: 0.93, below the threshold 0.95"
+    track.set_track(TRACK, "lesion")  # a study of several slices after it: the plot again
+    assert track.plot.isVisible()
