@@ -63,6 +63,7 @@ class ActivationView(QWidget):
         self.large_box.addItem(self.large)
         self.grid_box.scene().sigMouseClicked.connect(self._clicked)
         self.caption = QLabel("Run Activation maps (or pick a layer) to see its feature maps.")
+        self.caption.setWordWrap(True)  # a long caption must not widen the window past the screen
         self.deconvolve = QPushButton("Deconvolve this filter")
         self.deconvolve.setEnabled(False)
         self.deconvolve.clicked.connect(self._deconvolve)

@@ -39,7 +39,7 @@ from medvis_desktop.errors import MedvisError
 from medvis_desktop.export import OverlayStyle
 from medvis_desktop.export.style import SCALES, SIGNS
 from medvis_desktop.gui.exports import ExportActions
-from medvis_desktop.gui.method_panel import MethodPanel
+from medvis_desktop.gui.method_panel import MethodPanel, scrolled
 from medvis_desktop.gui.model_tree import ModelTree
 from medvis_desktop.gui.pacs_menu import PacsMenu
 from medvis_desktop.gui.pacs_network import DicomNetwork
@@ -65,7 +65,7 @@ UNITS = {"CT": "HU"}
 SLICES_VIEW, MOSAIC_VIEW = "slices", "mosaic"
 # Scrolling on the feature-map tab asks for the new slice's maps once the wheel rests.
 MOSAIC_DELAY_MS = 150
-TREE_WIDTH = 380  # wide enough for the output shapes and parameter counts
+TREE_WIDTH = 380  # px at first: wide enough for the output shapes and parameter counts
 
 
 class MainWindow(ExportActions, PacsMenu, QualityMenu, StudyLoading, QMainWindow):
@@ -105,14 +105,14 @@ class MainWindow(ExportActions, PacsMenu, QualityMenu, StudyLoading, QMainWindow
         self.setCentralWidget(self.tabs)
         self.tree = ModelTree()
         self.panel = MethodPanel()
-        self.tree.setMinimumWidth(TREE_WIDTH)
-        self._dock(self.tree, "Model layers", Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._dock(self.panel, "Method", Qt.DockWidgetArea.RightDockWidgetArea)
+        tree_dock = self._dock(self.tree, "Model layers", Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock(scrolled(self.panel), "Method", Qt.DockWidgetArea.RightDockWidgetArea)
         self.track_dock = self._dock(None, "Score along the study", Qt.DockWidgetArea.BottomDockWidgetArea)
         self._add_quality_dock()
         self.tabifyDockWidget(self.track_dock, self.quality_dock)  # one strip under the views, two tabs
         self.track_dock.raise_()
         self.resizeDocks([self.track_dock], [BOTTOM_DOCK_HEIGHT], Qt.Orientation.Vertical)
+        self.resizeDocks([tree_dock], [TREE_WIDTH], Qt.Orientation.Horizontal)
         self.status = {name: QLabel() for name in ("device", "model", "volume", "slice", "position")}
         for label in self.status.values():
             self.statusBar().addPermanentWidget(label)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSpinBox,
     QVBoxLayout,
@@ -413,3 +414,13 @@ class NumberBox(QDoubleSpinBox):
         except ValueError:
             return QValidator.State.Intermediate, text, position
         return QValidator.State.Acceptable, text, position
+
+
+def scrolled(panel: QWidget) -> QScrollArea:
+    """The panel in a vertical scroll area: the window must fit a small screen (1280 × 720)."""
+    area = QScrollArea()
+    area.setWidget(panel)
+    area.setWidgetResizable(True)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setMinimumWidth(panel.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width())
+    return area

@@ -41,9 +41,10 @@ class ScoreTrack(QWidget):
         self._threshold = DEFAULT_THRESHOLD  # set here or by dragging the line
         self.plot: pg.PlotWidget | None = None
         self.caption = QLabel("No scores yet: run a method")
+        self.caption.setWordWrap(True)  # a long caption must not widen the window past the screen
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
-        self._layout.addWidget(self.caption)
+        self._layout.addWidget(self.caption, alignment=Qt.AlignmentFlag.AlignTop)  # plot or not
 
     def _build_plot(self) -> None:
         self.plot = pg.PlotWidget()

@@ -54,8 +54,15 @@ class StartPage(QWidget):
         )
         self.hint.setWordWrap(True)
         lists = QGridLayout()
-        lists.addWidget(QLabel("<b>Recent studies and models</b>"), 0, 0)
-        lists.addWidget(QLabel("<b>Demo cases</b> (a study with inserted lesions and its model)"), 0, 1)
+        for column, text in enumerate(
+            (
+                "<b>Recent studies and models</b>",
+                "<b>Demo cases</b> (a study with inserted lesions and its model)",
+            )
+        ):
+            heading = QLabel(text)
+            heading.setWordWrap(True)
+            lists.addWidget(heading, 0, column)
         lists.addWidget(self.recent, 1, 0)
         lists.addWidget(self.demos, 1, 1)
         lists.setColumnStretch(0, 1)

@@ -109,6 +109,28 @@ def test_feature_map_mosaic_click_and_deconvolve(qtbot, window):
     assert window.viewer.projection.isVisible()
 
 
+SMALL_SCREEN = (1280, 680)  # a 1080p laptop at 150 % scaling, less a task bar
+
+
+def fits_a_small_screen(window: MainWindow) -> bool:
+    hint = window.minimumSizeHint()
+    return hint.width() <= SMALL_SCREEN[0] and hint.height() <= SMALL_SCREEN[1]
+
+
+def test_the_window_fits_a_small_screen_before_and_after_a_study(qtbot, settings, ct_nifti, tiny_model_path):
+    window = make_window(qtbot, settings)
+    assert fits_a_small_screen(window)  # the start page
+    assert window.open_volume(ct_nifti) and window.open_model(tiny_model_path)
+    run_and_wait(qtbot, window, "activation_maps", layer="conv1")
+    window.tabs.setCurrentIndex(1)  # the feature maps and their long caption
+    qtbot.waitUntil(lambda: window.activations.mosaic is not None, timeout=30_000)
+    assert len(window.activations.caption.text()) > 80
+    assert fits_a_small_screen(window)
+    window.resize(*SMALL_SCREEN)
+    assert window.size().toTuple() == SMALL_SCREEN
+    window.close()
+
+
 def test_a_failed_job_is_a_message_and_the_window_keeps_working(qtbot, window):
     assert not window.open_volume("/nonexistent/study.nii.gz")
     assert "Could not open study.nii.gz" in window.last_error

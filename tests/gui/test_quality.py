@@ -255,7 +255,7 @@ def test_compare_methods_side_by_side_and_exported_as_one_picture(qtbot, window,
     path = window.export_comparison(tmp_path / "compare.png")
     picture = np.asarray(Image.open(path).convert("RGB")).astype(int)
     height, width, _ = picture.shape
-    assert width > 2 * height
+    assert width > 1.5 * height  # the three side by side (as on screen, whatever the window size)
     for third in np.array_split(picture, 3, axis=1):  # each method's map and colour bar are in colour
         assert (third.max(axis=-1) - third.min(axis=-1) > 60).sum() > 200
     record = json.loads((tmp_path / "compare.png.provenance.json").read_text())
