@@ -3,6 +3,7 @@ no noise is the base method, a constant gradient is not changed by noise."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,13 +30,19 @@ def uneven_images(models: Models, rank: int) -> np.ndarray:
 
 @pytest.mark.parametrize("rank", [2, 3])
 def test_equals_reconstruction_with_the_same_draws(models: Models, rank: int) -> None:
-    """Copies of sample 0 first, sigma = noise × (max − min) of each image, float32 draws of
-    default_rng(seed) all at once here (SmoothGrad draws them batch by batch), then the mean
-    of an eager tape's gradients of the logits."""
+    """sigma = noise × (max − min) of each image, float32 draws all at once here (SmoothGrad
+    draws them copy by copy) from default_rng([seed, the BLAKE2b-128 digest of the image's
+    bytes as four little-endian 32-bit words]), then the mean of an eager tape's gradients of
+    the logits."""
     model = models.classifier(rank)
     x = uneven_images(models, rank)
     samples, noise, seed = 5, 0.2, 3
-    draws = np.random.default_rng(seed).standard_normal((len(x) * samples, *x.shape[1:]), dtype=np.float32)
+    draws = np.concatenate([
+        np.random.default_rng(
+            [seed, *np.frombuffer(hashlib.blake2b(image.tobytes(), digest_size=16).digest(), "<u4").tolist()]
+        ).standard_normal((samples, *x.shape[1:]), dtype=np.float32)
+        for image in x
+    ])  # fmt: skip
     ranges = np.array([image.max() - image.min() for image in x], np.float32)
     sigma = np.repeat(noise * ranges, samples).reshape(-1, *[1] * (x.ndim - 1))
     noisy = np.repeat(x, samples, axis=0) + sigma * draws
@@ -71,6 +78,19 @@ def test_constant_gradient_is_unchanged_by_noise(models: Models, rank: int) -> N
     x = models.images(rank)
     result = smooth_grad(model, x, TARGETS, samples=4, noise=0.5)
     np.testing.assert_allclose(result, gradient(model, x, TARGETS), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+def test_an_image_s_map_does_not_depend_on_its_batch(models: Models, rank: int) -> None:
+    """Alone, second, or in batches of another size: the same map (a study's slices are
+    batched as the viewer asks for them, the slice on screen first)."""
+    model = models.classifier(rank)
+    x = uneven_images(models, rank)
+    together = smooth_grad(model, x, TARGETS, samples=3, seed=5, batch_size=4)
+    reversed_order = smooth_grad(model, x[::-1], TARGETS[::-1], samples=3, seed=5, batch_size=2)
+    alone = smooth_grad(model, x[1:], TARGETS[1:], samples=3, seed=5, batch_size=3)
+    np.testing.assert_allclose(reversed_order[::-1], together, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(alone[0], together[1], rtol=1e-5, atol=1e-7)
 
 
 def test_seed_reproduces_the_maps(models: Models) -> None:
