@@ -116,14 +116,20 @@ def _layers(args: argparse.Namespace) -> int:
     return 0
 
 
-def _slice_range(text: str | None) -> range | None:
+def _slice_range(text: str | None, depth: int) -> range | None:
+    """--slices A:B of a volume of `depth` slices, None for all of them."""
     if text is None:
         return None
     try:
         start, _, stop = text.partition(":")
-        return range(int(start or 0), int(stop))
+        slices = range(int(start or 0), int(stop))
     except ValueError as error:
         raise MedvisError(f"--slices takes A:B (first slice, one past the last), not '{text}'") from error
+    if slices.start < 0 or slices.stop > depth or not len(slices):
+        raise MedvisError(
+            f"--slices {text} selects no slice of the volume's 0:{depth}: give A:B with 0 ≤ A < B ≤ {depth}"
+        )
+    return slices
 
 
 def _progress_bar(done: int, total: int) -> None:
@@ -177,11 +183,9 @@ def _explain(args: argparse.Namespace) -> int:
 
     volume = imaging.load(args.input, series_uid=args.series)
     model = _load_model(args)
-    slices = _slice_range(args.slices)
+    slices = _slice_range(args.slices, volume.shape[0])
     if args.deidentify and args.dicom_out is None:
         raise MedvisError("--deidentify applies to the DICOM results: give --dicom-out DIR too")
-    if slices is not None and (slices.start < 0 or slices.stop > volume.shape[0] or not len(slices)):
-        raise MedvisError(f"--slices {args.slices} is outside the volume's 0:{volume.shape[0]}")
     explanation = explain_volume(
         volume,
         model,
@@ -260,9 +264,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     reference = None
     if args.reference is not None:
         reference = load_reference(args.reference, volume, segment=args.segment)
-    slices = _slice_range(args.slices)
-    if slices is not None and (slices.start < 0 or slices.stop > volume.shape[0] or not len(slices)):
-        raise MedvisError(f"--slices {args.slices} is outside the volume's 0:{volume.shape[0]}")
+    slices = _slice_range(args.slices, volume.shape[0])
     baseline = args.baseline if args.baseline == "blur" else _number(args.baseline, "--baseline")
     refuse_source(args.out, volume.source)  # before the work, not after it
     progress = _progress_with_time_left()

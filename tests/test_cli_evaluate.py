@@ -289,9 +289,10 @@ def test_bad_requests_are_one_line(tmp_path, model_path, series, methods, option
         ("grad_cam,grad_cam", (), "--methods names a method twice: grad_cam,grad_cam"),
         ("grad_cam", ("--param", "steps=8"), "--param takes METHOD:KEY=VALUE for a method in --methods"),
         ("grad_cam", ("--baseline", "air"), "--baseline takes a number (model-input units) or 'blur'"),
-        ("grad_cam", ("--slices", "10:99"), "--slices 10:99 is outside the volume's 0:16"),
+        ("grad_cam", ("--slices", "10:99"), "--slices 10:99 selects no slice of the volume's 0:16: give A:B"),
+        ("grad_cam", ("--slices", "9:4"), "--slices 9:4 selects no slice of the volume's 0:16: give A:B"),
     ],
-    ids=["no-map", "twice", "param", "baseline", "slices"],
+    ids=["no-map", "twice", "param", "baseline", "slices-beyond", "slices-empty"],
 )
 def test_requests_refused_before_any_work(tmp_path, model_path, series, capsys, methods, options, message):
     """The same command in this process (TensorFlow is loaded already): refused before computing."""

@@ -118,7 +118,8 @@ def test_activation_maps_of_a_3d_model_write_the_grid_of_its_patch(tmp_path, ser
 def test_explain_errors_are_one_line(tmp_path, model_path, series):
     result = explain_run(model_path, series, tmp_path, "grad_cam", "--slices", "10:99")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("medvis: --slices 10:99 is outside")
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("medvis: --slices 10:99 selects no slice of the volume's 0:")
     bad_layer = explain_run(model_path, series, tmp_path, "grad_cam", "--layer", "nope")
     assert bad_layer.returncode == 1 and "No layer 'nope'" in bad_layer.stderr
     assert "Traceback" not in result.stderr + bad_layer.stderr
@@ -164,7 +165,7 @@ def test_a_method_s_parameters_are_given_with_param_and_recorded(tmp_path, model
 @pytest.mark.parametrize(
     ("param", "message"),
     [
-        ("steps=0", "Parameter 'steps' must lie in 1 to inf, not 0."),
+        ("steps=0", "Parameter 'steps' must be at least 1, not 0."),
         ("steps=many", "Parameter 'steps' takes int values, not 'many'."),
         ("window=8", "integrated_gradients has no parameter 'window'; its parameters: baseline, steps"),
         ("steps", "--param takes KEY=VALUE, not 'steps'"),

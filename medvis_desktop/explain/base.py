@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -65,8 +64,13 @@ class Param:
         if isinstance(value, int | float) and not isinstance(value, bool):
             low, high = self.minimum, self.maximum
             if value != value or (low is not None and value < low) or (high is not None and value > high):
-                span = f"{-math.inf if low is None else low:g} to {math.inf if high is None else high:g}"
-                raise ExplainError(f"Parameter '{self.name}' must lie in {span}, not {value!r}.")
+                if high is None:
+                    span = f"be at least {low:g}"
+                elif low is None:
+                    span = f"be at most {high:g}"
+                else:
+                    span = f"lie in {low:g} to {high:g}"
+                raise ExplainError(f"Parameter '{self.name}' must {span}, not {value!r}.")
         return value
 
 

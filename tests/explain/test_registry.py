@@ -34,10 +34,12 @@ def test_parameters_are_checked_by_their_declaration() -> None:
     assert steps.parse("64") == 64 and noise.parse("1") == 1.0 and flag.parse("yes") is True
     assert noise.check(2) == 2.0  # an int where a float is declared is that float
     for param, bad, message in [
-        (steps, "0", "must lie in 1 to inf"),
+        (steps, "0", "must be at least 1, not 0"),
         (steps, "2.5", "takes int values"),
         (rule, "c", "must be one of a, b"),
-        (noise, "nan", "must lie in"),
+        (noise, "nan", "must be at least 0, not nan"),
+        (Param("share", "Share", 0.5, minimum=0.0, maximum=1.0), "2", "must lie in 0 to 1, not 2.0"),
+        (Param("cap", "Cap", 3, maximum=8), "9", "must be at most 8, not 9"),
         (flag, "maybe", "takes bool values"),
     ]:
         with pytest.raises(ExplainError, match=message):

@@ -91,7 +91,7 @@ def test_a_parameter_the_method_does_not_have_is_refused(study: imaging.Volume) 
     model = classifier((32, 32), 3)
     with pytest.raises(ExplainError, match="Grad-CAM has no parameter steps"):
         explain_volume(study, model, "grad_cam", card=card, params={"steps": 3})
-    with pytest.raises(ExplainError, match="'steps' must lie in 1 to inf"):
+    with pytest.raises(ExplainError, match="'steps' must be at least 1"):
         explain_volume(study, model, "integrated_gradients", card=card, params={"steps": 0})
 
 
