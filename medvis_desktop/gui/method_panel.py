@@ -422,5 +422,6 @@ def scrolled(panel: QWidget) -> QScrollArea:
     area.setWidget(panel)
     area.setWidgetResizable(True)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    area.setMinimumWidth(panel.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width())
+    beside = area.verticalScrollBar().sizeHint().width() + 2 * area.frameWidth()
+    area.setMinimumWidth(panel.minimumSizeHint().width() + beside)  # never cut on the right
     return area

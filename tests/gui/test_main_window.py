@@ -17,7 +17,7 @@ from keras import layers
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QContextMenuEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QFileDialog, QMenu
+from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QScrollArea
 
 from medvis_desktop import imaging, models
 from medvis_desktop.export import OverlayStyle
@@ -128,6 +128,9 @@ def test_the_window_fits_a_small_screen_before_and_after_a_study(qtbot, settings
     assert fits_a_small_screen(window)
     window.resize(*SMALL_SCREEN)
     assert window.size().toTuple() == SMALL_SCREEN
+    area = window.panel.parentWidget().parentWidget()  # the method panel scrolls up and down only
+    assert isinstance(area, QScrollArea)
+    qtbot.waitUntil(lambda: window.panel.width() <= area.viewport().width())
     window.close()
 
 
