@@ -116,7 +116,8 @@ class MethodPanel(QWidget):
         form.addRow("Class", self.target)
         form.addRow("Filter", self.filter)
         form.addRow("Region", self.region)
-        form.addRow("Slices per batch", self.batch_size)
+        self.batch_label = QLabel("Slices per batch")  # or patches, as the study is read
+        form.addRow(self.batch_label, self.batch_size)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
@@ -231,6 +232,7 @@ class MethodPanel(QWidget):
         channels; and the study's finest spacing, for sizes asked in mm."""
         self._cost_context = (spatial, images, channels)
         self._unit = unit
+        self.batch_label.setText(f"{unit.capitalize()} per batch")
         self.params.set_spacing(mm)
         self._method_changed()
 

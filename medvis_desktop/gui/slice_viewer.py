@@ -534,6 +534,9 @@ class SliceViewer(QWidget):
         }  # fmt: skip
         if event.key() in steps:
             self.set_slice(self.current_slice + steps[event.key()])
+        elif event.key() in (Qt.Key.Key_Home, Qt.Key.Key_End) and self.volume is not None:
+            last = self.volume.shape[self.active_axis] - 1
+            self.set_slice(last if event.key() == Qt.Key.Key_End else 0)
         elif event.key() == Qt.Key.Key_O:
             self.set_overlay_visible(not self.overlay_visible)
         elif event.key() == Qt.Key.Key_R:

@@ -24,6 +24,8 @@ def test_demo_opens_on_a_lesion_and_the_map_points_at_it(qtbot, settings, name):
     z = case.first_slice
     assert window.viewer.cursor[0] == z and mask[z].any()
     assert window.model is not None and window.card.class_names
+    unit = "Patches" if window.card.patch_extent(volume.spacing) else "Slices"
+    assert window.panel.batch_label.text() == f"{unit} per batch"  # what the progress counts
     assert (painted_outline(window.viewer.views[0])[..., 3] > 0)[mask[z]].any()  # the truth, outlined
     assert "magenta outline: the inserted lesions' true extent" in window.legend()
     job_id = window.run()

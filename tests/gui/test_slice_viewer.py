@@ -75,6 +75,10 @@ def test_scrolling_shows_each_slices_own_map(qtbot, viewer, explanation):
     np.testing.assert_array_equal(shown_overlay(viewer), explanation.maps[6 + PAGE_STEP])
     viewer.views[0].box.scrolled.emit(-1)  # what a wheel notch does
     np.testing.assert_array_equal(shown_overlay(viewer), explanation.maps[5 + PAGE_STEP])
+    qtbot.keyClick(viewer, Qt.Key.Key_End)
+    np.testing.assert_array_equal(shown_overlay(viewer), explanation.maps[-1])
+    qtbot.keyClick(viewer, Qt.Key.Key_Home)
+    np.testing.assert_array_equal(shown_overlay(viewer), explanation.maps[0])
     viewer.slider.setValue(2)
     np.testing.assert_array_equal(shown_overlay(viewer), explanation.maps[2])
     assert_shows(viewer.views[0].image, viewer.volume.voxels[2], viewer.window)
