@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
+from PySide6.QtCore import QEvent, QObject, QSettings, QSize, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
@@ -29,6 +29,8 @@ TIMEOUT_S = 300
 # Start anyway this long after show() if the window never paints (shown minimised, say).
 START_FALLBACK_MS = 1000
 FIRST_DEMO = "ct"
+FIRST_SIZE = QSize(1400, 900)  # a first launch's window, made smaller to fit a smaller screen
+SCREEN_SHARE = 0.9  # of the screen's free area, leaving room for the window's frame
 EXIT_FAILED, EXIT_TIMEOUT = 1, 2
 
 
@@ -170,6 +172,12 @@ def run_gui(args: argparse.Namespace, settings: QSettings | None = None) -> int:
     return _run_gui(args, settings or settings_store())
 
 
+def first_size(available: QSize) -> QSize:
+    """FIRST_SIZE, or less on a screen where it would not fit with the window's frame."""
+    room = available * SCREEN_SHARE
+    return FIRST_SIZE.boundedTo(QSize(int(room.width()), int(room.height())))
+
+
 def _run_gui(args: argparse.Namespace, settings: QSettings) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("medvis")
@@ -177,8 +185,8 @@ def _run_gui(args: argparse.Namespace, settings: QSettings) -> int:
     app.setDesktopFileName("medvis")  # Wayland and task bars match the window to medvis.desktop
     app.setWindowIcon(QIcon(str(resource("icons", "medvis.svg"))))
     window = MainWindow(settings, interactive=args.screenshot is None)
-    if window.geometry().width() < 400:
-        window.resize(1400, 900)
+    if window.geometry().width() < 400:  # no size saved from an earlier session
+        window.resize(first_size(window.screen().availableSize()))
     script = Script(window, args)
     script.start_when_painted()
     window.show()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QObject
+from PySide6.QtCore import QEvent, QObject, QSize
 from PySide6.QtWidgets import QMainWindow, QWidget
 
 from medvis_desktop.cli import build_parser
@@ -95,3 +95,11 @@ def test_a_window_builds_its_views_once_when_first_used(qtbot, settings):
     exports = window.export_menu.actions()
     figure_size = exports.index(window.include_patient) - 1  # the submenu, right above this option
     assert exports[figure_size].text() == "Figure size"
+
+
+def test_a_first_launch_fits_the_screen():
+    """1400 × 900 where there is room; on a 1366 × 768 laptop (less its task bar) or a 1080p
+    screen at 150 % (1280 × 720), 90 % of the free area, so the frame fits too."""
+    assert gui_app.first_size(QSize(1920, 1040)) == QSize(1400, 900)
+    assert gui_app.first_size(QSize(1366, 728)) == QSize(1229, 655)
+    assert gui_app.first_size(QSize(1280, 680)) == QSize(1152, 612)
