@@ -34,7 +34,7 @@ from medvis_desktop.export.images import (
     view_marks,
     zoom_for,
 )
-from medvis_desktop.gui.score_track import CURRENT_PEN, CURVE_PEN, THRESHOLD_PEN
+from medvis_desktop.gui.score_track import CURRENT_PEN, CURVE_PEN, THRESHOLD_PEN, score_range
 from medvis_desktop.imaging.orientation import Edges
 
 FONT_FAMILY = "DejaVu Sans"
@@ -242,9 +242,7 @@ def _paint_scores(painter: QPainter, rect: QRect, strip: ScoreStrip, text: float
     in words above and below the plot, never beyond the strip, and their ends numbered."""
     metrics = painter.fontMetrics()
     values = np.asarray(strip.scores, dtype=np.float64)
-    finite = values[np.isfinite(values)]
-    low = min(0.0, strip.threshold, float(finite.min()))
-    high = max(1.0, strip.threshold, float(finite.max()))
+    low, high = score_range(values, strip.threshold)
     ends = (short_number(high), short_number(low))
     gap, line = round(4 * text), metrics.height()
     numbers = max(metrics.horizontalAdvance(number) for number in ends) + gap

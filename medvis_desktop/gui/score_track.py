@@ -51,6 +51,8 @@ class ScoreTrack(QWidget):
         self.plot.setMinimumHeight(90)
         self.plot.setLabel("bottom", "slice")
         self.plot.setLabel("left", "score")
+        for side in ("bottom", "left"):  # no "score (x0.001)" with ticks of 0 to 800
+            self.plot.getAxis(side).enableAutoSIPrefix(False)
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(x=False, y=False)
         self.curve = self.plot.plot(pen=CURVE_PEN, connect="finite")
@@ -129,6 +131,8 @@ class ScoreTrack(QWidget):
         self.plot.getAxis("bottom").setTicks(numbers)
         if len(self.track):
             self.plot.setXRange(1, max(len(self.track), 2), padding=0.02)
+        if np.isfinite(self.track).any():
+            self.plot.setYRange(*score_range(self.track, self.threshold), padding=0.05)
 
     def _clicked(self, event) -> None:
         if not len(self.track) or event.button() != Qt.MouseButton.LeftButton:
@@ -141,3 +145,10 @@ class ScoreTrack(QWidget):
         self._threshold = float(self.threshold_line.value())
         self._draw()
         self.threshold_changed.emit(self.threshold)
+
+
+def score_range(scores: np.ndarray, threshold: float) -> tuple[float, float]:
+    """The score axis: 0 to 1 (a probability's range) widened to the scores and the threshold,
+    so tracks of two studies compare at a glance (the exported figure's strip uses it too)."""
+    finite = scores[np.isfinite(scores)]
+    return min(0.0, threshold, float(finite.min())), max(1.0, threshold, float(finite.max()))

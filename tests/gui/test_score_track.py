@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QImage, QPainter
 from PySide6.QtTest import QTest
 
 from medvis_desktop.arrays import next_flagged
@@ -77,18 +78,39 @@ def test_the_window_fills_the_track_as_results_arrive_and_n_jumps_to_a_flagged_s
     assert f" {expected + 1}/{len(explanation.scores)}" in caption
 
 
-def test_a_short_track_numbers_every_slice_and_no_fraction(qtbot):
-    from PySide6.QtGui import QImage, QPainter
-
-    track = make_track(qtbot)
-    axis = track.plot.getAxis("bottom")
-    image = QImage(600, 40, QImage.Format.Format_ARGB32)
+def tick_labels(track: ScoreTrack, side: str) -> list[str]:
+    """The labels the axis draws (as pyqtgraph lays them out to paint)."""
+    image = QImage(600, 200, QImage.Format.Format_ARGB32)
     painter = QPainter(image)
     try:
-        _, _, texts = axis.generateDrawSpecs(painter)
+        _, _, texts = track.plot.getAxis(side).generateDrawSpecs(painter)
     finally:
         painter.end()
-    assert [text for _, _, text in texts] == [str(k) for k in range(1, 9)]
+    return [text for _, _, text in texts]
+
+
+def test_a_short_track_numbers_every_slice_and_no_fraction(qtbot):
+    track = make_track(qtbot)
+    assert tick_labels(track, "bottom") == [str(k) for k in range(1, 9)]
+
+
+def test_the_score_axis_spans_0_to_1_in_plain_numbers(qtbot):
+    """Scores up to 0.75: the axis still reads 0 to 1, not "score (x0.001)" from 0 to 800."""
+    track = ScoreTrack()
+    qtbot.addWidget(track)
+    track.resize(600, 200)
+    track.show()
+    track.set_track(np.array([0.1, 0.75, 0.2, 0.3], dtype=np.float32), "lesion")
+    qtbot.wait(100)  # pyqtgraph's own range, had it chosen one, is set by now
+    low, high = track.plot.getPlotItem().vb.viewRange()[1]
+    assert low <= 0 and high >= 1
+    assert "x0.001" not in track.plot.getAxis("left").labelString()
+    labels = [float(label) for label in tick_labels(track, "left")]
+    assert labels and max(labels) == 1 and min(labels) == 0
+    track.set_track(np.array([-2.0, 3.0], dtype=np.float32), "logit")  # not a probability: widened
+    qtbot.wait(100)
+    low, high = track.plot.getPlotItem().vb.viewRange()[1]
+    assert low <= -2 and high >= 3
 
 
 def test_one_image_says_its_score_in_words_instead_of_a_track(qtbot):
