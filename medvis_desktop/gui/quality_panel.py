@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 from medvis_desktop.export import OverlayStyle
 from medvis_desktop.export.images import finite_range, map_scale
 from medvis_desktop.gui.compare_view import CompareView
+from medvis_desktop.gui.plots import plain_plot
 
 if TYPE_CHECKING:  # both load TensorFlow: the window loads it later, on purpose
     from medvis_desktop.gui.worker import Measurement
@@ -97,11 +98,7 @@ class QualityPanel(QWidget):
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        self.plot = pg.PlotWidget()
-        self.plot.setMinimumHeight(160)
-        self.plot.setMenuEnabled(False)
-        self.plot.setLabel("bottom", "fraction of the voxels moved, highest-ranked first")
-        self.plot.setLabel("left", "model output")
+        self.plot = plain_plot("fraction of the voxels moved, highest-ranked first", "model output", 160)
         self.legend = legend_above(self.plot)
         self.values = {
             name: QLabel("—") for name in ("mu_fidelity", "pointing_game", "energy_inside", "seconds")
@@ -259,12 +256,10 @@ class SanityView(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(tiles)
-        self.plot = pg.PlotWidget()
-        self.plot.setMinimumHeight(140)
-        self.plot.setMenuEnabled(False)
+        self.plot = plain_plot(
+            "layers re-initialised, from the output down (0: the trained model)", "similarity", 140
+        )
         self.plot.setYRange(-1, 1)
-        self.plot.setLabel("bottom", "layers re-initialised, from the output down (0: the trained model)")
-        self.plot.setLabel("left", "similarity")
         legend_above(self.plot)
         self.captions: list[str] = []  # under each map, in order: "original", then a layer each
         columns = QHBoxLayout()

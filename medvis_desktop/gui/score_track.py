@@ -17,6 +17,7 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from medvis_desktop.arrays import next_flagged
+from medvis_desktop.gui.plots import plain_plot
 
 DEFAULT_THRESHOLD = 0.5  # a probability: the model's own decision for a sigmoid or softmax head
 CURVE_PEN = pg.mkPen((90, 170, 255), width=2)
@@ -47,13 +48,7 @@ class ScoreTrack(QWidget):
         self._layout.addWidget(self.caption, alignment=Qt.AlignmentFlag.AlignTop)  # plot or not
 
     def _build_plot(self) -> None:
-        self.plot = pg.PlotWidget()
-        self.plot.setMinimumHeight(90)
-        self.plot.setLabel("bottom", "slice")
-        self.plot.setLabel("left", "score")
-        for side in ("bottom", "left"):  # no "score (x0.001)" with ticks of 0 to 800
-            self.plot.getAxis(side).enableAutoSIPrefix(False)
-        self.plot.setMenuEnabled(False)
+        self.plot = plain_plot("slice", "score", 90)
         self.plot.setMouseEnabled(x=False, y=False)
         self.curve = self.plot.plot(pen=CURVE_PEN, connect="finite")
         self.flagged = pg.ScatterPlotItem(size=5, brush=FLAGGED_BRUSH, pen=None)

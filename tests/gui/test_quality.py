@@ -67,6 +67,9 @@ def test_measure_gives_the_metrics_of_the_slice_as_computed_directly(qtbot, wind
     qtbot.waitUntil(lambda: legend.sceneBoundingRect().bottom() <= area.sceneBoundingRect().top())
     curves = [item for item in window.quality.plot.listDataItems()]
     assert [len(item.getData()[1]) for item in curves] == [STEPS + 1, STEPS + 1]
+    assert max(item.getData()[1].max() for item in curves) < 1  # pyqtgraph would say "x0.001":
+    qtbot.wait(100)  # its prefix is chosen as the range is laid out
+    assert "(x" not in window.quality.plot.getAxis("left").labelString()  # plain numbers
     assert window.quality.values["mu_fidelity"].text() == f"{fidelity:.3f}"
     assert "open a reference mask" in window.quality.values["pointing_game"].text()
     assert f"slice {SLICE + 1}" in window.quality.caption.text()
