@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import pyqtgraph as pg
+from PySide6.QtCore import QSize
+
+PREFERRED_SHARE = 1.5  # of the minimum height
 
 
-def plain_plot(bottom: str, left: str, min_height: int) -> pg.PlotWidget:
-    """A plot with named axes in plain numbers: pyqtgraph would draw scores below 1 as
-    "(x0.001)" with ticks from 0 to 800. No context menu: its export and ranges are ours."""
-    plot = pg.PlotWidget()
-    plot.setMinimumHeight(min_height)
-    plot.setMenuEnabled(False)
-    for side, label in (("bottom", bottom), ("left", left)):
-        plot.setLabel(side, label)
-        plot.getAxis(side).enableAutoSIPrefix(False)
-    return plot
+class PlainPlot(pg.PlotWidget):
+    """A plot with named axes in plain numbers (pyqtgraph would draw scores below 1 as
+    "(x0.001)" with ticks from 0 to 800), no context menu, and a preferred height of half as
+    much again as its minimum: it takes the room a dock gives it, but asks for little more.
+    pyqtgraph's preferred height (about 480 px) made the Quality panel taller than its dock,
+    the curves out of sight below it."""
+
+    def __init__(self, bottom: str, left: str, min_height: int) -> None:
+        super().__init__()
+        self.setMinimumHeight(min_height)
+        self.setMenuEnabled(False)
+        for side, label in (("bottom", bottom), ("left", left)):
+            self.setLabel(side, label)
+            self.getAxis(side).enableAutoSIPrefix(False)
+
+    def sizeHint(self) -> QSize:
+        return QSize(super().sizeHint().width(), round(PREFERRED_SHARE * self.minimumHeight()))

@@ -198,8 +198,7 @@ class QualityMenu:
 
     def show_compare(self) -> None:
         """The Compare tab, the result's own method ticked."""
-        self.quality_dock.show()
-        self.quality_dock.raise_()
+        self._open_quality_dock()
         self.quality.tabs.setCurrentWidget(self.quality.compare)
         if self.explanation is not None and not self.quality.compare.chosen():
             self.quality.compare.choose([self.explanation.method])
@@ -293,9 +292,18 @@ class QualityMenu:
         self.quality.set_running(True)
         self._quality_job = self.relay.submit(job)
         self._asked[self._quality_job] = _Asked(job, explanation, caption, reference)
+        self._open_quality_dock()
+        return self._quality_job
+
+    def _open_quality_dock(self) -> None:
+        """Shown, in front, and tall enough for the curves and maps (up to half the window):
+        at the bottom docks' first height a result lands out of sight under the controls."""
         self.quality_dock.show()
         self.quality_dock.raise_()
-        return self._quality_job
+        title = self.quality_dock.height() - self.quality_dock.widget().height()  # and frame
+        wanted = min(self.quality.sizeHint().height() + title, self.height() // 2)
+        if self.quality_dock.height() < wanted:
+            self.resizeDocks([self.quality_dock], [wanted], Qt.Orientation.Vertical)
 
     # --- results (MainWindow routes them here) ---------------------------------------------
 
@@ -317,6 +325,7 @@ class QualityMenu:
         else:
             self.quality.show_sanity(asked.caption, asked.explanation.label, result)
             self._remember_quality(asked, "sanity", _cascade_record(asked, result))
+        self._open_quality_dock()  # again: the result's captions and legends add lines
         return True
 
     def _show_compared(self, job: CompareJob, compared: Compared) -> None:

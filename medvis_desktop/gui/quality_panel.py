@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 from medvis_desktop.export import OverlayStyle
 from medvis_desktop.export.images import finite_range, map_scale
 from medvis_desktop.gui.compare_view import CompareView
-from medvis_desktop.gui.plots import plain_plot
+from medvis_desktop.gui.plots import PlainPlot
 
 if TYPE_CHECKING:  # both load TensorFlow: the window loads it later, on purpose
     from medvis_desktop.gui.worker import Measurement
@@ -98,7 +98,7 @@ class QualityPanel(QWidget):
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        self.plot = plain_plot("fraction of the voxels moved, highest-ranked first", "model output", 160)
+        self.plot = PlainPlot("fraction of the voxels moved, highest-ranked first", "model output", 160)
         self.legend = legend_above(self.plot)
         self.values = {
             name: QLabel("—") for name in ("mu_fidelity", "pointing_game", "energy_inside", "seconds")
@@ -256,7 +256,7 @@ class SanityView(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(tiles)
-        self.plot = plain_plot(
+        self.plot = PlainPlot(
             "layers re-initialised, from the output down (0: the trained model)", "similarity", 140
         )
         self.plot.setYRange(-1, 1)

@@ -17,7 +17,7 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from medvis_desktop.arrays import next_flagged
-from medvis_desktop.gui.plots import plain_plot
+from medvis_desktop.gui.plots import PlainPlot
 
 DEFAULT_THRESHOLD = 0.5  # a probability: the model's own decision for a sigmoid or softmax head
 CURVE_PEN = pg.mkPen((90, 170, 255), width=2)
@@ -48,7 +48,7 @@ class ScoreTrack(QWidget):
         self._layout.addWidget(self.caption, alignment=Qt.AlignmentFlag.AlignTop)  # plot or not
 
     def _build_plot(self) -> None:
-        self.plot = plain_plot("slice", "score", 90)
+        self.plot = PlainPlot("slice", "score", 90)
         self.plot.setMouseEnabled(x=False, y=False)
         self.curve = self.plot.plot(pen=CURVE_PEN, connect="finite")
         self.flagged = pg.ScatterPlotItem(size=5, brush=FLAGGED_BRUSH, pen=None)

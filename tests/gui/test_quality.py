@@ -50,6 +50,7 @@ def mask_file(path, volume: Volume, shape: tuple[int, ...] | None = None):
 
 
 def test_measure_gives_the_metrics_of_the_slice_as_computed_directly(qtbot, window):
+    window.resize(1400, 900)  # the first size on a screen with room for it (gui/app.py)
     explained(qtbot, window, layer="conv2", target=1)
     method_progress = window.panel.progress.text()
     wait_job(qtbot, window, window.measure())
@@ -67,6 +68,9 @@ def test_measure_gives_the_metrics_of_the_slice_as_computed_directly(qtbot, wind
     qtbot.waitUntil(lambda: legend.sceneBoundingRect().bottom() <= area.sceneBoundingRect().top())
     curves = [item for item in window.quality.plot.listDataItems()]
     assert [len(item.getData()[1]) for item in curves] == [STEPS + 1, STEPS + 1]
+    plot = window.quality.plot  # the curves in sight in their dock, not below its first 220 px
+    bottom = plot.mapFromScene(area.sceneBoundingRect().bottomLeft())
+    assert plot.mapTo(window.quality_dock, bottom).y() <= window.quality_dock.height()
     assert max(item.getData()[1].max() for item in curves) < 1  # pyqtgraph would say "x0.001":
     qtbot.wait(100)  # its prefix is chosen as the range is laid out
     assert "(x" not in window.quality.plot.getAxis("left").labelString()  # plain numbers
