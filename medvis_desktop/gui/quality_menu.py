@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtWidgets import QFileDialog, QFrame, QInputDialog, QScrollArea
 
 from medvis_desktop import export, imaging
@@ -246,6 +246,12 @@ class QualityMenu:
         job = CompareJob(QUALITY_VIEW, self.volume, self.model, runs, z, **self.quality.settings())
         return self._submit_quality(job, explanation, caption)
 
+    def _scroll_to_comparison(self) -> None:
+        """The dock scrolled down to put the maps' row at its top, past the check boxes."""
+        scroll = self.quality_dock.widget()
+        bar = scroll.verticalScrollBar()
+        bar.setValue(bar.value() + self.quality.compare.row.mapTo(scroll.viewport(), QPoint(0, 0)).y())
+
     def cancel_quality(self) -> None:
         if self.relay is not None:
             self.relay.cancel(QUALITY_VIEW)
@@ -338,6 +344,8 @@ class QualityMenu:
         self.quality.compare.show_method(
             compared.index, grey, spacing, compared.study_map, signed, self.viewer.style, measures
         )
+        if compared.index == 0:  # the first map is in: show the row, once it is laid out
+            QTimer.singleShot(0, self, self._scroll_to_comparison)
         self._comparison["methods"].append(
             {
                 "method": run.method, "label": METHODS[run.method].label,

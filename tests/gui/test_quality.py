@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from pydicom.uid import generate_uid
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QPoint, QTimer
 from PySide6.QtWidgets import QApplication, QInputDialog
 
 from medvis_desktop import imaging
@@ -253,6 +253,8 @@ def test_compare_methods_side_by_side_and_exported_as_one_picture(qtbot, window,
         window.quality.compare.compare_button.click()
     tiles = window.quality.compare.tiles
     assert [tile.label for tile in tiles] == ["Grad-CAM", "LayerCAM", "Gradient"]
+    viewport = window.quality_dock.widget().viewport()  # the maps in sight, past the check boxes
+    qtbot.waitUntil(lambda: 0 <= tiles[0].canvas.mapTo(viewport, QPoint(0, 0)).y() < viewport.height() / 2)
     batch = window.card.slice_input(window.volume.voxels, [SLICE])
     deleted = deletion(window.model, batch, grad_cam(window.model, batch, "conv2", 1), 1, steps=STEPS).auc[0]
     assert tiles[0].measures.deletion_auc == pytest.approx(deleted)
